@@ -1,0 +1,91 @@
+"""Command line: parses arguments, calls into the package, nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from bot.config import ConfigError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from bot import schedule_cli
+
+    parser = argparse.ArgumentParser(prog="oncall-bot", description="Incident response and on-call bot for Slack.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="HTTP mode behind gunicorn: POST /slack/events, /healthz, ...")
+    serve.add_argument("--no-scheduler", action="store_true", help="leave handoffs, reminders and escalations to a `clock` process")
+    serve.add_argument("--workers", type=int, default=None, help="gunicorn worker processes (default WEB_CONCURRENCY or 1)")
+    serve.add_argument("--threads", type=int, default=8, help="threads per worker")
+    serve.set_defaults(func=_serve)
+
+    socket = sub.add_parser("socket", help="Socket Mode, for teams without a public URL")
+    socket.add_argument("--no-scheduler", action="store_true")
+    socket.set_defaults(func=_socket)
+
+    clock = sub.add_parser("clock", help="the scheduler alone (handoffs, reminders, escalations)")
+    clock.set_defaults(func=_clock)
+
+    console = sub.add_parser("console", help="try the bot without Slack: type slash commands as a named user")
+    console.add_argument("--script", help="replay a scenario file instead of reading the keyboard")
+    console.add_argument("--at", help="start the clock at this ISO instant (default: now)")
+    console.add_argument("--database", help="SQLAlchemy URL (default: a fresh temporary SQLite file)")
+    console.set_defaults(func=_console)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(func=_migrate)
+
+    schedule_cli.add_subcommands(sub)
+    return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from bot.serve import serve
+
+    return serve(workers=args.workers, threads=args.threads, with_scheduler=not args.no_scheduler)
+
+
+def _socket(args: argparse.Namespace) -> int:
+    from bot.serve import socket_mode
+
+    return socket_mode(with_scheduler=not args.no_scheduler)
+
+
+def _clock(args: argparse.Namespace) -> int:
+    from bot.serve import clock
+
+    return clock()
+
+
+def _console(args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    return run_console(script=args.script, start=args.at, database_url=args.database)
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from bot.config import load_settings
+    from bot.storage import Storage
+
+    settings = load_settings()
+    Storage(settings.database_url).migrate()
+    print("database schema is up to date")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"oncall-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""Settings from the environment, validated once and passed down explicitly."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message is one line for the operator."""
+
+
+# What each variable means, for the one-line error when it is missing.
+DESCRIPTIONS = {
+    "SLACK_BOT_TOKEN": "the bot token (xoxb-...) from your Slack app's OAuth page",
+    "SLACK_SIGNING_SECRET": "the signing secret from your Slack app's Basic Information page",
+    "SLACK_APP_TOKEN": "an app-level token (xapp-...) with connections:write, for Socket Mode",
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the bot reads from its environment."""
+
+    slack_bot_token: str | None = None
+    slack_signing_secret: str | None = None
+    slack_app_token: str | None = None
+    slack_api_url: str = "https://slack.com/api/"
+    database_url: str = "sqlite:///oncall.db"
+    rotations_dir: Path = Path("rotations")
+    templates_dir: Path = Path("templates")
+    incidents_channel: str | None = None
+    port: int = 3000
+    alertmanager_token: str | None = None
+    postmortems_dir: Path | None = None
+
+    def __repr__(self) -> str:  # secrets never reach logs through a repr
+        return (
+            f"Settings(database_url={_mask_url(self.database_url)!r}, "
+            f"slack_api_url={self.slack_api_url!r}, port={self.port})"
+        )
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[str, ...] = ()) -> Settings:
+    """Read and validate settings; raise ConfigError naming the first bad variable."""
+    env = os.environ if environ is None else environ
+
+    def get(name: str) -> str | None:
+        value = env.get(name, "").strip()
+        return value or None
+
+    for name in require:
+        if not get(name):
+            raise ConfigError(f"{name} is not set: {DESCRIPTIONS.get(name, 'required')}")
+    token = get("SLACK_BOT_TOKEN")
+    if token and not token.startswith("xoxb-"):
+        raise ConfigError("SLACK_BOT_TOKEN must be a bot token starting with xoxb-")
+    app_token = get("SLACK_APP_TOKEN")
+    if app_token and not app_token.startswith("xapp-"):
+        raise ConfigError("SLACK_APP_TOKEN must be an app-level token starting with xapp-")
+    port_text = get("PORT") or "3000"
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"PORT must be a TCP port number (1-65535), got {port_text!r}")
+    api_url = get("SLACK_API_URL") or "https://slack.com/api/"
+    if not api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
+    if not api_url.endswith("/"):
+        api_url += "/"
+    database_url = get("DATABASE_URL") or "sqlite:///oncall.db"
+    if "://" not in database_url:
+        raise ConfigError("DATABASE_URL must be an SQLAlchemy URL such as sqlite:///oncall.db")
+    postmortems = get("POSTMORTEMS_DIR")
+    return Settings(
+        slack_bot_token=token,
+        slack_signing_secret=get("SLACK_SIGNING_SECRET"),
+        slack_app_token=app_token,
+        slack_api_url=api_url,
+        database_url=database_url,
+        rotations_dir=Path(get("ROTATIONS_DIR") or "rotations"),
+        templates_dir=Path(get("TEMPLATES_DIR") or "templates"),
+        incidents_channel=get("INCIDENTS_CHANNEL"),
+        port=int(port_text),
+        alertmanager_token=get("ALERTMANAGER_TOKEN"),
+        postmortems_dir=Path(postmortems) if postmortems else None,
+    )
+
+
+def _mask_url(url: str) -> str:
+    """Hide a password in a database URL."""
+    scheme, sep, rest = url.partition("://")
+    if "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}{sep}{user}:***@{host}"

@@ -1,0 +1,244 @@
+"""Incident service functions: each takes an explicit db_session and plain values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
+
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+OPEN = ("investigating", "identified", "monitoring")
+
+
+class IncidentError(Exception):
+    """Something a user asked that cannot be done; the message is written for them."""
+
+
+def severity_label(severity: int) -> str:
+    return f"SEV{severity}"
+
+
+def next_number(*, db_session: Session, name: str = "incident") -> int:
+    """Take the next number of a gap-free counter; concurrent callers queue on the row lock."""
+    result = db_session.execute(
+        update(Counter).where(col(Counter.name) == name).values(value=Counter.value + 1)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        db_session.add(Counter(name=name, value=1))
+        db_session.flush()
+        return 1
+    return db_session.exec(select(Counter.value).where(Counter.name == name)).one()
+
+
+def add_entry(
+    *, db_session: Session, incident: Incident, at: datetime, actor: str, kind: str, text: str,
+    old: str | None = None, new: str | None = None, permalink: str | None = None,
+    source_key: str | None = None,
+) -> TimelineEntry:
+    """Append one timeline entry."""
+    entry = TimelineEntry(
+        incident_id=incident.id, at=at, actor=actor, kind=kind, text=text, old=old, new=new,
+        permalink=permalink, source_key=source_key,
+    )
+    db_session.add(entry)
+    return entry
+
+
+def declare_incident(
+    *, db_session: Session, title: str, severity: int, declarer: str, now: datetime,
+    rotation: str | None = None, description: str | None = None, dedup_key: str | None = None,
+) -> Incident:
+    """Save a new incident with the declarer as commander; numbers are 1, 2, 3... without gaps."""
+    title = " ".join(title.split())
+    if not title:
+        raise IncidentError("The incident needs a title.")
+    if severity not in (1, 2, 3, 4):
+        raise IncidentError("Severity must be SEV1 to SEV4.")
+    number = next_number(db_session=db_session)
+    incident = Incident(
+        id=number, title=title[:500], description=description, severity=severity,
+        status="investigating", commander=declarer, declarer=declarer, rotation=rotation,
+        declared_at=now, last_update_at=now, dedup_key=dedup_key,
+    )
+    db_session.add(incident)
+    db_session.flush()
+    add_entry(
+        db_session=db_session, incident=incident, at=now, actor=declarer, kind="declared",
+        text=f"Declared {severity_label(severity)}: {incident.title}", new=severity_label(severity),
+    )
+    return incident
+
+
+def get_incident(*, db_session: Session, number: int) -> Incident:
+    """The incident with that number, or IncidentError."""
+    incident = db_session.get(Incident, number)
+    if incident is None:
+        raise IncidentError(f"There is no incident #{number}.")
+    return incident
+
+
+def get_by_channel(*, db_session: Session, channel_id: str) -> Incident | None:
+    """The incident whose channel this is, if any."""
+    return db_session.exec(select(Incident).where(Incident.channel_id == channel_id)).first()
+
+
+def list_open_incidents(*, db_session: Session) -> list[Incident]:
+    """Open incidents, worst severity first, then oldest."""
+    return list(
+        db_session.exec(
+            select(Incident)
+            .where(col(Incident.status).in_(OPEN))
+            .order_by(col(Incident.severity), col(Incident.id))
+        ).all()
+    )
+
+
+def _require_open(incident: Incident) -> None:
+    if incident.status == "resolved":
+        raise IncidentError(f"Incident #{incident.id} is resolved; declare a new one if it is back.")
+
+
+def set_severity(
+    *, db_session: Session, incident: Incident, severity: int, actor: str, now: datetime
+) -> TimelineEntry:
+    """Change the severity; raising is allowed on a resolved incident only through a new one."""
+    _require_open(incident)
+    if severity == incident.severity:
+        raise IncidentError(f"Incident #{incident.id} is already {severity_label(severity)}.")
+    old = severity_label(incident.severity)
+    incident.severity = severity
+    db_session.add(incident)
+    return add_entry(
+        db_session=db_session, incident=incident, at=now, actor=actor, kind="severity",
+        text=f"Severity {old} → {severity_label(severity)}", old=old, new=severity_label(severity),
+    )
+
+
+def set_status(
+    *, db_session: Session, incident: Incident, status: str, actor: str, now: datetime,
+    summary: str | None = None,
+) -> TimelineEntry:
+    """Move the incident to a status; monitoring marks mitigation, resolved closes it."""
+    if status not in STATUSES:
+        raise IncidentError(f"`{status}` is not a status.")
+    _require_open(incident)
+    if status == incident.status:
+        raise IncidentError(f"Incident #{incident.id} is already {status}.")
+    old = incident.status
+    incident.status = status
+    incident.last_update_at = now
+    if status == "monitoring" and incident.mitigated_at is None:
+        incident.mitigated_at = now
+    if status == "resolved":
+        incident.resolved_at = now
+        if incident.mitigated_at is None:
+            incident.mitigated_at = now
+        if summary:
+            incident.summary = summary
+    db_session.add(incident)
+    text = f"Status {old} → {status}"
+    if status == "resolved" and summary:
+        text += f": {summary}"
+    return add_entry(
+        db_session=db_session, incident=incident, at=now, actor=actor,
+        kind="resolved" if status == "resolved" else "status", text=text, old=old, new=status,
+    )
+
+
+def add_note(*, db_session: Session, incident: Incident, text: str, actor: str, now: datetime) -> TimelineEntry:
+    """A status update or observation; it counts as an update for the reminder."""
+    incident.last_update_at = now
+    db_session.add(incident)
+    return add_entry(db_session=db_session, incident=incident, at=now, actor=actor, kind="note", text=text)
+
+
+def set_commander(
+    *, db_session: Session, incident: Incident, commander: str, actor: str, now: datetime
+) -> TimelineEntry:
+    """Hand command to someone."""
+    _require_open(incident)
+    if commander == incident.commander:
+        raise IncidentError(f"<@{commander}> is already the commander.")
+    old = incident.commander
+    incident.commander = commander
+    db_session.add(incident)
+    return add_entry(
+        db_session=db_session, incident=incident, at=now, actor=actor, kind="commander",
+        text=f"Commander <@{old}> → <@{commander}>", old=old, new=commander,
+    )
+
+
+def add_action_item(
+    *, db_session: Session, incident: Incident, text: str, owner: str | None, actor: str, now: datetime
+) -> ActionItem:
+    """A follow-up for the postmortem."""
+    item = ActionItem(incident_id=incident.id, text=text, owner=owner, created_by=actor, created_at=now)
+    db_session.add(item)
+    owner_text = f" (owner <@{owner}>)" if owner else ""
+    add_entry(
+        db_session=db_session, incident=incident, at=now, actor=actor, kind="action",
+        text=f"Action item: {text}{owner_text}",
+    )
+    return item
+
+
+def record_message(
+    *, db_session: Session, incident: Incident, author: str, text: str, posted_at: datetime,
+    permalink: str | None, source_key: str,
+) -> TimelineEntry | None:
+    """Add a Slack message to the timeline once; None when it is already there."""
+    exists = db_session.exec(
+        select(TimelineEntry.id).where(
+            TimelineEntry.incident_id == incident.id, TimelineEntry.source_key == source_key
+        )
+    ).first()
+    if exists is not None:
+        return None
+    return add_entry(
+        db_session=db_session, incident=incident, at=posted_at, actor=author, kind="pinned",
+        text=text, permalink=permalink, source_key=source_key,
+    )
+
+
+def timeline(*, db_session: Session, incident: Incident) -> list[TimelineEntry]:
+    """Every entry of the incident in time order."""
+    return list(
+        db_session.exec(
+            select(TimelineEntry)
+            .where(TimelineEntry.incident_id == incident.id)
+            .order_by(col(TimelineEntry.at), col(TimelineEntry.id))
+        ).all()
+    )
+
+
+def action_items(*, db_session: Session, incident: Incident) -> list[ActionItem]:
+    return list(
+        db_session.exec(
+            select(ActionItem).where(ActionItem.incident_id == incident.id).order_by(col(ActionItem.id))
+        ).all()
+    )
+
+
+def note_member(*, db_session: Session, channel_id: str, user_id: str, present: bool = True) -> None:
+    """Remember who is in a channel (from our invites and Slack's member events)."""
+    row = db_session.get(ChannelMember, (channel_id, user_id))
+    if present and row is None:
+        db_session.add(ChannelMember(channel_id=channel_id, user_id=user_id))
+    elif not present and row is not None:
+        db_session.delete(row)
+
+
+def is_member(*, db_session: Session, channel_id: str, user_id: str) -> bool:
+    return db_session.get(ChannelMember, (channel_id, user_id)) is not None
+
+
+def may_update(*, db_session: Session, incident: Incident, user_id: str) -> bool:
+    """The commander, the declarer and anyone in the channel may update the incident."""
+    if user_id in (incident.commander, incident.declarer):
+        return True
+    return bool(incident.channel_id) and is_member(
+        db_session=db_session, channel_id=incident.channel_id or "", user_id=user_id
+    )

@@ -1,0 +1,1 @@
+"""Scheduled work (handoffs, reminders, escalations) calling domain services."""

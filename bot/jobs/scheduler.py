@@ -1,0 +1,202 @@
+"""One-off jobs at UTC instants on APScheduler 3 with a persistent job store.
+
+Only one process runs the scheduler (the `clock` process, or `serve`/`socket`/`console` alone);
+every process asks for jobs by writing a JobRequest row in its own transaction, and the
+scheduler's process moves those rows into APScheduler's store, so the store is never shared.
+Every job run first claims `job:<key>` in the database, so a second scheduler started by
+mistake, or a replay after a crash, does not send anything twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from bot.clock import Clock
+from bot.models import Claim, JobRequest
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+
+JobHandler = Callable[[Session, dict[str, Any]], None]
+# Jobs in a persistent store are saved by reference, so they find their process's scheduler here.
+_SCHEDULERS: dict[str, "JobScheduler"] = {}
+
+
+def request_job(session: Session, *, kind: str, key: str, run_at: datetime, payload: dict[str, Any]) -> None:
+    """Ask for a one-off job at a UTC instant, in the caller's transaction."""
+    if run_at.tzinfo is None:
+        raise ValueError("jobs run at aware UTC instants")
+    session.add(JobRequest(action="add", key=key, kind=kind, payload=json.dumps(payload), run_at=run_at))
+
+
+def cancel_job(session: Session, *, key: str, prefix: bool = False) -> None:
+    """Drop a pending job (or every job whose key starts with `key`), in the caller's transaction."""
+    session.add(JobRequest(action="cancel_prefix" if prefix else "cancel", key=key))
+
+
+def claim(session: Session, key: str, now: datetime) -> bool:
+    """Insert a once-only marker; False when someone already holds it."""
+    try:
+        with session.begin_nested():
+            session.add(Claim(key=key, claimed_at=now))
+            session.flush()
+        return True
+    except IntegrityError:
+        return False
+
+
+def fire(scheduler_id: str, kind: str, key: str, payload: dict[str, Any]) -> None:
+    """APScheduler's entry point for every stored job."""
+    scheduler = _SCHEDULERS.get(scheduler_id)
+    if scheduler is None:
+        log.error("job %s fired with no scheduler %s in this process", key, scheduler_id)
+        return
+    scheduler.execute(kind, key, payload)
+
+
+class JobScheduler:
+    """Wraps one APScheduler BackgroundScheduler; `manual=True` runs jobs only on run_due()."""
+
+    def __init__(self, storage: Storage, clock: Clock, *, manual: bool = False, poll_seconds: float = 1.0) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.manual = manual
+        self.poll_seconds = poll_seconds
+        self.handlers: dict[str, JobHandler] = {}
+        self.after_job: Callable[[], None] | None = None  # e.g. wake the outbox
+        self.id = storage.url
+        self._aps: BackgroundScheduler | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.RLock()
+
+    def register(self, kind: str, handler: JobHandler) -> None:
+        self.handlers[kind] = handler
+
+    @property
+    def running(self) -> bool:
+        return self._aps is not None
+
+    def start(self) -> None:
+        """Start the scheduler in this process (paused when manual)."""
+        store = SQLAlchemyJobStore(engine=self.storage.engine, tablename="apscheduler_jobs")
+        self._aps = BackgroundScheduler(
+            jobstores={"default": store},
+            timezone=timezone.utc,
+            job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
+        )
+        self._aps.start(paused=self.manual)
+        _SCHEDULERS[self.id] = self
+        self.sync()
+        if not self.manual:
+            self._thread = threading.Thread(target=self._loop, name="job-sync", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        if self._aps is not None:
+            self._aps.shutdown(wait=True)
+            self._aps = None
+        if _SCHEDULERS.get(self.id) is self:
+            del _SCHEDULERS[self.id]
+
+    def notify(self) -> None:
+        """A JobRequest was just committed: sync now rather than at the next poll."""
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sync()
+            except Exception:
+                log.exception("job request sync failed")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    def sync(self) -> int:
+        """Move JobRequest rows into APScheduler's store; returns how many were applied."""
+        if self._aps is None:
+            return 0
+        with self._lock, self.storage.session() as session:
+            requests = session.exec(select(JobRequest).order_by(JobRequest.id)).all()  # type: ignore[arg-type]
+            for request in requests:
+                if request.action == "add":
+                    assert request.run_at is not None
+                    self._aps.add_job(
+                        fire,
+                        trigger="date",
+                        run_date=request.run_at,
+                        id=request.key,
+                        replace_existing=True,
+                        args=[self.id, request.kind, request.key, json.loads(request.payload)],
+                    )
+                else:
+                    keys = [request.key]
+                    if request.action == "cancel_prefix":
+                        keys = [job.id for job in self._aps.get_jobs() if job.id.startswith(request.key)]
+                    for key in keys:
+                        try:
+                            self._aps.remove_job(key)
+                        except JobLookupError:
+                            pass
+                session.delete(request)
+            return len(requests)
+
+    def pending(self) -> list[tuple[str, datetime]]:
+        """(key, run_at) of every stored job, soonest first."""
+        self.sync()
+        if self._aps is None:
+            return []
+        jobs = [(job.id, job.next_run_time) for job in self._aps.get_jobs() if job.next_run_time]
+        return sorted(jobs, key=lambda item: item[1])
+
+    def run_due(self, now: datetime | None = None) -> int:
+        """Manual mode: run every stored job due at `now` (the clock's now), soonest first."""
+        now = now or self.clock.now()
+        ran = 0
+        for _ in range(1000):
+            due = [key for key, at in self.pending() if at <= now]
+            if not due:
+                break
+            key = due[0]
+            assert self._aps is not None
+            job = self._aps.get_job(key)
+            if job is None:
+                continue
+            args = job.args
+            self._aps.remove_job(key)
+            self.execute(args[1], args[2], args[3])
+            ran += 1
+        return ran
+
+    def execute(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        """Run one job once: claim it and do its work in one transaction."""
+        handler = self.handlers.get(kind)
+        if handler is None:
+            log.error("no handler for job kind %s (%s)", kind, key)
+            return
+        try:
+            with self.storage.session() as session:
+                if not claim(session, f"job:{key}", self.clock.now()):
+                    log.info("job %s already ran; skipped", key)
+                    return
+                handler(session, payload)
+        except Exception:
+            log.exception("job %s (%s) failed", key, kind)
+            return
+        if self.after_job is not None:
+            self.after_job()

@@ -1,0 +1,175 @@
+"""SQLModel tables. Every datetime is stored as UTC and comes back aware."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):  # type: ignore[type-arg]
+    """Stores aware datetimes as naive UTC and returns them aware (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use aware UTC")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: Any, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc)
+
+
+def _when(nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+class Counter(SQLModel, table=True):
+    """Named gap-free counters (incident numbers)."""
+
+    name: str = Field(primary_key=True)
+    value: int = 0
+
+
+class Incident(SQLModel, table=True):
+    id: int = Field(primary_key=True)  # the incident number, gap-free
+    title: str = Field(sa_column=Column(Text, nullable=False))
+    description: Optional[str] = Field(default=None, sa_column=Column(Text))
+    severity: int = 3
+    status: str = Field(default="investigating", index=True)
+    commander: str
+    declarer: str
+    rotation: Optional[str] = None
+    channel_id: Optional[str] = Field(default=None, index=True)
+    channel_name: Optional[str] = None
+    summary_ts: Optional[str] = None
+    declared_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+    acknowledged_at: Optional[datetime] = _when()
+    mitigated_at: Optional[datetime] = _when()
+    resolved_at: Optional[datetime] = _when()
+    last_update_at: Optional[datetime] = _when()
+    summary: Optional[str] = Field(default=None, sa_column=Column(Text))
+    dedup_key: Optional[str] = Field(default=None, index=True)
+
+
+class TimelineEntry(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("incident_id", "source_key"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    actor: str
+    kind: str
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    old: Optional[str] = None
+    new: Optional[str] = None
+    permalink: Optional[str] = None
+    source_key: Optional[str] = None  # e.g. the pinned message, so a re-delivery adds nothing
+
+
+class Page(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    user: str
+    rotation: Optional[str] = None
+    level: int = 0
+    paged_by: str = ""
+    paged_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    acknowledged_at: Optional[datetime] = _when()
+    acknowledged_by: Optional[str] = None
+    escalated_at: Optional[datetime] = _when()
+    dm_channel: Optional[str] = None
+    dm_ts: Optional[str] = None
+
+
+class ActionItem(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    owner: Optional[str] = None
+    created_by: str
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class PostmortemDraft(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("incident_id", "version"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    incident_id: int = Field(foreign_key="incident.id", index=True)
+    version: int
+    markdown: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = "draft"
+
+
+class OverrideRecord(SQLModel, table=True):
+    """An on-call override or swap made from Slack."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rotation: str = Field(index=True)
+    user: str
+    start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    end: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_by: str
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    reason: str = "override"
+
+
+class UserProfile(SQLModel, table=True):
+    """What Slack told us about a person, cached: name and time zone."""
+
+    user_id: str = Field(primary_key=True)
+    name: str = ""
+    tz: str = "UTC"
+    email: Optional[str] = Field(default=None, index=True)
+    fetched_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Claim(SQLModel, table=True):
+    """A once-only marker: Slack event ids, button presses, job runs, handoff announcements."""
+
+    key: str = Field(primary_key=True, max_length=255)
+    claimed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class OutboxTask(SQLModel, table=True):
+    """Slack side effects owed to users, retried with backoff until done."""
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str
+    payload: str = Field(sa_column=Column(Text, nullable=False))  # JSON
+    status: str = "pending"  # pending | done | failed
+    attempts: int = 0
+    next_attempt_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    lease_until: Optional[datetime] = _when()
+    last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class JobRequest(SQLModel, table=True):
+    """A one-off job to add to (or drop from) the scheduler, written in the requester's
+    transaction; only the process that runs the scheduler moves it into APScheduler's store."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    action: str  # add | cancel
+    key: str
+    kind: str = ""
+    payload: str = Field(default="{}", sa_column=Column(Text, nullable=False))
+    run_at: Optional[datetime] = _when()
+
+
+class ChannelMember(SQLModel, table=True):
+    """Who is in an incident channel, as far as the bot has seen (invites and member events)."""
+
+    channel_id: str = Field(primary_key=True)
+    user_id: str = Field(primary_key=True)

@@ -1,0 +1,1 @@
+"""On-call service: rotations from files plus overrides from the database."""

@@ -1,0 +1,112 @@
+"""On-call questions answered from rotation files and stored overrides."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, select
+
+from bot.models import OverrideRecord
+from bot.schedule import (
+    Override,
+    Rotation,
+    Shift,
+    default_rotation,
+    next_shifts_for,
+    shifts_between,
+    who_is_on_call,
+)
+
+
+class OncallError(Exception):
+    """A request about rotations that cannot be answered; the message is for the user."""
+
+
+def find_rotation(rotations: dict[str, Rotation], name: str | None) -> Rotation:
+    """The named rotation, or the default one; OncallError naming the choices otherwise."""
+    if name is None:
+        rotation = default_rotation(rotations)
+        if rotation is None:
+            raise OncallError(
+                "No default rotation is set; name one: " + (", ".join(sorted(rotations)) or "(none)")
+            )
+        return rotation
+    rotation = rotations.get(name)
+    if rotation is None:
+        known = ", ".join(sorted(rotations)) or "none are configured"
+        raise OncallError(f"There is no rotation `{name}` (known: {known}).")
+    return rotation
+
+
+def overrides(*, db_session: Session, rotation: Rotation) -> tuple[Override, ...]:
+    """The file's overrides followed by the stored ones (later ones win)."""
+    rows = db_session.exec(
+        select(OverrideRecord).where(OverrideRecord.rotation == rotation.name).order_by(col(OverrideRecord.id))
+    ).all()
+    stored = tuple(Override(user=row.user, start=row.start, end=row.end) for row in rows)
+    return tuple(rotation.overrides) + stored
+
+
+def on_call_at(*, db_session: Session, rotation: Rotation, at: datetime) -> Shift:
+    """Whoever holds the pager of the rotation at an instant."""
+    return who_is_on_call(rotation, at, overrides(db_session=db_session, rotation=rotation))
+
+
+def shifts(*, db_session: Session, rotation: Rotation, start: datetime, days: int) -> list[Shift]:
+    """The effective shifts from `start` for `days` days."""
+    return shifts_between(
+        rotation, start, start + timedelta(days=days), overrides(db_session=db_session, rotation=rotation)
+    )
+
+
+def next_shifts(*, db_session: Session, rotation: Rotation, user: str, after: datetime, limit: int = 5) -> list[Shift]:
+    return next_shifts_for(rotation, user, after, limit, overrides(db_session=db_session, rotation=rotation))
+
+
+def is_member(rotation: Rotation, user: str) -> bool:
+    """True when the user is one of the rotation's members in any region."""
+    return any(user in region.members for region in rotation.regions)
+
+
+def add_override(
+    *, db_session: Session, rotation: Rotation, user: str, start: datetime, end: datetime,
+    actor: str, now: datetime, reason: str = "override",
+) -> OverrideRecord:
+    """Put `user` on call from start to end; only the rotation's members may do it."""
+    if not is_member(rotation, actor):
+        raise OncallError(f"Only members of `{rotation.name}` may change who is on call there.")
+    if end <= start:
+        raise OncallError("The override must end after it starts.")
+    if end - start > timedelta(days=31):
+        raise OncallError("An override lasts at most 31 days.")
+    if end <= now:
+        raise OncallError("That override would be entirely in the past.")
+    record = OverrideRecord(
+        rotation=rotation.name, user=user, start=start, end=end, created_by=actor, created_at=now,
+        reason=reason,
+    )
+    db_session.add(record)
+    db_session.flush()
+    return record
+
+
+def remove_override(*, db_session: Session, rotations: dict[str, Rotation], override_id: int, actor: str) -> OverrideRecord:
+    """Delete a stored override; only members of its rotation may."""
+    record = db_session.get(OverrideRecord, override_id)
+    if record is None:
+        raise OncallError(f"There is no override #{override_id}.")
+    rotation = rotations.get(record.rotation)
+    if rotation is not None and not is_member(rotation, actor):
+        raise OncallError(f"Only members of `{record.rotation}` may remove its overrides.")
+    db_session.delete(record)
+    return record
+
+
+def list_overrides(*, db_session: Session, rotation: Rotation, after: datetime) -> list[OverrideRecord]:
+    return list(
+        db_session.exec(
+            select(OverrideRecord)
+            .where(OverrideRecord.rotation == rotation.name, OverrideRecord.end > after)
+            .order_by(col(OverrideRecord.start))
+        ).all()
+    )

@@ -1,0 +1,191 @@
+"""The outbox: side effects owed to users, recorded in the same transaction as the change
+that owes them, then run by a worker with retries and backoff until they succeed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from datetime import datetime, timedelta
+from typing import Any, Callable
+
+from sqlalchemy import or_, update
+from sqlmodel import Session, select
+
+from bot.clock import Clock
+from bot.models import OutboxTask
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[dict[str, Any]], None]
+LEASE = timedelta(seconds=120)
+
+
+class PermanentError(Exception):
+    """A task that can never succeed; it is marked failed at once and reported."""
+
+
+def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime) -> OutboxTask:
+    """Record a side effect in the caller's transaction; it runs after the commit."""
+    task = OutboxTask(
+        kind=kind, payload=json.dumps(payload), next_attempt_at=now, created_at=now
+    )
+    session.add(task)
+    return task
+
+
+class Outbox:
+    """Runs due tasks: in a background thread (serve, socket, clock) or on demand (console)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        clock: Clock,
+        handlers: dict[str, Handler] | None = None,
+        *,
+        max_attempts: int = 10,
+        base_delay: float = 1.0,
+        max_delay: float = 300.0,
+        on_failure: Callable[[str, dict[str, Any], str], None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.handlers: dict[str, Handler] = dict(handlers or {})
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.on_failure = on_failure
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._busy = threading.Lock()
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def notify(self) -> None:
+        """Wake the worker: something was just committed."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ran = self.run_due()
+            except Exception:
+                log.exception("outbox worker pass failed")
+                ran = 0
+            if not ran:
+                self._wake.wait(0.5)
+                self._wake.clear()
+
+    def run_due(self, limit: int = 50) -> int:
+        """Claim and run the tasks that are due now; returns how many ran."""
+        with self._busy:
+            now = self.clock.now()
+            with self.storage.session() as session:
+                ids = session.exec(
+                    select(OutboxTask.id)
+                    .where(OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now)
+                    .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
+                    .order_by(OutboxTask.id)  # type: ignore[arg-type]
+                    .limit(limit)
+                ).all()
+            ran = 0
+            for task_id in ids:
+                if self._claim(task_id, now):
+                    self._run(task_id)
+                    ran += 1
+            return ran
+
+    def drain(self, max_passes: int = 100) -> None:
+        """Run due tasks until none is left due (console and tests)."""
+        for _ in range(max_passes):
+            if not self.run_due():
+                return
+
+    def pending_count(self) -> int:
+        with self.storage.session() as session:
+            return len(session.exec(select(OutboxTask.id).where(OutboxTask.status == "pending")).all())
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Block until no task is pending and due (tests); False on timeout."""
+        deadline = threading.Event()
+        waited = 0.0
+        while waited < timeout:
+            now = self.clock.now()
+            with self.storage.session() as session:
+                due = session.exec(
+                    select(OutboxTask.id).where(
+                        OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now
+                    )
+                ).first()
+            if due is None and not self._busy.locked():
+                return True
+            deadline.wait(0.02)
+            waited += 0.02
+        return False
+
+    def _claim(self, task_id: int, now: datetime) -> bool:
+        """Take a lease on one task, so a second worker (another process) skips it."""
+        with self.storage.session() as session:
+            result = session.execute(
+                update(OutboxTask)
+                .where(OutboxTask.id == task_id, OutboxTask.status == "pending")  # type: ignore[arg-type]
+                .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
+                .values(lease_until=now + LEASE, attempts=OutboxTask.attempts + 1)
+            )
+            return result.rowcount == 1  # type: ignore[attr-defined]
+
+    def _run(self, task_id: int) -> None:
+        with self.storage.session() as session:
+            task = session.get(OutboxTask, task_id)
+            assert task is not None
+            kind, payload, attempts = task.kind, json.loads(task.payload), task.attempts
+        handler = self.handlers.get(kind)
+        error: str | None = None
+        permanent = False
+        if handler is None:
+            error, permanent = f"no handler for outbox task kind {kind!r}", True
+        else:
+            try:
+                handler(payload)
+            except PermanentError as exc:
+                error, permanent = str(exc), True
+            except Exception as exc:  # retried: Slack outages, rate limits, crashes mid-way
+                log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
+                error = f"{type(exc).__name__}: {exc}"
+        with self.storage.session() as session:
+            task = session.get(OutboxTask, task_id)
+            assert task is not None
+            task.lease_until = None
+            if error is None:
+                task.status = "done"
+                task.last_error = None
+            elif permanent or attempts >= self.max_attempts:
+                task.status = "failed"
+                task.last_error = error
+            else:
+                delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+                task.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
+                task.last_error = error
+            failed = task.status == "failed"
+        if failed:
+            log.error("outbox task %s (%s) gave up: %s", task_id, kind, error)
+            if self.on_failure is not None:
+                try:
+                    self.on_failure(kind, payload, error or "")
+                except Exception:
+                    log.exception("reporting a failed outbox task failed")

@@ -1,0 +1,111 @@
+"""Long-running modes: HTTP behind gunicorn, Socket Mode, and the clock process."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+from typing import Any
+
+from bot.config import Settings, load_settings
+from bot.runtime import Runtime, build_runtime
+from bot.slack.client import make_client
+
+log = logging.getLogger(__name__)
+
+
+def _runtime(settings: Settings) -> Runtime:
+    assert settings.slack_bot_token is not None
+    client = make_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    return build_runtime(settings, client=client)
+
+
+def _start_workers(runtime: Runtime, with_scheduler: bool) -> None:
+    runtime.outbox.start()
+    if with_scheduler:
+        runtime.scheduler.start()
+        from bot.jobs.handoffs import plan_handoffs
+
+        plan_handoffs(runtime)
+
+
+def _stop_workers(runtime: Runtime) -> None:
+    runtime.scheduler.stop()
+    runtime.outbox.stop()
+    runtime.storage.dispose()
+
+
+def make_wsgi(settings: Settings, *, with_scheduler: bool) -> Any:
+    """The Flask app for one process, with its outbox worker (and scheduler) running."""
+    from bot.slack.app import create_app
+    from bot.web.app import create_web_app
+    import bot.web.routes  # noqa: F401  (installs the non-Slack routes)
+
+    runtime = _runtime(settings)
+    bolt = create_app(runtime, signing_secret=settings.slack_signing_secret)
+    web = create_web_app(runtime, bolt)
+    _start_workers(runtime, with_scheduler)
+    web.config["runtime"] = runtime
+    return web
+
+
+def serve(*, workers: int | None, threads: int, with_scheduler: bool) -> int:
+    """Run gunicorn in this process; exits cleanly on SIGTERM after in-flight requests."""
+    from gunicorn.app.base import BaseApplication
+
+    settings = load_settings(require=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"))
+    workers = workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
+    if workers > 1 and with_scheduler:
+        log.warning("%d workers: the scheduler is left to a `clock` process", workers)
+        with_scheduler = False
+    # Fail fast on bad rotation files before forking workers.
+    _runtime(settings).storage.dispose()
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"0.0.0.0:{settings.port}")
+            self.cfg.set("workers", workers)
+            self.cfg.set("threads", threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("graceful_timeout", 20)
+            self.cfg.set("accesslog", "-")
+            self.cfg.set("worker_exit", lambda _server, worker: _stop_workers(worker.wsgi.config["runtime"]))
+
+        def load(self) -> Any:
+            return make_wsgi(settings, with_scheduler=with_scheduler)
+
+    Server().run()
+    return 0
+
+
+def socket_mode(*, with_scheduler: bool) -> int:
+    """Socket Mode: Slack connects out over a websocket; the HTTP routes are not served."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+    from bot.slack.app import create_app
+
+    settings = load_settings(require=("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"))
+    runtime = _runtime(settings)
+    bolt = create_app(runtime, signing_secret=None)
+    _start_workers(runtime, with_scheduler)
+    handler = SocketModeHandler(bolt, settings.slack_app_token)
+    try:
+        handler.start()
+    finally:
+        _stop_workers(runtime)
+    return 0
+
+
+def clock() -> int:
+    """The scheduler alone, until SIGTERM or SIGINT."""
+    settings = load_settings(require=("SLACK_BOT_TOKEN",))
+    runtime = _runtime(settings)
+    _start_workers(runtime, with_scheduler=True)
+    stopped = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stopped.set())
+    log.info("clock running: handoffs, reminders and escalations")
+    stopped.wait()
+    _stop_workers(runtime)
+    return 0

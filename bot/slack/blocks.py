@@ -1,0 +1,114 @@
+"""Block Kit builders: what the bot's messages look like."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.incidents.service import severity_label
+from bot.models import Incident
+from bot.slack.text import escape, truncate, user
+
+SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
+
+
+def topic(incident: Incident) -> str:
+    """The channel topic: severity, status and commander first, then the title; <= 250 chars."""
+    head = f"{severity_label(incident.severity)} · {incident.status} · Commander: {user(incident.commander)}"
+    return truncate(f"{head} · {incident.title}", 250)
+
+
+def incident_line(incident: Incident) -> str:
+    channel = f"<#{incident.channel_id}>" if incident.channel_id else "(channel pending)"
+    return (
+        f"{SEVERITY_EMOJI.get(incident.severity, '')} *#{incident.id} {escape(incident.title)}* · "
+        f"{severity_label(incident.severity)} · {incident.status} · {channel} · "
+        f"commander {user(incident.commander)}"
+    )
+
+
+def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
+    """The pinned summary: text fallback and blocks with Acknowledge, Join and Resolve."""
+    title = escape(incident.title)
+    text = f"Incident #{incident.id}: {title} ({severity_label(incident.severity)}, {incident.status})"
+    fields = [
+        f"*Severity*\n{SEVERITY_EMOJI.get(incident.severity, '')} {severity_label(incident.severity)}",
+        f"*Status*\n{incident.status}",
+        f"*Commander*\n{user(incident.commander)}",
+        f"*Declared by*\n{user(incident.declarer)}",
+    ]
+    if incident.rotation:
+        fields.append(f"*Rotation*\n{escape(incident.rotation)}")
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(f"Incident #{incident.id}: {incident.title}", 150)}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
+    ]
+    if incident.description:
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(escape(incident.description), 2900)}})
+    if incident.status != "resolved":
+        value = str(incident.id)
+        blocks.append(
+            {
+                "type": "actions",
+                "elements": [
+                    {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "action_id": "incident_ack", "value": value, "style": "primary"},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Join"}, "action_id": "incident_join", "value": value},
+                    {"type": "button", "text": {"type": "plain_text", "text": "Resolve"}, "action_id": "incident_resolve", "value": value, "style": "danger"},
+                ],
+            }
+        )
+    else:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(incident.summary or "Resolved.")}]})
+    return text, blocks
+
+
+def page_dm(incident: Incident, page_id: int, paged_by: str) -> tuple[str, list[dict[str, Any]]]:
+    """The page a responder receives, with Acknowledge and Escalate."""
+    channel = f"<#{incident.channel_id}>" if incident.channel_id else "its channel (being created)"
+    text = (
+        f":rotating_light: {user(paged_by)} paged you for incident #{incident.id} "
+        f"*{escape(incident.title)}* ({severity_label(incident.severity)}) in {channel}."
+    )
+    blocks = [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {
+            "type": "actions",
+            "elements": [
+                {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "action_id": "page_ack", "value": str(page_id), "style": "primary"},
+                {"type": "button", "text": {"type": "plain_text", "text": "Escalate"}, "action_id": "page_escalate", "value": str(page_id), "style": "danger"},
+            ],
+        },
+    ]
+    return text, blocks
+
+
+def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:
+    """The form behind a bare `/incident declare`."""
+    severity_options = [
+        {"text": {"type": "plain_text", "text": f"SEV{n}"}, "value": str(n)} for n in (1, 2, 3, 4)
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
+         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 250}},
+        {"type": "input", "block_id": "severity", "label": {"type": "plain_text", "text": "Severity"},
+         "element": {"type": "static_select", "action_id": "value", "options": severity_options,
+                     "initial_option": severity_options[2]}},
+        {"type": "input", "block_id": "description", "optional": True,
+         "label": {"type": "plain_text", "text": "What is happening?"},
+         "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
+    ]
+    if rotations:
+        options = [{"text": {"type": "plain_text", "text": r[:75]}, "value": r} for r in rotations[:100]]
+        blocks.append(
+            {"type": "input", "block_id": "rotation", "optional": True,
+             "label": {"type": "plain_text", "text": "Rotation to page"},
+             "element": {"type": "static_select", "action_id": "value", "options": options}}
+        )
+    return {
+        "type": "modal",
+        "callback_id": "declare_incident",
+        "private_metadata": channel_id,
+        "title": {"type": "plain_text", "text": "Declare an incident"},
+        "submit": {"type": "plain_text", "text": "Declare"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": blocks,
+    }

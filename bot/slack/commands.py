@@ -1,0 +1,291 @@
+"""Slash-command text to typed commands. Pure: no Slack calls, no database."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Union
+
+SEVERITIES = (1, 2, 3, 4)
+STATUSES = ("investigating", "identified", "monitoring", "resolved")
+
+# Slack escapes a mention as <@U123> or <@U123|name>; a typed-in plain @name stays text.
+MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class UsageError(Exception):
+    """The command could not be understood; the message says what was wrong and the right form."""
+
+
+INCIDENT_HELP = """*`/incident` — declare and run incidents*
+`/incident declare [sev1|sev2|sev3|sev4] TITLE` — declare (no text opens a form)
+Inside an incident channel:
+`/incident sev 1-4` · `/incident status investigating|identified|monitoring|resolved`
+`/incident note TEXT` · `/incident commander @user` · `/incident page @user|ROTATION`
+`/incident action [@owner] TEXT` · `/incident timeline` · `/incident resolve [SUMMARY]`
+`/incident postmortem` (draft again)
+Anywhere: `/incident list` · `/incident help`
+SEV1 is the worst; SEV4 the mildest."""
+
+ONCALL_HELP = """*`/oncall` — who holds the pager*
+`/oncall` — who is on call now, every rotation · `/oncall ROTATION` — one rotation
+`/oncall next ROTATION` — who is next · `/oncall me` — my next shifts, in my time zone
+`/oncall schedule ROTATION [DAYS]` — the shifts ahead (default 7 days)
+`/oncall override ROTATION @user START END` — put someone on call (ISO times, e.g. 2026-11-24T09:00; your own time zone unless an offset is given)
+`/oncall override remove ID` — remove an override
+`/oncall swap ROTATION @user` — take over their next shift
+`/oncall help`"""
+
+FORMS = {
+    "declare": "`/incident declare [sev1|sev2|sev3|sev4] TITLE`",
+    "sev": "`/incident sev 1|2|3|4` (SEV1 is the worst)",
+    "status": "`/incident status investigating|identified|monitoring|resolved`",
+    "note": "`/incident note TEXT`",
+    "commander": "`/incident commander @user`",
+    "page": "`/incident page @user` or `/incident page ROTATION`",
+    "action": "`/incident action [@owner] TEXT`",
+    "resolve": "`/incident resolve [SUMMARY]`",
+    "next": "`/oncall next ROTATION`",
+    "schedule": "`/oncall schedule ROTATION [DAYS]` (DAYS from 1 to 90)",
+    "override": "`/oncall override ROTATION @user START END` or `/oncall override remove ID`",
+    "swap": "`/oncall swap ROTATION @user`",
+}
+
+
+@dataclass(frozen=True)
+class Help:
+    pass
+
+
+@dataclass(frozen=True)
+class OpenDeclareForm:
+    pass
+
+
+@dataclass(frozen=True)
+class Declare:
+    severity: int
+    title: str
+
+
+@dataclass(frozen=True)
+class SetSeverity:
+    severity: int
+
+
+@dataclass(frozen=True)
+class SetStatus:
+    status: str
+
+
+@dataclass(frozen=True)
+class AddNote:
+    text: str
+
+
+@dataclass(frozen=True)
+class SetCommander:
+    user: str
+
+
+@dataclass(frozen=True)
+class PageSomeone:
+    user: str | None = None
+    rotation: str | None = None
+
+
+@dataclass(frozen=True)
+class AddAction:
+    text: str
+    owner: str | None = None
+
+
+@dataclass(frozen=True)
+class ShowTimeline:
+    pass
+
+
+@dataclass(frozen=True)
+class Resolve:
+    summary: str | None
+
+
+@dataclass(frozen=True)
+class DraftPostmortem:
+    pass
+
+
+@dataclass(frozen=True)
+class ListIncidents:
+    pass
+
+
+IncidentCommand = Union[
+    Help, OpenDeclareForm, Declare, SetSeverity, SetStatus, AddNote, SetCommander, PageSomeone,
+    AddAction, ShowTimeline, Resolve, DraftPostmortem, ListIncidents,
+]
+
+
+@dataclass(frozen=True)
+class WhoIsOnCall:
+    rotation: str | None = None
+
+
+@dataclass(frozen=True)
+class NextOnCall:
+    rotation: str
+
+
+@dataclass(frozen=True)
+class MyShifts:
+    pass
+
+
+@dataclass(frozen=True)
+class ShowSchedule:
+    rotation: str
+    days: int = 7
+
+
+@dataclass(frozen=True)
+class AddOverride:
+    rotation: str
+    user: str
+    start: str
+    end: str
+
+
+@dataclass(frozen=True)
+class RemoveOverride:
+    override_id: int
+
+
+@dataclass(frozen=True)
+class Swap:
+    rotation: str
+    user: str
+
+
+OncallCommand = Union[Help, WhoIsOnCall, NextOnCall, MyShifts, ShowSchedule, AddOverride, RemoveOverride, Swap]
+
+
+def _split(text: str) -> tuple[str, str]:
+    text = (text or "").strip()
+    verb, _, rest = text.partition(" ")
+    return verb.lower(), rest.strip()
+
+
+def _fail(problem: str, form: str) -> UsageError:
+    return UsageError(f"{problem}. Use {FORMS[form]}.")
+
+
+def parse_mention(token: str, form: str) -> str:
+    """A Slack user mention to its user ID."""
+    match = MENTION.match(token.strip())
+    if not match:
+        raise _fail(f"{token or 'Nothing'!s} is not a Slack user mention (pick someone with @)", form)
+    return match.group(1)
+
+
+def parse_severity(token: str, form: str = "sev") -> int:
+    """'2', 'sev2', 'SEV 2' -> 2; anything else is a UsageError."""
+    cleaned = token.strip().lower().replace(" ", "")
+    if cleaned.startswith("sev"):
+        cleaned = cleaned[3:]
+    if cleaned.isdigit() and int(cleaned) in SEVERITIES:
+        return int(cleaned)
+    raise _fail(f"`{token.strip() or '(nothing)'}` is not a severity", form)
+
+
+def parse_incident(text: str) -> IncidentCommand:
+    """Parse the text after `/incident`."""
+    verb, rest = _split(text)
+    if verb in ("", "help"):
+        return Help()
+    if verb == "declare":
+        if not rest:
+            return OpenDeclareForm()
+        first, _, title = rest.partition(" ")
+        severity = 3
+        if re.fullmatch(r"(?i)sev-?\d+", first):
+            severity = parse_severity(first, "declare")
+            rest = title.strip()
+        if not rest:
+            raise _fail("The incident needs a title", "declare")
+        return Declare(severity=severity, title=rest)
+    if verb == "sev":
+        return SetSeverity(parse_severity(rest))
+    if verb == "status":
+        status = rest.lower()
+        if status not in STATUSES:
+            raise _fail(f"`{rest or '(nothing)'}` is not a status", "status")
+        return SetStatus(status)
+    if verb == "note":
+        if not rest:
+            raise _fail("The note is empty", "note")
+        return AddNote(rest)
+    if verb == "commander":
+        return SetCommander(parse_mention(rest, "commander"))
+    if verb == "page":
+        if rest.startswith("<@"):
+            return PageSomeone(user=parse_mention(rest, "page"))
+        if ROTATION_NAME.match(rest):
+            return PageSomeone(rotation=rest)
+        raise _fail("Say whom to page", "page")
+    if verb == "action":
+        if not rest:
+            raise _fail("The action item is empty", "action")
+        first, _, remainder = rest.partition(" ")
+        if MENTION.match(first) and remainder.strip():
+            return AddAction(text=remainder.strip(), owner=parse_mention(first, "action"))
+        return AddAction(text=rest)
+    if verb == "timeline":
+        return ShowTimeline()
+    if verb == "resolve":
+        return Resolve(rest or None)
+    if verb == "postmortem":
+        return DraftPostmortem()
+    if verb == "list":
+        return ListIncidents()
+    raise UsageError(f"`{verb}` is not an /incident command.\n{INCIDENT_HELP}")
+
+
+def parse_oncall(text: str) -> OncallCommand:
+    """Parse the text after `/oncall`."""
+    verb, rest = _split(text)
+    words = rest.split()
+    if verb == "":
+        return WhoIsOnCall()
+    if verb == "help":
+        return Help()
+    if verb == "me":
+        return MyShifts()
+    if verb == "next":
+        if len(words) != 1:
+            raise _fail("Name one rotation", "next")
+        return NextOnCall(words[0])
+    if verb == "schedule":
+        if not 1 <= len(words) <= 2:
+            raise _fail("Name one rotation", "schedule")
+        days = 7
+        if len(words) == 2:
+            if not words[1].isdigit() or not 1 <= int(words[1]) <= 90:
+                raise _fail(f"`{words[1]}` is not a number of days", "schedule")
+            days = int(words[1])
+        return ShowSchedule(words[0], days)
+    if verb == "override":
+        if len(words) == 2 and words[0].lower() == "remove":
+            if not words[1].isdigit():
+                raise _fail(f"`{words[1]}` is not an override number", "override")
+            return RemoveOverride(int(words[1]))
+        if len(words) != 4:
+            raise _fail("An override needs a rotation, a person, a start and an end", "override")
+        return AddOverride(words[0], parse_mention(words[1], "override"), words[2], words[3])
+    if verb == "swap":
+        if len(words) != 2:
+            raise _fail("A swap needs a rotation and a person", "swap")
+        return Swap(words[0], parse_mention(words[1], "swap"))
+    if len(words) == 0 and ROTATION_NAME.match(verb):
+        return WhoIsOnCall(verb)
+    raise UsageError(f"`{text.strip()}` is not an /oncall command.\n{ONCALL_HELP}")

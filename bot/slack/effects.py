@@ -1,0 +1,179 @@
+"""Outbox tasks that call Slack's Web API. Each is idempotent step by step: it saves what it
+has done, so a retry after a failure or a crash continues instead of starting over."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from slack_sdk.errors import SlackApiError
+
+from bot.incidents import service as incidents
+from bot.models import Incident
+from bot.outbox import PermanentError, enqueue
+from bot.slack import blocks
+from bot.slack.text import channel_name, escape
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def error_code(exc: SlackApiError) -> str:
+    return str(exc.response.get("error", "")) if exc.response is not None else ""
+
+
+class Effects:
+    """The outbox handlers, bound to one runtime."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self.rt = runtime
+        self.client = runtime.client
+
+    def _incident(self, incident_id: int) -> Incident:
+        with self.rt.storage.session() as session:
+            incident = session.get(Incident, incident_id)
+        if incident is None:
+            raise PermanentError(f"incident {incident_id} does not exist")
+        return incident
+
+    def _save(self, incident_id: int, **values: Any) -> None:
+        with self.rt.storage.session() as session:
+            incident = session.get(Incident, incident_id)
+            assert incident is not None
+            for name, value in values.items():
+                setattr(incident, name, value)
+            session.add(incident)
+
+    def open_incident(self, payload: dict[str, Any]) -> None:
+        """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            incident = self._create_channel(incident)
+        self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
+        self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident))
+        if incident.summary_ts is None:
+            text, summary_blocks = blocks.summary(incident)
+            response = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)
+            ts = response["ts"]
+            with self.rt.storage.session() as session:
+                stored = session.get(Incident, incident.id)
+                assert stored is not None
+                stored.summary_ts = ts
+                enqueue(session, "incident.broadcast", {"incident_id": incident.id, "event": "declared"}, now=self.rt.clock.now())
+            incident.summary_ts = ts
+        try:
+            self.client.pins_add(channel=incident.channel_id, timestamp=incident.summary_ts)
+        except SlackApiError as exc:
+            if error_code(exc) != "already_pinned":
+                raise
+
+    def _create_channel(self, incident: Incident) -> Incident:
+        for suffix in range(0, 50):
+            name = channel_name(incident.id, incident.title, suffix)
+            try:
+                response = self.client.conversations_create(name=name)
+            except SlackApiError as exc:
+                if error_code(exc) == "name_taken":
+                    continue
+                raise
+            channel = response["channel"]
+            self._save(incident.id, channel_id=channel["id"], channel_name=channel["name"])
+            incident.channel_id, incident.channel_name = channel["id"], channel["name"]
+            return incident
+        raise PermanentError(f"no free channel name for incident #{incident.id}")
+
+    def invite(self, payload: dict[str, Any]) -> None:
+        """Invite people to a channel; those already there or unknown are skipped."""
+        channel = payload["channel"]
+        users = [u for u in dict.fromkeys(payload.get("users", [])) if u]
+        if not users:
+            return
+        try:
+            self.client.conversations_invite(channel=channel, users=",".join(users))
+        except SlackApiError as exc:
+            if error_code(exc) not in ("already_in_channel", "user_not_found", "cant_invite_self", "user_is_restricted"):
+                raise
+            if len(users) > 1:  # one bad ID fails the batch: invite the rest one by one
+                for one in users:
+                    self.invite({"channel": channel, "users": [one]})
+                return
+        with self.rt.storage.session() as session:
+            for one in users:
+                incidents.note_member(db_session=session, channel_id=channel, user_id=one)
+
+    def refresh_incident(self, payload: dict[str, Any]) -> None:
+        """Bring the topic and the pinned summary up to date."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident))
+        if incident.summary_ts:
+            text, summary_blocks = blocks.summary(incident)
+            self.client.chat_update(channel=incident.channel_id, ts=incident.summary_ts, text=text, blocks=summary_blocks)
+
+    def post_to_incident(self, payload: dict[str, Any]) -> None:
+        """A message in the incident's channel (waits for the channel to exist)."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        self.client.chat_postMessage(channel=incident.channel_id, text=payload["text"], blocks=payload.get("blocks"))
+
+    def broadcast(self, payload: dict[str, Any]) -> None:
+        """Announce a declaration or a raise to SEV1/SEV2 in INCIDENTS_CHANNEL."""
+        target = self.rt.settings.incidents_channel
+        if not target:
+            return
+        incident = self._incident(payload["incident_id"])
+        verb = {"declared": "declared", "raised": "raised to", "resolved": "resolved"}.get(payload.get("event", ""), "updated")
+        text = f":rotating_light: Incident {verb}: {blocks.incident_line(incident)}"
+        if payload.get("event") == "resolved":
+            text = f":white_check_mark: Incident resolved: {blocks.incident_line(incident)}"
+            if payload.get("postmortem"):
+                text += f"\nPostmortem draft: {payload['postmortem']}"
+        self.client.chat_postMessage(channel=target, text=text)
+
+    def post(self, payload: dict[str, Any]) -> None:
+        self.client.chat_postMessage(channel=payload["channel"], text=payload["text"], blocks=payload.get("blocks"))
+
+    def ephemeral(self, payload: dict[str, Any]) -> None:
+        try:
+            self.client.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=payload["text"])
+        except SlackApiError as exc:  # they left, or the channel is gone: tell them directly
+            if error_code(exc) not in ("user_not_in_channel", "channel_not_found", "not_in_channel"):
+                raise
+            self.client.chat_postMessage(channel=payload["user"], text=payload["text"])
+
+    def set_usergroup(self, payload: dict[str, Any]) -> None:
+        self.client.usergroups_users_update(usergroup=payload["usergroup"], users=",".join(payload["users"]))
+
+    def report_failure(self, kind: str, payload: dict[str, Any], error: str) -> None:
+        """Tell the declarer when Slack work for their incident could not be done."""
+        incident_id = payload.get("incident_id")
+        if incident_id is None:
+            return
+        incident = self._incident(incident_id)
+        where = f" in <#{incident.channel_id}>" if incident.channel_id else ""
+        text = (
+            f":warning: I could not finish `{kind}` for incident #{incident.id} "
+            f"*{escape(incident.title)}*{where}: {escape(error)[:300]}. The incident is saved; "
+            f"`/incident list` shows it."
+        )
+        self.client.chat_postMessage(channel=incident.declarer, text=text)
+
+
+def install(runtime: "Runtime") -> None:
+    """Register every Slack outbox task on the runtime's outbox."""
+    effects = Effects(runtime)
+    outbox = runtime.outbox
+    outbox.register("incident.open", effects.open_incident)
+    outbox.register("incident.refresh", effects.refresh_incident)
+    outbox.register("incident.post", effects.post_to_incident)
+    outbox.register("incident.broadcast", effects.broadcast)
+    outbox.register("slack.invite", effects.invite)
+    outbox.register("slack.post", effects.post)
+    outbox.register("slack.ephemeral", effects.ephemeral)
+    outbox.register("slack.usergroup", effects.set_usergroup)
+    outbox.on_failure = effects.report_failure
+    runtime.extras["effects"] = effects

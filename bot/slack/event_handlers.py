@@ -1,0 +1,173 @@
+"""Events, buttons and shortcuts: timeline capture, membership, incident buttons."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+from slack_sdk.errors import SlackApiError
+
+from bot.incidents import service as incidents
+from bot.incidents.service import IncidentError
+from bot.outbox import enqueue
+from bot.slack.people import People
+from bot.slack.text import user
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def slack_ts_to_datetime(ts: str) -> datetime:
+    """A Slack message ts ("1767225600.000100") as an aware UTC datetime."""
+    return datetime.fromtimestamp(float(ts), tz=timezone.utc)
+
+
+class TimelineCapture:
+    """Pinned (:pushpin:) or shortcut-picked messages become timeline entries, once each."""
+
+    def __init__(self, runtime: "Runtime") -> None:
+        self.rt = runtime
+
+    def fetch_and_record(self, payload: dict[str, Any]) -> None:
+        """Outbox task: read the message from Slack and record it (a re-run records nothing new)."""
+        channel, ts = payload["channel"], payload["ts"]
+        history = self.rt.client.conversations_history(channel=channel, latest=ts, inclusive=True, limit=1)
+        messages = [m for m in history.get("messages", []) if m.get("ts") == ts]
+        if not messages:
+            log.info("pinned message %s in %s is gone; nothing recorded", ts, channel)
+            return
+        message = messages[0]
+        self.record(channel, message, self._permalink(channel, ts))
+
+    def _permalink(self, channel: str, ts: str) -> str | None:
+        try:
+            return str(self.rt.client.chat_getPermalink(channel=channel, message_ts=ts)["permalink"])
+        except SlackApiError:
+            return None
+
+    def record(self, channel: str, message: dict[str, Any], permalink: str | None) -> bool:
+        """True when the message was added; False when it was already on the timeline."""
+        ts = message["ts"]
+        with self.rt.storage.session() as session:
+            incident = incidents.get_by_channel(db_session=session, channel_id=channel)
+            if incident is None:
+                return False
+            entry = incidents.record_message(
+                db_session=session, incident=incident, author=message.get("user") or message.get("bot_id") or "unknown",
+                text=message.get("text", ""), posted_at=slack_ts_to_datetime(ts), permalink=permalink,
+                source_key=f"message:{channel}:{ts}",
+            )
+        return entry is not None
+
+
+def register(app: App, runtime: "Runtime", people: People) -> None:
+    capture = TimelineCapture(runtime)
+    runtime.outbox.register("timeline.capture", capture.fetch_and_record)
+
+    @app.event("reaction_added")
+    def reaction_added(event: dict[str, Any]) -> None:
+        item = event.get("item", {})
+        if event.get("reaction") != "pushpin" or item.get("type") != "message":
+            return
+        with runtime.storage.session() as session:
+            if incidents.get_by_channel(db_session=session, channel_id=item.get("channel", "")) is None:
+                return
+            enqueue(session, "timeline.capture", {"channel": item["channel"], "ts": item["ts"]}, now=runtime.clock.now())
+        runtime.after_commit()
+
+    @app.shortcut("add_to_timeline")
+    def add_to_timeline(ack: Ack, body: dict[str, Any], client: Any) -> None:
+        ack()
+        channel = body.get("channel", {}).get("id", "")
+        actor = body.get("user", {}).get("id", "")
+        message = body.get("message") or {}
+        with runtime.storage.session() as session:
+            incident = incidents.get_by_channel(db_session=session, channel_id=channel)
+        if incident is None:
+            text = "That message is not in an incident channel, so it has no timeline to join."
+        elif capture.record(channel, message, capture._permalink(channel, message.get("ts", ""))):
+            text = f"Added to the timeline of incident #{incident.id}."
+        else:
+            text = f"That message is already on the timeline of incident #{incident.id}."
+        try:
+            client.chat_postEphemeral(channel=channel, user=actor, text=text)
+        except SlackApiError:
+            client.chat_postMessage(channel=actor, text=text)
+
+    @app.event("member_joined_channel")
+    def member_joined(event: dict[str, Any]) -> None:
+        with runtime.storage.session() as session:
+            incidents.note_member(db_session=session, channel_id=event["channel"], user_id=event["user"])
+
+    @app.event("member_left_channel")
+    def member_left(event: dict[str, Any]) -> None:
+        with runtime.storage.session() as session:
+            incidents.note_member(db_session=session, channel_id=event["channel"], user_id=event["user"], present=False)
+
+    @app.event("message")
+    def ignore_messages() -> None:
+        """Channel messages are read only when pinned or picked; the subscription is for that."""
+
+    def incident_button(body: dict[str, Any]) -> tuple[int, str]:
+        return int(body["actions"][0]["value"]), body["user"]["id"]
+
+    @app.action("incident_ack")
+    def acknowledge_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        number, actor = incident_button(body)
+        now = runtime.clock.now()
+        with runtime.storage.session() as session:
+            incident = incidents.get_incident(db_session=session, number=number)
+            if incident.acknowledged_at is not None:
+                respond(text=f"Incident #{number} was already acknowledged.", response_type="ephemeral", replace_original=False)
+                return
+            incident.acknowledged_at = now
+            session.add(incident)
+            incidents.add_entry(db_session=session, incident=incident, at=now, actor=actor, kind="acknowledge", text="Acknowledged the incident")
+            enqueue(session, "incident.post", {"incident_id": number, "text": f":eyes: {user(actor)} acknowledged the incident."}, now=now)
+        runtime.after_commit()
+
+    @app.action("incident_join")
+    def join_incident(ack: Ack, body: dict[str, Any]) -> None:
+        ack()
+        number, actor = incident_button(body)
+        with runtime.storage.session() as session:
+            incident = incidents.get_incident(db_session=session, number=number)
+            if incident.channel_id:
+                enqueue(session, "slack.invite", {"channel": incident.channel_id, "users": [actor]}, now=runtime.clock.now())
+        runtime.after_commit()
+
+    @app.action("take_command")
+    def take_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        number, actor = incident_button(body)
+        flows = runtime.extras["incident_flows"]
+        with runtime.storage.session() as session:
+            channel = incidents.get_incident(db_session=session, number=number).channel_id or ""
+        try:
+            from bot.slack.commands import SetCommander
+
+            text = flows.in_channel(SetCommander(actor), channel, actor)
+        except IncidentError as exc:
+            text = str(exc)
+        respond(text=text, response_type="ephemeral", replace_original=False)
+
+    @app.action("incident_resolve")
+    def resolve_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+        ack()
+        number, actor = incident_button(body)
+        flows = runtime.extras["incident_flows"]
+        with runtime.storage.session() as session:
+            incident = incidents.get_incident(db_session=session, number=number)
+            channel = incident.channel_id or ""
+        try:
+            from bot.slack.commands import Resolve
+
+            text = flows.in_channel(Resolve(None), channel, actor)
+        except IncidentError as exc:
+            text = str(exc)
+        respond(text=text, response_type="ephemeral", replace_original=False)

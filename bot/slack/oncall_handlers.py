@@ -1,0 +1,199 @@
+"""`/oncall` listeners and the App Home tab: who holds the pager, in the asker's time zone."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, Respond
+
+from bot.oncall import service as oncall
+from bot.oncall.service import OncallError
+from bot.schedule import Shift
+from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
+from bot.slack import commands
+from bot.slack.commands import UsageError
+from bot.slack.people import People
+from bot.slack.text import escape, user
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def when(instant: datetime, tz: str) -> str:
+    """`Tue 24 Nov 09:00 SGT (01:00 UTC)`: the reader's local time with UTC beside it."""
+    local = utc_to_local(tz, instant)
+    return f"{local:%a %d %b %H:%M} {local.tzname()} ({instant:%H:%M} UTC)"
+
+
+class OncallFlows:
+    def __init__(self, runtime: "Runtime", people: People) -> None:
+        self.rt = runtime
+        self.people = people
+
+    def shift_line(self, shift: Shift, tz: str) -> str:
+        who = self.people.resolve(shift.user)
+        their_tz = self.people.tz(who)
+        their_now = utc_to_local(their_tz, self.rt.clock.now())
+        tag = " (override)" if shift.is_override else ""
+        return (
+            f"{user(who)}{tag} · {escape(shift.region)} · until {when(shift.end, tz)} · "
+            f"their time {their_now:%H:%M} {their_now.tzname()}"
+        )
+
+    def who(self, rotation_name: str | None, asker: str) -> str:
+        tz = self.people.tz(asker)
+        now = self.rt.clock.now()
+        names = [rotation_name] if rotation_name else sorted(self.rt.rotations)
+        if not names:
+            return "No rotations are configured: add TOML files to the rotations folder."
+        lines = []
+        with self.rt.storage.session() as session:
+            for name in names:
+                rotation = oncall.find_rotation(self.rt.rotations, name)
+                shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
+                lines.append(f"*{escape(rotation.name)}*: {self.shift_line(shift, tz)}")
+        return "\n".join(lines)
+
+    def next(self, rotation_name: str, asker: str) -> str:
+        tz = self.people.tz(asker)
+        now = self.rt.clock.now()
+        with self.rt.storage.session() as session:
+            rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
+            current = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
+            following = oncall.on_call_at(db_session=session, rotation=rotation, at=current.end)
+        who = self.people.resolve(following.user)
+        return (
+            f"*{escape(rotation.name)}*: next is {user(who)} ({escape(following.region)}) "
+            f"from {when(following.start, tz)} until {when(following.end, tz)}."
+        )
+
+    def mine(self, asker: str) -> str:
+        tz = self.people.tz(asker)
+        now = self.rt.clock.now()
+        found: list[tuple[datetime, str]] = []
+        with self.rt.storage.session() as session:
+            for rotation in self.rt.rotations.values():
+                for member in {m for r in rotation.regions for m in r.members}:
+                    if self.people.resolve(member) != asker:
+                        continue
+                    for shift in oncall.next_shifts(db_session=session, rotation=rotation, user=member, after=now):
+                        found.append((shift.start, f"*{escape(rotation.name)}* · {when(shift.start, tz)} → {when(shift.end, tz)}"))
+        if not found:
+            return "You have no on-call shifts in the next 90 days."
+        return f"*Your next shifts* ({tz})\n" + "\n".join(line for _, line in sorted(found)[:10])
+
+    def schedule(self, rotation_name: str, days: int, asker: str) -> str:
+        tz = self.people.tz(asker)
+        now = self.rt.clock.now()
+        with self.rt.storage.session() as session:
+            rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
+            shifts = oncall.shifts(db_session=session, rotation=rotation, start=now, days=days)
+            stored = oncall.list_overrides(db_session=session, rotation=rotation, after=now)
+        lines = [f"*{escape(rotation.name)}* — next {days} days, times in {tz}"]
+        for shift in shifts[:60]:
+            tag = " (override)" if shift.is_override else ""
+            lines.append(f"{when(shift.start, tz)} → {when(shift.end, tz)} · {user(self.people.resolve(shift.user))}{tag} · {escape(shift.region)}")
+        if len(shifts) > 60:
+            lines.append(f"_…and {len(shifts) - 60} more; `python -m bot schedule` prints them all._")
+        if stored:
+            lines.append("*Overrides* (remove with `/oncall override remove ID`)")
+            lines.extend(f"#{o.id} {user(o.user)} {when(o.start, tz)} → {when(o.end, tz)} ({o.reason})" for o in stored)
+        return "\n".join(lines)
+
+    def parse_time(self, text: str, tz: str) -> datetime:
+        """ISO date-time with an offset, or a wall-clock time in the asker's zone."""
+        try:
+            return parse_instant(text)
+        except ValueError:
+            pass
+        try:
+            wall = datetime.fromisoformat(text)
+        except ValueError:
+            raise UsageError(f"`{text}` is not a time. Use ISO form such as 2026-11-24T09:00 (your zone) or 2026-11-24T09:00+08:00. Use {commands.FORMS['override']}.") from None
+        return local_to_utc(tz, wall.replace(tzinfo=None))
+
+    def override(self, cmd: commands.AddOverride, asker: str) -> str:
+        tz = self.people.tz(asker)
+        start, end = self.parse_time(cmd.start, tz), self.parse_time(cmd.end, tz)
+        with self.rt.storage.session() as session:
+            rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
+            record = oncall.add_override(db_session=session, rotation=rotation, user=cmd.user, start=start, end=end, actor=asker, now=self.rt.clock.now())
+            number = record.id
+        return f"Override #{number}: {user(cmd.user)} is on call for *{escape(cmd.rotation)}* from {when(start, tz)} to {when(end, tz)}."
+
+    def swap(self, cmd: commands.Swap, asker: str) -> str:
+        tz = self.people.tz(asker)
+        now = self.rt.clock.now()
+        with self.rt.storage.session() as session:
+            rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
+            member = next((m for r in rotation.regions for m in r.members if self.people.resolve(m) == cmd.user), None)
+            if member is None:
+                raise OncallError(f"{user(cmd.user)} is not a member of `{rotation.name}`.")
+            upcoming = oncall.next_shifts(db_session=session, rotation=rotation, user=member, after=now, limit=1)
+            if not upcoming:
+                raise OncallError(f"{user(cmd.user)} has no upcoming shift on `{rotation.name}` to take over.")
+            shift = upcoming[0]
+            start = max(shift.start, now)
+            record = oncall.add_override(db_session=session, rotation=rotation, user=asker, start=start, end=shift.end, actor=asker, now=now, reason=f"swap with {cmd.user}")
+            number = record.id
+        return f"Override #{number}: you take {user(cmd.user)}'s *{escape(cmd.rotation)}* shift {when(start, tz)} → {when(shift.end, tz)}."
+
+    def remove(self, cmd: commands.RemoveOverride, asker: str) -> str:
+        with self.rt.storage.session() as session:
+            record = oncall.remove_override(db_session=session, rotations=self.rt.rotations, override_id=cmd.override_id, actor=asker)
+        return f"Override #{record.id} on *{escape(record.rotation)}* removed."
+
+    def answer(self, parsed: Any, asker: str) -> str:
+        if isinstance(parsed, commands.WhoIsOnCall):
+            return self.who(parsed.rotation, asker)
+        if isinstance(parsed, commands.NextOnCall):
+            return self.next(parsed.rotation, asker)
+        if isinstance(parsed, commands.MyShifts):
+            return self.mine(asker)
+        if isinstance(parsed, commands.ShowSchedule):
+            return self.schedule(parsed.rotation, parsed.days, asker)
+        if isinstance(parsed, commands.AddOverride):
+            return self.override(parsed, asker)
+        if isinstance(parsed, commands.RemoveOverride):
+            return self.remove(parsed, asker)
+        if isinstance(parsed, commands.Swap):
+            return self.swap(parsed, asker)
+        return commands.ONCALL_HELP
+
+    def home_view(self, viewer: str) -> dict[str, Any]:
+        """The App Home tab: who is on call now everywhere, and my next shifts."""
+        text = f"*On call now*\n{self.who(None, viewer)}\n\n{self.mine(viewer)}"
+        return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
+
+
+def register(app: App, runtime: "Runtime", people: People) -> None:
+    flows = OncallFlows(runtime, people)
+    runtime.extras["oncall_flows"] = flows
+
+    @app.command("/oncall")
+    def oncall_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
+        try:
+            parsed = commands.parse_oncall(command.get("text", ""))
+        except UsageError as exc:
+            ack(text=str(exc))
+            return
+        if isinstance(parsed, commands.Help):
+            ack(text=commands.ONCALL_HELP)
+            return
+        ack()  # the answer needs people's time zones from Slack: reply through response_url
+        try:
+            reply = flows.answer(parsed, command["user_id"])
+        except (OncallError, UsageError) as exc:
+            reply = str(exc)
+        respond(text=reply, response_type="ephemeral")
+
+    @app.event("app_home_opened")
+    def home_opened(event: dict[str, Any], client: Any) -> None:
+        if event.get("tab", "home") != "home":
+            return
+        client.views_publish(user_id=event["user"], view=flows.home_view(event["user"]))
+

@@ -1,0 +1,70 @@
+"""Who people are: names and time zones from users.info, cached in the database for a day."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+from bot.clock import Clock
+from bot.models import UserProfile
+from bot.storage import Storage
+
+log = logging.getLogger(__name__)
+FRESH_FOR = timedelta(days=1)
+
+
+class People:
+    def __init__(self, storage: Storage, client: WebClient, clock: Clock) -> None:
+        self.storage = storage
+        self.client = client
+        self.clock = clock
+
+    def profile(self, user_id: str) -> UserProfile:
+        """The cached profile, refreshed from Slack when older than a day; UTC when unknown."""
+        now = self.clock.now()
+        with self.storage.session() as session:
+            cached = session.get(UserProfile, user_id)
+        if cached is not None and now - cached.fetched_at < FRESH_FOR:
+            return cached
+        try:
+            user = self.client.users_info(user=user_id)["user"]
+        except SlackApiError as exc:
+            log.warning("users.info %s failed: %s", user_id, exc.response.get("error"))
+            return cached or UserProfile(user_id=user_id, name=user_id, tz="UTC", fetched_at=now)
+        profile = UserProfile(
+            user_id=user_id,
+            name=user.get("name") or user.get("real_name") or user_id,
+            tz=user.get("tz") or "UTC",
+            email=(user.get("profile") or {}).get("email"),
+            fetched_at=now,
+        )
+        with self.storage.session() as session:
+            session.merge(profile)
+        return profile
+
+    def tz(self, user_id: str) -> str:
+        return self.profile(user_id).tz
+
+    def lookup_email(self, email: str) -> str | None:
+        """A member given by email in a rotation file, resolved to a Slack user ID."""
+        with self.storage.session() as session:
+            from sqlmodel import select
+
+            cached = session.exec(select(UserProfile).where(UserProfile.email == email)).first()
+        if cached is not None:
+            return cached.user_id
+        try:
+            user = self.client.users_lookupByEmail(email=email)["user"]
+        except SlackApiError:
+            return None
+        self.profile(user["id"])
+        return str(user["id"])
+
+    def resolve(self, member: str) -> str:
+        """A rotation member (user ID or email) as a user ID; emails not found stay as given."""
+        if "@" in member:
+            return self.lookup_email(member) or member
+        return member

@@ -1,0 +1,48 @@
+"""The WSGI application: Slack's endpoint plus health and the non-Slack routes."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+from flask import Flask, jsonify, request
+from slack_bolt import App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+# Other modules add their routes here (iCal, alerts, postmortems, metrics): (runtime, flask) -> None
+ROUTE_INSTALLERS: list[Callable[["Runtime", Flask], None]] = []
+
+
+def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
+    """Flask serving /slack/events through Bolt, /healthz, and the installed extra routes."""
+    web = Flask("oncall-bot")
+    handler = SlackRequestHandler(bolt_app)
+
+    @web.post("/slack/events")
+    def slack_events():  # type: ignore[no-untyped-def]
+        return handler.handle(request)
+
+    @web.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        database = runtime.storage.ping()
+        scheduler = "running" if runtime.scheduler.running else "elsewhere"
+        body = {"ok": database, "database": "ok" if database else "unreachable", "scheduler": scheduler}
+        return jsonify(body), 200 if database else 503
+
+    @web.errorhandler(404)
+    def not_found(_error):  # type: ignore[no-untyped-def]
+        return jsonify({"ok": False, "error": "not found"}), 404
+
+    @web.errorhandler(Exception)
+    def unexpected(error):  # type: ignore[no-untyped-def]
+        if isinstance(error, HTTPException):
+            return jsonify({"ok": False, "error": error.description}), error.code
+        web.logger.exception("unhandled error on %s", request.path)
+        return jsonify({"ok": False, "error": "internal error"}), 500
+
+    for install in ROUTE_INSTALLERS:
+        install(runtime, web)
+    return web

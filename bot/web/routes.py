@@ -1,0 +1,1 @@
+"""Importing this module installs the non-Slack HTTP routes on every web app."""

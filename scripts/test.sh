@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Quick start, command 2: set up and run the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh test
+exec .venv/bin/python -m pytest "$@"
