@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Executor
 from typing import TYPE_CHECKING, Any, Callable
 
 from slack_bolt import App, BoltResponse
@@ -17,14 +18,18 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def create_app(runtime: "Runtime", *, signing_secret: str | None, token_verification: bool = False) -> App:
+def create_app(
+    runtime: "Runtime", *, signing_secret: str | None, token_verification: bool = False,
+    listener_executor: Executor | None = None, process_before_response: bool = False,
+) -> App:
     """A Bolt App bound to the runtime's storage, client and clock, with every listener."""
     app = App(
+        listener_executor=listener_executor,
         client=runtime.client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
         token_verification_enabled=token_verification,
-        process_before_response=False,
+        process_before_response=process_before_response,
     )
     people: People = runtime.extras["people"]
     app.middleware(_dedupe_events(runtime))

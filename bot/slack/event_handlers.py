@@ -108,10 +108,6 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         with runtime.storage.session() as session:
             incidents.note_member(db_session=session, channel_id=event["channel"], user_id=event["user"], present=False)
 
-    @app.event("message")
-    def ignore_messages() -> None:
-        """Channel messages are read only when pinned or picked; the subscription is for that."""
-
     def incident_button(body: dict[str, Any]) -> tuple[int, str]:
         return int(body["actions"][0]["value"]), body["user"]["id"]
 

@@ -1,0 +1,279 @@
+"""Shared fixtures: the Slack stand-in, signed requests, a served app, a manual clock."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from werkzeug.serving import make_server
+
+from bot.clock import ManualClock
+from bot.config import load_settings
+from bot.runtime import Runtime, build_runtime
+from bot.slack.app import create_app
+from bot.slack.client import make_client
+from bot.standin import SlackStandIn
+from bot.web.app import create_web_app
+
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-standin"
+ROTATIONS = Path(__file__).parent / "rotations"
+# A Tuesday in March 2026, 15:00 UTC: Dublin (emea, 08-16 local) holds the payments pager.
+START = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)
+
+PEOPLE = [
+    ("U0ALICE", "alice", "America/Los_Angeles"),
+    ("U0FRANK", "frank", "America/Los_Angeles"),
+    ("U0BOB", "bob", "Europe/Dublin"),
+    ("U0ERIN", "erin", "Europe/Dublin"),
+    ("U0CAROL", "carol", "Asia/Singapore"),
+    ("U0DAVE", "dave", "Asia/Singapore"),
+    ("U0GRACE", "grace", "UTC"),
+    ("U0HEIDI", "heidi", "UTC"),
+    ("U0MALLORY", "mallory", "Europe/Berlin"),
+]
+
+
+def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Slack's v0 request signature headers for a body."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+
+
+def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition") -> Any:
+    """Poll until predicate() is truthy; fail the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {message}")
+
+
+class TrackingExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, with a way to wait until every listener has finished."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=8)
+        self._pending = 0
+        self._cond = threading.Condition()
+
+    def submit(self, fn, /, *args, **kwargs):  # type: ignore[no-untyped-def,override]
+        with self._cond:
+            self._pending += 1
+
+        def run():  # type: ignore[no-untyped-def]
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                with self._cond:
+                    self._pending -= 1
+                    self._cond.notify_all()
+
+        return super().submit(run)
+
+    def wait_idle(self, timeout: float = 10.0) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: self._pending == 0, timeout), "listeners still running"
+
+
+@dataclass
+class Response:
+    status: int
+    body: str
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        """The ephemeral text of a slash-command acknowledgement."""
+        if not self.body:
+            return ""
+        try:
+            return str(self.json().get("text", ""))
+        except ValueError:
+            return self.body
+
+
+class Bot:
+    """The real app served over HTTP on loopback, driven the way Slack drives it."""
+
+    def __init__(self, runtime: Runtime, standin: SlackStandIn, url: str, executor: TrackingExecutor) -> None:
+        self.rt = runtime
+        self.slack = standin
+        self.url = url
+        self.executor = executor
+        self.clock: ManualClock = runtime.clock  # type: ignore[assignment]
+        self._event_counter = 0
+
+    def post(self, path: str, body: str, headers: dict[str, str]) -> Response:
+        request = urllib.request.Request(self.url + path, data=body.encode(), headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return Response(reply.status, reply.read().decode())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, error.read().decode())
+
+    def get(self, path: str, headers: dict[str, str] | None = None) -> Response:
+        request = urllib.request.Request(self.url + path, headers=headers or {})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as reply:
+                return Response(reply.status, reply.read().decode())
+        except urllib.error.HTTPError as error:
+            return Response(error.code, error.read().decode())
+
+    def signed_form(self, fields: dict[str, str], **sign_kwargs: Any) -> Response:
+        body = urllib.parse.urlencode(fields)
+        headers = {"Content-Type": "application/x-www-form-urlencoded", **sign(body, **sign_kwargs)}
+        return self.post("/slack/events", body, headers)
+
+    def command(self, user: str, command: str, text: str = "", channel: str = "C0GENERAL", settle: bool = True) -> Response:
+        """A slash command as Slack posts it."""
+        fields = {
+            "token": "legacy", "team_id": "T0STANDIN", "channel_id": channel, "user_id": user,
+            "user_name": user.lower(), "command": command, "text": text,
+            "response_url": self.slack.response_url(), "trigger_id": f"trigger-{time.monotonic_ns()}",
+            "api_app_id": "A0BOT",
+        }
+        response = self.signed_form(fields)
+        if settle:
+            self.settle()
+        return response
+
+    def event(self, event: dict[str, Any], *, event_id: str | None = None, retry_num: int | None = None) -> Response:
+        """An Events API delivery (a retry carries X-Slack-Retry-Num and the same event_id)."""
+        if event_id is None:
+            self._event_counter += 1
+            event_id = f"Ev{self._event_counter:08d}"
+        body = json.dumps({
+            "token": "legacy", "team_id": "T0STANDIN", "api_app_id": "A0BOT", "type": "event_callback",
+            "event_id": event_id, "event_time": int(time.time()), "event": event,
+        })
+        headers = {"Content-Type": "application/json", **sign(body)}
+        if retry_num is not None:
+            headers.update({"X-Slack-Retry-Num": str(retry_num), "X-Slack-Retry-Reason": "http_timeout"})
+        response = self.post("/slack/events", body, headers)
+        self.settle()
+        return response
+
+    def interact(self, payload: dict[str, Any]) -> Response:
+        """An interactivity payload (buttons, shortcuts, view submissions)."""
+        response = self.signed_form({"payload": json.dumps(payload)})
+        self.settle()
+        return response
+
+    def press(self, user: str, action_id: str, value: str, channel: str = "C0GENERAL") -> Response:
+        return self.interact({
+            "type": "block_actions", "user": {"id": user}, "team": {"id": "T0STANDIN"},
+            "api_app_id": "A0BOT", "trigger_id": "t", "channel": {"id": channel},
+            "container": {"type": "message", "channel_id": channel, "message_ts": "1.0"},
+            "response_url": self.slack.response_url(),
+            "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
+                         "action_ts": str(time.time())}],
+        })
+
+    def settle(self) -> None:
+        """Let listeners finish and run every queued Slack side effect and due job."""
+        for _ in range(20):
+            self.executor.wait_idle()
+            self.rt.scheduler.sync()
+            ran = self.rt.outbox.run_due()
+            ran += self.rt.scheduler.run_due()
+            if not ran:
+                self.executor.wait_idle()
+                if not self.rt.outbox.run_due():
+                    return
+
+    def advance(self, delta: timedelta) -> None:
+        """Move the clock forward, firing due jobs at their own instants."""
+        target = self.clock.now() + delta
+        while True:
+            self.settle()
+            due = [at for _, at in self.rt.scheduler.pending() if at <= target]
+            if not due:
+                break
+            self.clock.set(max(due[0], self.clock.now()))
+            self.rt.scheduler.run_due()
+        self.clock.set(target)
+        self.settle()
+
+    def channel_of(self, number: int) -> str:
+        from bot.models import Incident
+
+        with self.rt.storage.session() as session:
+            incident = session.get(Incident, number)
+            assert incident is not None and incident.channel_id, f"incident {number} has no channel"
+            return incident.channel_id
+
+
+@pytest.fixture
+def standin():
+    slack = SlackStandIn(bot_token=BOT_TOKEN, bot_user_id="UBOT", team_id="T0STANDIN")
+    slack.start()
+    for user_id, name, tz in PEOPLE:
+        slack.add_user(user_id, name, tz=tz, email=f"{name}@example.com", real_name=name.title())
+    slack.add_channel("general", channel_id="C0GENERAL")
+    slack.add_channel("incidents", channel_id="C0INCIDENTS")
+    slack.add_channel("payments-oncall", channel_id="C0PAYCHAN")
+    slack.add_usergroup("S0PAYONCALL", handle="payments-oncall")
+    yield slack
+    slack.stop()
+
+
+@pytest.fixture
+def settings_env(tmp_path, standin) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": standin.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "ROTATIONS_DIR": str(ROTATIONS),
+        "TEMPLATES_DIR": str(Path(__file__).parent.parent / "templates"),
+        "INCIDENTS_CHANNEL": "C0INCIDENTS",
+    }
+
+
+def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock):
+    """Build the runtime and serve the app on 127.0.0.1; returns (bot, stop)."""
+    import bot.web.routes  # noqa: F401
+
+    settings = load_settings(env)
+    client = make_client(token=BOT_TOKEN, base_url=standin.api_url, retries=3)
+    runtime = build_runtime(settings, client=client, clock=clock, manual=True, outbox_base_delay=0)
+    runtime.scheduler.start()
+    executor = TrackingExecutor()
+    bolt = create_app(runtime, signing_secret=settings.slack_signing_secret, listener_executor=executor)
+    server = make_server("127.0.0.1", 0, create_web_app(runtime, bolt), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    bot = Bot(runtime, standin, f"http://127.0.0.1:{server.server_port}", executor)
+
+    def stop() -> None:
+        server.shutdown()
+        executor.shutdown(wait=True)
+        runtime.scheduler.stop()
+        runtime.storage.dispose()
+
+    return bot, stop
+
+
+@pytest.fixture
+def bot(settings_env, standin):
+    served, stop = start_bot(settings_env, standin, ManualClock(START))
+    yield served
+    stop()
