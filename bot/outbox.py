@@ -95,7 +95,7 @@ class Outbox:
         """Claim and run the tasks that are due now; returns how many ran."""
         with self._busy:
             now = self.clock.now()
-            with self.storage.session() as session:
+            with self.storage.read() as session:
                 ids = session.exec(
                     select(OutboxTask.id)
                     .where(OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now)
@@ -117,7 +117,7 @@ class Outbox:
                 return
 
     def pending_count(self) -> int:
-        with self.storage.session() as session:
+        with self.storage.read() as session:
             return len(session.exec(select(OutboxTask.id).where(OutboxTask.status == "pending")).all())
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
@@ -126,7 +126,7 @@ class Outbox:
         waited = 0.0
         while waited < timeout:
             now = self.clock.now()
-            with self.storage.session() as session:
+            with self.storage.read() as session:
                 due = session.exec(
                     select(OutboxTask.id).where(
                         OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now
@@ -150,7 +150,7 @@ class Outbox:
             return result.rowcount == 1  # type: ignore[attr-defined]
 
     def _run(self, task_id: int) -> None:
-        with self.storage.session() as session:
+        with self.storage.read() as session:
             task = session.get(OutboxTask, task_id)
             assert task is not None
             kind, payload, attempts = task.kind, json.loads(task.payload), task.attempts

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -18,6 +19,9 @@ class Storage:
     def __init__(self, database_url: str) -> None:
         self.url = database_url
         self.engine = _make_engine(database_url)
+        # SQLite: writers take the lock up front (BEGIN IMMEDIATE); readers must not queue behind them.
+        self.read_engine = _make_engine(database_url, immediate=False) if self.is_sqlite else self.engine
+        self._local = threading.local()
 
     @property
     def is_sqlite(self) -> bool:
@@ -26,13 +30,29 @@ class Storage:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """One transaction: committed when the block ends, rolled back if it raises."""
-        with Session(self.engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
+        if self.in_transaction():  # a nested write would wait forever on our own lock
+            raise RuntimeError("nested write transaction in one thread")
+        self._local.writing = True
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                try:
+                    yield session
+                    session.commit()
+                except BaseException:
+                    session.rollback()
+                    raise
+        finally:
+            self._local.writing = False
+
+    def in_transaction(self) -> bool:
+        """True inside session() on this thread."""
+        return bool(getattr(self._local, "writing", False))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A read-only look (never holds SQLite's write lock); nothing is committed."""
+        with Session(self.read_engine, expire_on_commit=False) as session:
+            yield session  # closing ends the transaction and keeps loaded objects usable
 
     def migrate(self) -> None:
         """Bring the schema up to date."""
@@ -49,15 +69,17 @@ class Storage:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        self.read_engine.dispose()
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, *, immediate: bool = True) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        # pysqlite's own transaction handling defers BEGIN; take the write lock up front instead,
-        # so concurrent writers queue instead of failing with "database is locked" mid-transaction.
-        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        # pysqlite's own transaction handling defers BEGIN; writers take the write lock up front
+        # instead, so concurrent writers queue rather than fail with "database is locked".
+        begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        event.listen(engine, "begin", lambda conn: conn.exec_driver_sql(begin))
         return engine
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]

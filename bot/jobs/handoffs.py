@@ -18,7 +18,7 @@ from bot.jobs.scheduler import request_job
 from bot.models import Claim
 from bot.oncall import service as oncall
 from bot.outbox import enqueue
-from bot.slack.text import escape, user
+from bot.slack.text import escape, safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -43,7 +43,7 @@ def plan_handoffs(runtime: "Runtime") -> None:
     """On start: announce the latest missed handoff once per rotation, then plan ahead."""
     now = runtime.clock.now()
     for rotation in runtime.rotations.values():
-        with runtime.storage.session() as session:
+        with runtime.storage.read() as session:
             overrides = oncall.overrides(db_session=session, rotation=rotation)
         from bot.schedule import handoff_instants, who_is_on_call
 
@@ -52,7 +52,7 @@ def plan_handoffs(runtime: "Runtime") -> None:
             last = past[-1]
             region = who_is_on_call(rotation, last, overrides).region
             key = handoff_key(rotation.name, region, last)
-            with runtime.storage.session() as session:
+            with runtime.storage.read() as session:
                 done = session.exec(select(Claim.key).where(Claim.key == f"job:{key}")).first()
             if done is None:
                 log.info("announcing the handoff of %s at %s missed while the bot was down", rotation.name, last)
@@ -94,7 +94,7 @@ def install(runtime: "Runtime") -> None:
         name = escape(rotation.name)
         open_incidents = incidents.list_open_incidents(db_session=session)
         relevant = [i for i in open_incidents if i.rotation == rotation.name or i.commander == outgoing]
-        incident_lines = "".join(f"\n• <#{i.channel_id}> #{i.id} {escape(i.title)} (SEV{i.severity}, {i.status}, commander {user(i.commander)})" for i in relevant if i.channel_id)
+        incident_lines = "".join(f"\n• <#{i.channel_id}> #{i.id} {safe(i.title)} (SEV{i.severity}, {i.status}, commander {user(i.commander)})" for i in relevant if i.channel_id)
         open_text = f"\nOpen incidents:{incident_lines}" if incident_lines else "\nNo open incidents."
         late = " (announced late: the bot was down at the time)" if payload.get("late") else ""
         enqueue(session, "slack.post", {"channel": incoming, "text": (

@@ -18,8 +18,10 @@ from typing import Any, Callable
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.models import Claim, JobRequest
@@ -64,6 +66,16 @@ def fire(scheduler_id: str, kind: str, key: str, payload: dict[str, Any]) -> Non
     scheduler.execute(kind, key, payload)
 
 
+class _ManualScheduler(BaseScheduler):
+    """APScheduler with its store and no thread: jobs run only when run_due() says so."""
+
+    def wakeup(self) -> None:
+        pass
+
+    def shutdown(self, wait: bool = True) -> None:
+        super().shutdown(wait)
+
+
 class JobScheduler:
     """Wraps one APScheduler BackgroundScheduler; `manual=True` runs jobs only on run_due()."""
 
@@ -75,7 +87,7 @@ class JobScheduler:
         self.handlers: dict[str, JobHandler] = {}
         self.after_job: Callable[[], None] | None = None  # e.g. wake the outbox
         self.id = storage.url
-        self._aps: BackgroundScheduler | None = None
+        self._aps: BaseScheduler | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -91,7 +103,8 @@ class JobScheduler:
     def start(self) -> None:
         """Start the scheduler in this process (paused when manual)."""
         store = SQLAlchemyJobStore(engine=self.storage.engine, tablename="apscheduler_jobs")
-        self._aps = BackgroundScheduler(
+        kind = _ManualScheduler if self.manual else BackgroundScheduler
+        self._aps = kind(
             jobstores={"default": store},
             timezone=timezone.utc,
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -131,30 +144,37 @@ class JobScheduler:
         """Move JobRequest rows into APScheduler's store; returns how many were applied."""
         if self._aps is None:
             return 0
-        with self._lock, self.storage.session() as session:
-            requests = session.exec(select(JobRequest).order_by(JobRequest.id)).all()  # type: ignore[arg-type]
-            for request in requests:
-                if request.action == "add":
-                    assert request.run_at is not None
-                    self._aps.add_job(
-                        fire,
-                        trigger="date",
-                        run_date=request.run_at,
-                        id=request.key,
-                        replace_existing=True,
-                        args=[self.id, request.kind, request.key, json.loads(request.payload)],
-                    )
-                else:
-                    keys = [request.key]
-                    if request.action == "cancel_prefix":
-                        keys = [job.id for job in self._aps.get_jobs() if job.id.startswith(request.key)]
-                    for key in keys:
-                        try:
-                            self._aps.remove_job(key)
-                        except JobLookupError:
-                            pass
-                session.delete(request)
+        with self._lock:
+            with self.storage.read() as session:
+                requests = session.exec(select(JobRequest).order_by(JobRequest.id)).all()  # type: ignore[arg-type]
+            for request in requests:  # applying twice after a crash is harmless: ids replace
+                self._apply(request)
+            if requests:
+                with self.storage.session() as session:
+                    session.execute(delete(JobRequest).where(col(JobRequest.id).in_([r.id for r in requests])))
             return len(requests)
+
+    def _apply(self, request: JobRequest) -> None:
+        assert self._aps is not None
+        if request.action == "add":
+            assert request.run_at is not None
+            self._aps.add_job(
+                fire,
+                trigger="date",
+                run_date=request.run_at,
+                id=request.key,
+                replace_existing=True,
+                args=[self.id, request.kind, request.key, json.loads(request.payload)],
+            )
+            return
+        keys = [request.key]
+        if request.action == "cancel_prefix":
+            keys = [job.id for job in self._aps.get_jobs() if job.id.startswith(request.key)]
+        for key in keys:
+            try:
+                self._aps.remove_job(key)
+            except JobLookupError:
+                pass
 
     def pending(self) -> list[tuple[str, datetime]]:
         """(key, run_at) of every stored job, soonest first."""

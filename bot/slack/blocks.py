@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.incidents.service import severity_label
 from bot.models import Incident
-from bot.slack.text import escape, truncate, user
+from bot.slack.text import plain, safe, truncate, user
 
 SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
 
@@ -14,13 +14,13 @@ SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yell
 def topic(incident: Incident) -> str:
     """The channel topic: severity, status and commander first, then the title; <= 250 chars."""
     head = f"{severity_label(incident.severity)} · {incident.status} · Commander: {user(incident.commander)}"
-    return truncate(f"{head} · {incident.title}", 250)
+    return truncate(f"{head} · {safe(incident.title)}", 250)
 
 
 def incident_line(incident: Incident) -> str:
     channel = f"<#{incident.channel_id}>" if incident.channel_id else "(channel pending)"
     return (
-        f"{SEVERITY_EMOJI.get(incident.severity, '')} *#{incident.id} {escape(incident.title)}* · "
+        f"{SEVERITY_EMOJI.get(incident.severity, '')} *#{incident.id} {safe(incident.title)}* · "
         f"{severity_label(incident.severity)} · {incident.status} · {channel} · "
         f"commander {user(incident.commander)}"
     )
@@ -28,7 +28,7 @@ def incident_line(incident: Incident) -> str:
 
 def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
     """The pinned summary: text fallback and blocks with Acknowledge, Join and Resolve."""
-    title = escape(incident.title)
+    title = safe(incident.title)
     text = f"Incident #{incident.id}: {title} ({severity_label(incident.severity)}, {incident.status})"
     fields = [
         f"*Severity*\n{SEVERITY_EMOJI.get(incident.severity, '')} {severity_label(incident.severity)}",
@@ -37,13 +37,13 @@ def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
         f"*Declared by*\n{user(incident.declarer)}",
     ]
     if incident.rotation:
-        fields.append(f"*Rotation*\n{escape(incident.rotation)}")
+        fields.append(f"*Rotation*\n{safe(incident.rotation)}")
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": truncate(f"Incident #{incident.id}: {incident.title}", 150)}},
+        {"type": "header", "text": {"type": "plain_text", "text": truncate(f"Incident #{incident.id}: {plain(incident.title)}", 150)}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
     ]
     if incident.description:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(escape(incident.description), 2900)}})
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(safe(incident.description), 2900)}})
     if incident.status != "resolved":
         value = str(incident.id)
         blocks.append(
@@ -57,7 +57,7 @@ def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
             }
         )
     else:
-        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": escape(incident.summary or "Resolved.")}]})
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": safe(incident.summary or "Resolved.")}]})
     return text, blocks
 
 
@@ -66,7 +66,7 @@ def page_dm(incident: Incident, page_id: int, paged_by: str) -> tuple[str, list[
     channel = f"<#{incident.channel_id}>" if incident.channel_id else "its channel (being created)"
     text = (
         f":rotating_light: {user(paged_by)} paged you for incident #{incident.id} "
-        f"*{escape(incident.title)}* ({severity_label(incident.severity)}) in {channel}."
+        f"*{safe(incident.title)}* ({severity_label(incident.severity)}) in {channel}."
     )
     blocks = [
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},

@@ -12,7 +12,7 @@ from bot.incidents import service as incidents
 from bot.models import Incident
 from bot.outbox import PermanentError, enqueue
 from bot.slack import blocks
-from bot.slack.text import channel_name, escape
+from bot.slack.text import channel_name, escape, safe
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -32,7 +32,7 @@ class Effects:
         self.client = runtime.client
 
     def _incident(self, incident_id: int) -> Incident:
-        with self.rt.storage.session() as session:
+        with self.rt.storage.read() as session:
             incident = session.get(Incident, incident_id)
         if incident is None:
             raise PermanentError(f"incident {incident_id} does not exist")
@@ -113,12 +113,22 @@ class Effects:
             text, summary_blocks = blocks.summary(incident)
             self.client.chat_update(channel=incident.channel_id, ts=incident.summary_ts, text=text, blocks=summary_blocks)
 
+    def post_message(self, channel: str, text: str, blocks: Any = None) -> str:
+        """chat.postMessage; joins a public channel first when the bot is not in it yet."""
+        try:
+            return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"])
+        except SlackApiError as exc:
+            if error_code(exc) != "not_in_channel":
+                raise
+        self.client.conversations_join(channel=channel)
+        return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"])
+
     def post_to_incident(self, payload: dict[str, Any]) -> None:
         """A message in the incident's channel (waits for the channel to exist)."""
         incident = self._incident(payload["incident_id"])
         if incident.channel_id is None:
             raise RuntimeError(f"incident #{incident.id} has no channel yet")
-        self.client.chat_postMessage(channel=incident.channel_id, text=payload["text"], blocks=payload.get("blocks"))
+        self.post_message(incident.channel_id, payload["text"], payload.get("blocks"))
 
     def broadcast(self, payload: dict[str, Any]) -> None:
         """Announce a declaration or a raise to SEV1/SEV2 in INCIDENTS_CHANNEL."""
@@ -132,10 +142,10 @@ class Effects:
             text = f":white_check_mark: Incident resolved: {blocks.incident_line(incident)}"
             if payload.get("postmortem"):
                 text += f"\nPostmortem draft: {payload['postmortem']}"
-        self.client.chat_postMessage(channel=target, text=text)
+        self.post_message(target, text)
 
     def post(self, payload: dict[str, Any]) -> None:
-        self.client.chat_postMessage(channel=payload["channel"], text=payload["text"], blocks=payload.get("blocks"))
+        self.post_message(payload["channel"], payload["text"], payload.get("blocks"))
 
     def ephemeral(self, payload: dict[str, Any]) -> None:
         try:
@@ -157,7 +167,7 @@ class Effects:
         where = f" in <#{incident.channel_id}>" if incident.channel_id else ""
         text = (
             f":warning: I could not finish `{kind}` for incident #{incident.id} "
-            f"*{escape(incident.title)}*{where}: {escape(error)[:300]}. The incident is saved; "
+            f"*{safe(incident.title)}*{where}: {escape(error)[:300]}. The incident is saved; "
             f"`/incident list` shows it."
         )
         self.client.chat_postMessage(channel=incident.declarer, text=text)

@@ -85,7 +85,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         channel = body.get("channel", {}).get("id", "")
         actor = body.get("user", {}).get("id", "")
         message = body.get("message") or {}
-        with runtime.storage.session() as session:
+        with runtime.storage.read() as session:
             incident = incidents.get_by_channel(db_session=session, channel_id=channel)
         if incident is None:
             text = "That message is not in an incident channel, so it has no timeline to join."

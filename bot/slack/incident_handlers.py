@@ -7,7 +7,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
-from slack_bolt import Ack, App, Respond
+from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
@@ -21,7 +21,7 @@ from bot.outbox import enqueue
 from bot.slack import blocks, commands
 from bot.slack.commands import UsageError
 from bot.slack.people import People
-from bot.slack.text import escape, user
+from bot.slack.text import escape, safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -86,7 +86,7 @@ class IncidentFlows:
         self.rt.after_commit()
         log.info("incident %s declared by %s", number, declarer)
         return (
-            f"Declared incident #{number} *{escape(incident.title)}* ({severity_label(severity)}). "
+            f"Declared incident #{number} *{safe(incident.title)}* ({severity_label(severity)}). "
             f"Its channel is being created; you will be invited.{rotation_note}"
         )
 
@@ -133,7 +133,7 @@ class IncidentFlows:
             return f"Status is now {command.status}."
         if isinstance(command, commands.AddNote):
             incidents.add_note(db_session=session, incident=incident, text=command.text, actor=actor, now=now)
-            self.enqueue(session, "incident.post", incident_id=incident.id, text=f":memo: {user(actor)}: {escape(command.text)}")
+            self.enqueue(session, "incident.post", incident_id=incident.id, text=f":memo: {user(actor)}: {safe(command.text)}")
             self.schedule_reminder(session, incident)
             return "Noted on the timeline."
         if isinstance(command, commands.SetCommander):
@@ -144,7 +144,7 @@ class IncidentFlows:
         if isinstance(command, commands.AddAction):
             incidents.add_action_item(db_session=session, incident=incident, text=command.text, owner=command.owner, actor=actor, now=now)
             owner = f" (owner {user(command.owner)})" if command.owner else ""
-            self.enqueue(session, "incident.post", incident_id=incident.id, text=f":white_check_mark: Action item{owner}: {escape(command.text)}")
+            self.enqueue(session, "incident.post", incident_id=incident.id, text=f":white_check_mark: Action item{owner}: {safe(command.text)}")
             return "Action item added to the postmortem."
         if isinstance(command, commands.ShowTimeline):
             return self.timeline_text(session, incident)
@@ -160,7 +160,7 @@ class IncidentFlows:
         cancel_job(session, key=f"reminder:{incident.id}:", prefix=True)
         text = f":white_check_mark: {user(actor)} resolved the incident."
         if summary:
-            text += f"\n>{escape(summary)}"
+            text += f"\n>{safe(summary)}"
         self.post(session, incident, text)
         on_resolve: Callable[..., None] | None = self.rt.extras.get("on_resolve")
         if on_resolve is not None:
@@ -173,13 +173,13 @@ class IncidentFlows:
         entries = incidents.timeline(db_session=session, incident=incident)
         lines = [f"*Timeline of incident #{incident.id}* ({len(entries)} entries, UTC)"]
         for entry in entries[-50:]:
-            lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {user(entry.actor)} · {entry.kind} · {escape(entry.text)[:300]}")
+            lines.append(f"`{entry.at:%Y-%m-%d %H:%M}` {user(entry.actor)} · {entry.kind} · {safe(entry.text)[:300]}")
         if len(entries) > 50:
             lines.insert(1, f"_…{len(entries) - 50} earlier entries are in the postmortem draft._")
         return "\n".join(lines)
 
     def list_text(self) -> str:
-        with self.rt.storage.session() as session:
+        with self.rt.storage.read() as session:
             open_incidents = incidents.list_open_incidents(db_session=session)
         if not open_incidents:
             return ":sunny: No open incidents."
@@ -228,8 +228,9 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         description = values.get("description", {}).get("value", {}).get("value")
         rotation = ((values.get("rotation", {}).get("value", {}) or {}).get("selected_option") or {}).get("value")
         actor = body["user"]["id"]
-        try:
-            reply = flows.declare(title=title, severity=severity, declarer=actor, rotation_name=rotation, description=description)
+        try:  # form fields are raw text: keep them in Slack's form like slash-command text
+            reply = flows.declare(title=escape(title), severity=severity, declarer=actor, rotation_name=rotation,
+                                  description=escape(description) if description else None)
         except (IncidentError, OncallError) as exc:
             reply = str(exc)
         with runtime.storage.session() as session:

@@ -15,7 +15,7 @@ from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
 from bot.slack import commands
 from bot.slack.commands import UsageError
 from bot.slack.people import People
-from bot.slack.text import escape, user
+from bot.slack.text import safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -40,7 +40,7 @@ class OncallFlows:
         their_now = utc_to_local(their_tz, self.rt.clock.now())
         tag = " (override)" if shift.is_override else ""
         return (
-            f"{user(who)}{tag} · {escape(shift.region)} · until {when(shift.end, tz)} · "
+            f"{user(who)}{tag} · {safe(shift.region)} · until {when(shift.end, tz)} · "
             f"their time {their_now:%H:%M} {their_now.tzname()}"
         )
 
@@ -51,23 +51,23 @@ class OncallFlows:
         if not names:
             return "No rotations are configured: add TOML files to the rotations folder."
         lines = []
-        with self.rt.storage.session() as session:
+        with self.rt.storage.read() as session:
             for name in names:
                 rotation = oncall.find_rotation(self.rt.rotations, name)
                 shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
-                lines.append(f"*{escape(rotation.name)}*: {self.shift_line(shift, tz)}")
+                lines.append(f"*{safe(rotation.name)}*: {self.shift_line(shift, tz)}")
         return "\n".join(lines)
 
     def next(self, rotation_name: str, asker: str) -> str:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
-        with self.rt.storage.session() as session:
+        with self.rt.storage.read() as session:
             rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
             current = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
             following = oncall.on_call_at(db_session=session, rotation=rotation, at=current.end)
         who = self.people.resolve(following.user)
         return (
-            f"*{escape(rotation.name)}*: next is {user(who)} ({escape(following.region)}) "
+            f"*{safe(rotation.name)}*: next is {user(who)} ({safe(following.region)}) "
             f"from {when(following.start, tz)} until {when(following.end, tz)}."
         )
 
@@ -75,13 +75,13 @@ class OncallFlows:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
         found: list[tuple[datetime, str]] = []
-        with self.rt.storage.session() as session:
+        with self.rt.storage.read() as session:
             for rotation in self.rt.rotations.values():
                 for member in {m for r in rotation.regions for m in r.members}:
                     if self.people.resolve(member) != asker:
                         continue
                     for shift in oncall.next_shifts(db_session=session, rotation=rotation, user=member, after=now):
-                        found.append((shift.start, f"*{escape(rotation.name)}* · {when(shift.start, tz)} → {when(shift.end, tz)}"))
+                        found.append((shift.start, f"*{safe(rotation.name)}* · {when(shift.start, tz)} → {when(shift.end, tz)}"))
         if not found:
             return "You have no on-call shifts in the next 90 days."
         return f"*Your next shifts* ({tz})\n" + "\n".join(line for _, line in sorted(found)[:10])
@@ -89,14 +89,14 @@ class OncallFlows:
     def schedule(self, rotation_name: str, days: int, asker: str) -> str:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
-        with self.rt.storage.session() as session:
+        with self.rt.storage.read() as session:
             rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
             shifts = oncall.shifts(db_session=session, rotation=rotation, start=now, days=days)
             stored = oncall.list_overrides(db_session=session, rotation=rotation, after=now)
-        lines = [f"*{escape(rotation.name)}* — next {days} days, times in {tz}"]
+        lines = [f"*{safe(rotation.name)}* — next {days} days, times in {tz}"]
         for shift in shifts[:60]:
             tag = " (override)" if shift.is_override else ""
-            lines.append(f"{when(shift.start, tz)} → {when(shift.end, tz)} · {user(self.people.resolve(shift.user))}{tag} · {escape(shift.region)}")
+            lines.append(f"{when(shift.start, tz)} → {when(shift.end, tz)} · {user(self.people.resolve(shift.user))}{tag} · {safe(shift.region)}")
         if len(shifts) > 60:
             lines.append(f"_…and {len(shifts) - 60} more; `python -m bot schedule` prints them all._")
         if stored:
@@ -123,14 +123,14 @@ class OncallFlows:
             rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
             record = oncall.add_override(db_session=session, rotation=rotation, user=cmd.user, start=start, end=end, actor=asker, now=self.rt.clock.now())
             number = record.id
-        return f"Override #{number}: {user(cmd.user)} is on call for *{escape(cmd.rotation)}* from {when(start, tz)} to {when(end, tz)}."
+        return f"Override #{number}: {user(cmd.user)} is on call for *{safe(cmd.rotation)}* from {when(start, tz)} to {when(end, tz)}."
 
     def swap(self, cmd: commands.Swap, asker: str) -> str:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
+        rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
+        member = next((m for r in rotation.regions for m in r.members if self.people.resolve(m) == cmd.user), None)
         with self.rt.storage.session() as session:
-            rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
-            member = next((m for r in rotation.regions for m in r.members if self.people.resolve(m) == cmd.user), None)
             if member is None:
                 raise OncallError(f"{user(cmd.user)} is not a member of `{rotation.name}`.")
             upcoming = oncall.next_shifts(db_session=session, rotation=rotation, user=member, after=now, limit=1)
@@ -140,12 +140,12 @@ class OncallFlows:
             start = max(shift.start, now)
             record = oncall.add_override(db_session=session, rotation=rotation, user=asker, start=start, end=shift.end, actor=asker, now=now, reason=f"swap with {cmd.user}")
             number = record.id
-        return f"Override #{number}: you take {user(cmd.user)}'s *{escape(cmd.rotation)}* shift {when(start, tz)} → {when(shift.end, tz)}."
+        return f"Override #{number}: you take {user(cmd.user)}'s *{safe(cmd.rotation)}* shift {when(start, tz)} → {when(shift.end, tz)}."
 
     def remove(self, cmd: commands.RemoveOverride, asker: str) -> str:
         with self.rt.storage.session() as session:
             record = oncall.remove_override(db_session=session, rotations=self.rt.rotations, override_id=cmd.override_id, actor=asker)
-        return f"Override #{record.id} on *{escape(record.rotation)}* removed."
+        return f"Override #{record.id} on *{safe(record.rotation)}* removed."
 
     def answer(self, parsed: Any, asker: str) -> str:
         if isinstance(parsed, commands.WhoIsOnCall):

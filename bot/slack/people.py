@@ -9,6 +9,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
+from sqlmodel import select
+
 from bot.models import UserProfile
 from bot.storage import Storage
 
@@ -25,7 +27,7 @@ class People:
     def profile(self, user_id: str) -> UserProfile:
         """The cached profile, refreshed from Slack when older than a day; UTC when unknown."""
         now = self.clock.now()
-        with self.storage.session() as session:
+        with self.storage.read() as session:
             cached = session.get(UserProfile, user_id)
         if cached is not None and now - cached.fetched_at < FRESH_FOR:
             return cached
@@ -41,8 +43,9 @@ class People:
             email=(user.get("profile") or {}).get("email"),
             fetched_at=now,
         )
-        with self.storage.session() as session:
-            session.merge(profile)
+        if not self.storage.in_transaction():  # called from inside a write: skip the cache
+            with self.storage.session() as session:
+                session.merge(profile)
         return profile
 
     def tz(self, user_id: str) -> str:
@@ -50,9 +53,7 @@ class People:
 
     def lookup_email(self, email: str) -> str | None:
         """A member given by email in a rotation file, resolved to a Slack user ID."""
-        with self.storage.session() as session:
-            from sqlmodel import select
-
+        with self.storage.read() as session:
             cached = session.exec(select(UserProfile).where(UserProfile.email == email)).first()
         if cached is not None:
             return cached.user_id

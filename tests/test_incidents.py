@@ -1,0 +1,281 @@
+"""Incident lifecycle end to end: signed slash commands, events and buttons over HTTP."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from sqlmodel import select
+
+from bot.models import Incident, TimelineEntry
+
+
+def declare(bot, text="declare sev2 Checkout down", user="U0ALICE"):
+    response = bot.command(user, "/incident", text)
+    assert response.status == 200
+    return response
+
+
+def entries(bot, number=1):
+    with bot.rt.storage.read() as session:
+        return session.exec(select(TimelineEntry).where(TimelineEntry.incident_id == number)).all()
+
+
+def test_declaring_opens_a_channel_invites_pins_and_broadcasts(bot, standin):
+    reply = declare(bot)
+    assert "Declared incident #1 *Checkout down* (SEV2)" in reply.text
+    channel = standin.channel_by_name("inc-1-checkout-down")
+    assert channel is not None
+    members = standin.members(channel["id"])
+    # 15:00 UTC on 10 March 2026: Los Angeles (08:00 PDT) came online last, so frank is on call.
+    assert "U0ALICE" in members and "U0FRANK" in members
+    assert standin.topic(channel["id"]) == "SEV2 · investigating · Commander: <@U0ALICE> · Checkout down"
+    pinned = standin.pins(channel["id"])
+    assert len(pinned) == 1
+    labels = [e["text"]["text"] for b in pinned[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert labels == ["Acknowledge", "Join", "Resolve"]
+    broadcast = standin.messages("C0INCIDENTS")
+    assert len(broadcast) == 1 and "Checkout down" in broadcast[0]["text"]
+    assert f"<#{channel['id']}>" in broadcast[0]["text"]
+
+
+def test_two_incidents_with_the_same_title_get_two_channels(bot, standin):
+    declare(bot)
+    declare(bot)
+    assert standin.channel_by_name("inc-1-checkout-down")
+    assert standin.channel_by_name("inc-2-checkout-down")
+
+
+def test_a_taken_channel_name_gets_a_suffix(bot, standin):
+    standin.add_channel("inc-1-checkout-down")
+    declare(bot)
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1).channel_name == "inc-1-checkout-down-1"
+
+
+def test_a_long_mixed_script_title_still_gets_a_valid_channel_and_topic(bot, standin):
+    title = ("Paiement échoué для клиентов 支付失败 checkout ✨ " * 8)[:300]
+    reply = declare(bot, f"declare sev1 {title}")
+    assert "Declared incident #1" in reply.text
+    with bot.rt.storage.read() as session:
+        incident = session.get(Incident, 1)
+    assert re.fullmatch(r"[a-z0-9_-]{1,80}", incident.channel_name)
+    assert incident.channel_name.startswith("inc-1-paiement-echoue")
+    assert len(standin.topic(incident.channel_id)) <= 250
+
+
+def test_a_title_of_only_emoji_gets_a_plain_channel_name(bot, standin):
+    declare(bot, "declare 🔥🔥🔥 !!!")
+    assert standin.channel_by_name("inc-1")
+
+
+def test_user_text_is_data_and_pings_nobody(bot, standin):
+    declare(bot, "declare sev3 {{ 7*7 }} <!channel> @here")
+    channel = bot.channel_of(1)
+    posted = [m["text"] for m in standin.messages(channel)] + [m["text"] for m in standin.messages("C0INCIDENTS")]
+    assert any("{{ 7*7 }}" in text for text in posted)
+    assert not any("<!channel>" in text or re.search(r"(?<!\u200b)@here", text.replace("@\u200bhere", "")) for text in posted)
+    assert "<!channel>" not in standin.topic(channel)
+
+
+def test_bad_commands_are_refused_with_the_right_form_and_change_nothing(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    before = len(entries(bot))
+    standin.reset_calls()
+    for text, form in [
+        ("sev 0", "/incident sev 1|2|3|4"),
+        ("sev five", "/incident sev 1|2|3|4"),
+        ("status fixed", "/incident status investigating|identified|monitoring|resolved"),
+        ("commander bob", "/incident commander @user"),
+        ("declare sev9 Broken", "/incident declare [sev1|sev2|sev3|sev4] TITLE"),
+        ("frobnicate", "/incident declare"),
+    ]:
+        reply = bot.command("U0ALICE", "/incident", text, channel=channel)
+        assert reply.status == 200
+        assert form in reply.text, (text, reply.text)
+    assert len(entries(bot)) == before
+    assert standin.calls == []
+
+
+def test_commands_inside_the_channel_update_timeline_topic_and_summary(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    assert bot.command("U0ALICE", "/incident", "sev 1", channel=channel).text == "Severity is now SEV1."
+    assert bot.command("U0ALICE", "/incident", "status identified", channel=channel).text == "Status is now identified."
+    assert bot.command("U0FRANK", "/incident", "note Rolled back deploy 4411", channel=channel).text == "Noted on the timeline."
+    assert "is now the commander" in bot.command("U0ALICE", "/incident", "commander <@U0BOB|bob>", channel=channel).text
+    assert bot.command("U0BOB", "/incident", "action <@U0FRANK|frank> Alert on checkout 5xx", channel=channel).text.startswith("Action item")
+    kinds = [(e.kind, e.actor) for e in entries(bot)]
+    assert kinds == [("declared", "U0ALICE"), ("severity", "U0ALICE"), ("status", "U0ALICE"), ("note", "U0FRANK"), ("commander", "U0ALICE"), ("action", "U0BOB")]
+    assert standin.topic(channel).startswith("SEV1 · identified · Commander: <@U0BOB>")
+    summary = standin.pins(channel)[0]
+    assert "SEV1" in summary["text"] and "identified" in summary["text"]
+    assert "U0BOB" in standin.members(channel)
+    timeline = bot.command("U0BOB", "/incident", "timeline", channel=channel).text
+    assert "Rolled back deploy 4411" in timeline and "Severity SEV2 → SEV1" in timeline
+
+
+def test_raising_to_sev1_broadcasts_again(bot, standin):
+    declare(bot, "declare sev3 Slow search")
+    bot.command("U0ALICE", "/incident", "sev 1", channel=bot.channel_of(1))
+    texts = [m["text"] for m in standin.messages("C0INCIDENTS")]
+    assert len(texts) == 2 and "raised to" in texts[1] and "SEV1" in texts[1]
+
+
+def test_a_user_not_in_the_channel_is_refused(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    before = len(entries(bot))
+    reply = bot.command("U0MALLORY", "/incident", "sev 1", channel=channel)
+    assert "Only the commander, the declarer and members of" in reply.text
+    assert len(entries(bot)) == before
+
+
+def test_incident_commands_outside_an_incident_channel_say_where_to_go(bot):
+    reply = bot.command("U0ALICE", "/incident", "sev 1", channel="C0GENERAL")
+    assert "This is not an incident channel" in reply.text
+
+
+def test_the_same_pushpin_event_delivered_three_times_makes_one_entry(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    standin.add_member(channel, "U0BOB")
+    from slack_sdk import WebClient
+
+    bob_says = WebClient(token="xoxb-standin", base_url=standin.api_url).chat_postMessage(channel=channel, text="Error rate back to 0.1%")
+    event = {"type": "reaction_added", "user": "U0BOB", "reaction": "pushpin", "item_user": "UBOT",
+             "item": {"type": "message", "channel": channel, "ts": bob_says["ts"]}, "event_ts": "1.1"}
+    for retry in (None, 1, 2):
+        assert bot.event(event, event_id="Ev0PIN", retry_num=retry).status == 200
+    pinned = [e for e in entries(bot) if e.kind == "pinned"]
+    assert len(pinned) == 1
+    assert pinned[0].text == "Error rate back to 0.1%"
+    assert pinned[0].permalink and channel in pinned[0].permalink
+
+
+def test_pinning_the_same_message_twice_in_two_events_still_makes_one_entry(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    from slack_sdk import WebClient
+
+    ts = WebClient(token="xoxb-standin", base_url=standin.api_url).chat_postMessage(channel=channel, text="CPU at 100%")["ts"]
+    for _ in range(2):
+        bot.event({"type": "reaction_added", "user": "U0ALICE", "reaction": "pushpin", "item": {"type": "message", "channel": channel, "ts": ts}})
+    assert len([e for e in entries(bot) if e.kind == "pinned"]) == 1
+
+
+def test_the_message_shortcut_adds_a_message_once(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    payload = {"type": "message_action", "callback_id": "add_to_timeline", "trigger_id": "t",
+               "user": {"id": "U0ALICE"}, "channel": {"id": channel}, "team": {"id": "T0STANDIN"},
+               "message": {"type": "message", "user": "U0FRANK", "ts": "1773154800.000200", "text": "DB failover done"},
+               "response_url": standin.response_url()}
+    bot.interact(payload)
+    bot.interact(payload)
+    pinned = [e for e in entries(bot) if e.kind == "pinned"]
+    assert [(e.actor, e.text) for e in pinned] == [("U0FRANK", "DB failover done")]
+    notes = [m["text"] for m in standin.ephemerals("U0ALICE")]
+    assert "Added to the timeline of incident #1." in notes
+    assert "That message is already on the timeline of incident #1." in notes
+
+
+def test_bare_declare_opens_the_form_and_submitting_it_declares(bot, standin):
+    reply = bot.command("U0BOB", "/incident", "declare")
+    assert reply.status == 200
+    opened = standin.calls_to("views.open")
+    assert len(opened) == 1
+    view = standin.views[-1] if isinstance(standin.views, list) else list(standin.views.values())[-1]
+    assert "Declare" in str(view)
+    submission = {
+        "type": "view_submission", "user": {"id": "U0BOB"}, "team": {"id": "T0STANDIN"}, "api_app_id": "A0BOT",
+        "view": {"id": "V1", "type": "modal", "callback_id": "declare_incident", "private_metadata": "C0GENERAL", "state": {"values": {
+            "title": {"value": {"type": "plain_text_input", "value": "Payments <b>timeout</b>"}},
+            "severity": {"value": {"type": "static_select", "selected_option": {"value": "1"}}},
+            "description": {"value": {"type": "plain_text_input", "value": "p99 at 9s"}},
+            "rotation": {"value": {"type": "static_select", "selected_option": {"value": "payments"}}},
+        }}},
+    }
+    assert bot.interact(submission).status == 200
+    with bot.rt.storage.read() as session:
+        incident = session.get(Incident, 1)
+    assert incident.severity == 1 and incident.declarer == "U0BOB" and incident.description == "p99 at 9s"
+    assert incident.channel_name == "inc-1-payments-b-timeout-b"
+    assert any("Declared incident #1" in m["text"] for m in standin.dms("U0BOB"))
+
+
+def test_an_empty_form_title_is_refused_in_the_form(bot):
+    submission = {
+        "type": "view_submission", "user": {"id": "U0BOB"}, "team": {"id": "T0STANDIN"}, "api_app_id": "A0BOT",
+        "view": {"id": "V1", "type": "modal", "callback_id": "declare_incident", "state": {"values": {
+            "title": {"value": {"type": "plain_text_input", "value": "  "}},
+            "severity": {"value": {"type": "static_select", "selected_option": {"value": "3"}}}}}},
+    }
+    response = bot.interact(submission)
+    assert response.json() == {"response_action": "errors", "errors": {"title": "The incident needs a title."}}
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1) is None
+
+
+def test_summary_buttons_acknowledge_join_and_resolve(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    bot.press("U0FRANK", "incident_ack", "1", channel=channel)
+    bot.press("U0FRANK", "incident_ack", "1", channel=channel)  # a double click acts once
+    bot.press("U0MALLORY", "incident_join", "1", channel=channel)
+    assert "U0MALLORY" in standin.members(channel)
+    bot.press("U0MALLORY", "incident_resolve", "1", channel=channel)
+    with bot.rt.storage.read() as session:
+        incident = session.get(Incident, 1)
+    assert incident.acknowledged_at is not None and incident.status == "resolved"
+    assert [e.kind for e in entries(bot)].count("acknowledge") == 1
+
+
+def test_an_open_sev2_without_updates_is_nudged_and_resolve_stops_it(bot, standin):
+    declare(bot)
+    channel = bot.channel_of(1)
+    bot.advance(timedelta(minutes=29))
+    assert not [m for m in standin.messages(channel) if "no status update" in m["text"]]
+    bot.advance(timedelta(minutes=2))
+    nudges = [m for m in standin.messages(channel) if "no status update" in m["text"]]
+    assert len(nudges) == 1 and "<@U0ALICE>" in nudges[0]["text"]
+    bot.command("U0ALICE", "/incident", "note Still looking at the DB", channel=channel)
+    bot.advance(timedelta(minutes=20))
+    assert len([m for m in standin.messages(channel) if "no status update" in m["text"]]) == 1
+    bot.command("U0ALICE", "/incident", "resolve Fixed", channel=channel)
+    bot.advance(timedelta(hours=3))
+    assert len([m for m in standin.messages(channel) if "no status update" in m["text"]]) == 1
+    assert not [key for key, _ in bot.rt.scheduler.pending() if key.startswith("reminder:1:")]
+
+
+def test_a_sev3_gets_no_reminders(bot, standin):
+    declare(bot, "declare sev3 Slow search")
+    bot.advance(timedelta(hours=2))
+    assert not [m for m in standin.messages(bot.channel_of(1)) if "no status update" in m["text"]]
+
+
+def test_slack_failing_during_declaration_is_retried_until_the_channel_exists(bot, standin):
+    standin.fail_next("conversations.create", status=500, count=6)
+    declare(bot)
+    for _ in range(5):
+        bot.settle()
+    assert standin.channel_by_name("inc-1-checkout-down")
+    assert len(standin.pins(bot.channel_of(1))) == 1
+
+
+def test_a_declaration_slack_refuses_for_good_is_reported_to_the_declarer(bot, standin):
+    standin.fail_next("conversations.create", error="restricted_action", status=None, count=100)
+    declare(bot)
+    for _ in range(12):
+        bot.settle()
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1) is not None  # the incident is never lost
+    assert any("could not finish" in m["text"] for m in standin.dms("U0ALICE"))
+
+
+def test_list_shows_open_incidents_anywhere(bot):
+    declare(bot, "declare sev3 Slow search")
+    declare(bot, "declare sev1 Checkout down")
+    reply = bot.command("U0BOB", "/incident", "list").text
+    assert reply.index("Checkout down") < reply.index("Slow search")
