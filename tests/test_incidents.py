@@ -29,7 +29,7 @@ def test_declaring_opens_a_channel_invites_pins_and_broadcasts(bot, standin):
     members = standin.members(channel["id"])
     # 15:00 UTC on 10 March 2026: Los Angeles (08:00 PDT) came online last, so frank is on call.
     assert "U0ALICE" in members and "U0FRANK" in members
-    assert standin.topic(channel["id"]) == "SEV2 · investigating · Commander: <@U0ALICE> · Checkout down"
+    assert standin.topic(channel["id"]) == "SEV2 · investigating · Commander: @alice · Checkout down"
     pinned = standin.pins(channel["id"])
     assert len(pinned) == 1
     labels = [e["text"]["text"] for b in pinned[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
@@ -108,7 +108,7 @@ def test_commands_inside_the_channel_update_timeline_topic_and_summary(bot, stan
     assert bot.command("U0BOB", "/incident", "action <@U0FRANK|frank> Alert on checkout 5xx", channel=channel).text.startswith("Action item")
     kinds = [(e.kind, e.actor) for e in entries(bot)]
     assert kinds == [("declared", "U0ALICE"), ("severity", "U0ALICE"), ("status", "U0ALICE"), ("note", "U0FRANK"), ("commander", "U0ALICE"), ("action", "U0BOB")]
-    assert standin.topic(channel).startswith("SEV1 · identified · Commander: <@U0BOB>")
+    assert standin.topic(channel).startswith("SEV1 · identified · Commander: @bob")
     summary = standin.pins(channel)[0]
     assert "SEV1" in summary["text"] and "identified" in summary["text"]
     assert "U0BOB" in standin.members(channel)

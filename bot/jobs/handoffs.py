@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session, select
 
 from bot.incidents import service as incidents
-from bot.jobs.scheduler import request_job
+from bot.jobs.scheduler import claim, request_job
 from bot.models import Claim
 from bot.oncall import service as oncall
 from bot.outbox import enqueue
@@ -48,7 +48,9 @@ def plan_handoffs(runtime: "Runtime") -> None:
         from bot.schedule import handoff_instants, who_is_on_call
 
         past = handoff_instants(rotation, now - MISSED_LOOKBACK, now, overrides)
-        if past:
+        with runtime.storage.session() as session:  # a first start has missed nothing
+            first_start = claim(session, f"planned:{rotation.name}", now)
+        if past and not first_start:
             last = past[-1]
             region = who_is_on_call(rotation, last, overrides).region
             key = handoff_key(rotation.name, region, last)
@@ -110,6 +112,7 @@ def install(runtime: "Runtime") -> None:
             enqueue(session, "slack.usergroup", {"usergroup": rotation.usergroup, "users": [incoming]}, now=now)
         for incident in relevant:
             if incident.commander == outgoing and incident.channel_id:
+                enqueue(session, "slack.invite", {"channel": incident.channel_id, "users": [incoming]}, now=now)
                 enqueue(session, "slack.post", {"channel": incident.channel_id, "text": (
                     f"{user(outgoing)}'s on-call shift has ended. {user(incoming)} is on call for {name} now."),
                     "blocks": take_command_blocks(incident.id, outgoing, incoming)}, now=now)

@@ -11,9 +11,9 @@ from bot.slack.text import plain, safe, truncate, user
 SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
 
 
-def topic(incident: Incident) -> str:
-    """The channel topic: severity, status and commander first, then the title; <= 250 chars."""
-    head = f"{severity_label(incident.severity)} · {incident.status} · Commander: {user(incident.commander)}"
+def topic(incident: Incident, commander_name: str) -> str:
+    """The channel topic (Slack shows it as plain text, so names, not mentions); <= 250 chars."""
+    head = f"{severity_label(incident.severity)} · {incident.status} · Commander: @{commander_name}"
     return truncate(f"{head} · {safe(incident.title)}", 250)
 
 

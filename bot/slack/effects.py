@@ -46,13 +46,17 @@ class Effects:
                 setattr(incident, name, value)
             session.add(incident)
 
+    def _topic(self, incident: Incident) -> str:
+        people = self.rt.extras["people"]
+        return blocks.topic(incident, people.profile(incident.commander).name)
+
     def open_incident(self, payload: dict[str, Any]) -> None:
         """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
         incident = self._incident(payload["incident_id"])
         if incident.channel_id is None:
             incident = self._create_channel(incident)
         self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
-        self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident))
+        self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts is None:
             text, summary_blocks = blocks.summary(incident)
             response = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)
@@ -108,7 +112,7 @@ class Effects:
         incident = self._incident(payload["incident_id"])
         if incident.channel_id is None:
             raise RuntimeError(f"incident #{incident.id} has no channel yet")
-        self.client.conversations_setTopic(channel=incident.channel_id, topic=blocks.topic(incident))
+        self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts:
             text, summary_blocks = blocks.summary(incident)
             self.client.chat_update(channel=incident.channel_id, ts=incident.summary_ts, text=text, blocks=summary_blocks)

@@ -41,7 +41,12 @@ class TimelineCapture:
             log.info("pinned message %s in %s is gone; nothing recorded", ts, channel)
             return
         message = messages[0]
-        self.record(channel, message, self._permalink(channel, ts))
+        if self.record(channel, message, self._permalink(channel, ts)):
+            try:  # show the channel it was captured
+                self.rt.client.reactions_add(channel=channel, timestamp=ts, name="memo")
+            except SlackApiError as exc:
+                if exc.response.get("error") != "already_reacted":
+                    raise
 
     def _permalink(self, channel: str, ts: str) -> str | None:
         try:

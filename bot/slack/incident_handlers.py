@@ -138,7 +138,8 @@ class IncidentFlows:
             return "Noted on the timeline."
         if isinstance(command, commands.SetCommander):
             incidents.set_commander(db_session=session, incident=incident, commander=command.user, actor=actor, now=now)
-            self.enqueue(session, "slack.invite", channel=incident.channel_id, users=[command.user])
+            if incident.channel_id and not incidents.is_member(db_session=session, channel_id=incident.channel_id, user_id=command.user):
+                self.enqueue(session, "slack.invite", channel=incident.channel_id, users=[command.user])
             self.post(session, incident, f":crown: {user(command.user)} is now the incident commander (set by {user(actor)}).")
             return f"{user(command.user)} is now the commander."
         if isinstance(command, commands.AddAction):

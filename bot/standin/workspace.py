@@ -174,6 +174,26 @@ class Workspace:
         return usergroup_id
 
     # --------------------------------------------------------------- dispatch
+    def post_as_user(self, channel_id: str, user_id: str, text: str) -> str:
+        """A person (not the bot) writes in a channel; returns the message ts (tests, console)."""
+        with self.lock:
+            ch = self._channel(channel_id, names=True)
+            self._user(user_id)
+            if user_id not in ch["members"]:
+                ch["members"].append(user_id)
+            msg = {"type": "message", "text": text, "user": user_id, "ts": self._ts(), "team": self.team_id}
+            ch["messages"].append(msg)
+            return str(msg["ts"])
+
+    def channel_list(self) -> list[dict]:
+        """Every channel except DMs: id, name, members (a snapshot)."""
+        with self.lock:
+            return [
+                {"id": c["id"], "name": c["name"], "members": list(c["members"])}
+                for c in self._channels.values()
+                if not c["is_im"]
+            ]
+
     def has_method(self, method: str) -> bool:
         return callable(getattr(self, "api_" + method.replace(".", "_"), None))
 

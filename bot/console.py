@@ -1,0 +1,321 @@
+"""`console`: the same app, handlers, database and scheduler, with Slack's Web API stood in by a
+local in-memory workspace. Type slash commands as a named user and see what Slack would show.
+
+Lines (typed, or replayed from `--script FILE`):
+  @alice /incident declare sev2 Checkout down      a slash command (in #general)
+  @alice #inc-1 /incident sev 1                    ... typed in a channel (a prefix of its name)
+  @bob #inc-1 says Error rate is back to normal     a message posted by a person
+  @alice #inc-1 pins last                           :pushpin: on the channel's last human message
+  @frank press Acknowledge                          press the newest button with that label they can see
+  +45m  +2h  +1d                                    move the clock on; due handoffs, reminders and
+                                                    escalations fire at their own instants
+  at 2026-03-10T15:00Z                              set the clock (before anything else happens)
+  user alice U0ALICE America/Los_Angeles            add a person with a time zone
+  # a comment
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import re
+import sys
+import tempfile
+import time
+import urllib.parse
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+from slack_bolt.request import BoltRequest
+
+from bot.clock import ManualClock
+from bot.config import load_settings
+from bot.runtime import Runtime, build_runtime
+from bot.slack.app import create_app
+from bot.slack.client import make_client
+from bot.standin import SlackStandIn, render
+
+SECRET = "console-signing-secret"
+TOKEN = "xoxb-console"
+DURATION = re.compile(r"^\+(\d+)([mhd])$")
+UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+QUIET = {"users.info", "users.lookupByEmail", "conversations.history", "conversations.members",
+         "chat.getPermalink", "auth.test", "conversations.info", "conversations.join"}
+
+
+class ConsoleError(Exception):
+    """A console line that cannot be understood."""
+
+
+class Console:
+    def __init__(self, runtime: Runtime, slack: SlackStandIn, out: TextIO) -> None:
+        self.rt = runtime
+        self.slack = slack
+        self.out = out
+        self.clock: ManualClock = runtime.clock  # type: ignore[assignment]
+        self.bolt = create_app(runtime, signing_secret=SECRET, process_before_response=True)
+        self.names: dict[str, str] = {}
+        self._stamp: str | None = None  # printed before the first line a fired job shows
+        slack.on_call(self._show)
+
+    def _show(self, call: Any) -> None:
+        if call.method in QUIET:
+            return
+        lines = render(call, names=self.slack)
+        if lines and self._stamp:
+            self.out.write(self._stamp + "\n")
+            self._stamp = None
+        for line in lines:
+            self.out.write(f"    {line}\n")
+
+    def say(self, text: str) -> None:
+        self.out.write(text + "\n")
+
+    def add_user(self, name: str, user_id: str, tz: str) -> None:
+        self.slack.add_user(user_id, name, tz=tz, email=f"{name}@example.com", real_name=name.title())
+        self.names[name] = user_id
+        if self.slack.channel_by_name("general"):
+            self.slack.add_member(self.slack.channel_by_name("general")["id"], user_id)
+
+    def user_id(self, name: str) -> str:
+        if name not in self.names:
+            raise ConsoleError(f"unknown person @{name}; add them with `user {name} U0{name.upper()} Europe/Dublin`")
+        return self.names[name]
+
+    def channel_id(self, prefix: str) -> str:
+        name = prefix.lstrip("#")
+        exact = self.slack.channel_by_name(name)
+        if exact:
+            return str(exact["id"])
+        for channel in self.slack.channel_list():
+            if channel["name"].startswith(name):
+                return str(channel["id"])
+        raise ConsoleError(f"no channel #{name}")
+
+    def run_line(self, line: str) -> None:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            return
+        stamp = self.clock.now().strftime("%a %Y-%m-%d %H:%M UTC")
+        if match := DURATION.match(line):
+            amount, unit = int(match.group(1)), UNITS[match.group(2)]
+            self.say(f"[{stamp}] … {line[1:]} later")
+            self.advance(timedelta(**{unit: amount}))
+            return
+        if line.startswith("at "):
+            self.clock.set(_parse_instant(line[3:].strip()))
+            self.say(f"[clock set to {self.clock.now():%a %Y-%m-%d %H:%M} UTC]")
+            return
+        if line.startswith("user "):
+            parts = line.split()
+            if len(parts) != 4:
+                raise ConsoleError("use: user NAME USER_ID TIME_ZONE")
+            self.add_user(parts[1], parts[2], parts[3])
+            return
+        if not line.startswith("@"):
+            raise ConsoleError("a line starts with @person, +45m, at, user or #")
+        who, _, rest = line[1:].partition(" ")
+        user_id = self.user_id(who)
+        channel = self.slack.channel_by_name("general")["id"]
+        if rest.startswith("#"):
+            target, _, rest = rest.partition(" ")
+            channel = self.channel_id(target)
+        self.say(f"[{stamp}] @{who}: {rest}")
+        if rest.startswith("/"):
+            command, _, text = rest.partition(" ")
+            self.slash(user_id, channel, command, text)
+        elif rest.startswith("says "):
+            self.slack.post_as_user(channel, user_id, rest[5:])
+            self.say(f"    {self.slack.channel_name(channel)}  @{who}: {rest[5:]}")
+        elif rest == "pins last":
+            self.pin_last(user_id, channel)
+        elif rest.startswith("press "):
+            self.press(user_id, rest[6:].strip())
+        else:
+            raise ConsoleError("after @person: /command ..., says TEXT, pins last, or press LABEL")
+        self.settle()
+
+    def dispatch(self, body: str, content_type: str) -> Any:
+        ts = str(int(time.time()))
+        signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+        headers = {"content-type": [content_type], "x-slack-request-timestamp": [ts], "x-slack-signature": [signature]}
+        return self.bolt.dispatch(BoltRequest(body=body, headers=headers))
+
+    def slash(self, user_id: str, channel: str, command: str, text: str) -> None:
+        # Slack escapes a picked person as <@U123|name> (the manifest sets should_escape).
+        text = re.sub(r"@([a-z0-9_.-]+)", lambda m: f"<@{self.names[m.group(1)]}|{m.group(1)}>" if m.group(1) in self.names else m.group(0), text)
+        body = urllib.parse.urlencode({
+            "command": command, "text": text, "user_id": user_id, "channel_id": channel, "team_id": "T0CONSOLE",
+            "response_url": self.slack.response_url(channel_id=channel, user_id=user_id),
+            "trigger_id": f"console-{time.monotonic_ns()}", "api_app_id": "A0CONSOLE",
+        })
+        response = self.dispatch(body, "application/x-www-form-urlencoded")
+        if response.body:
+            try:
+                reply = json.loads(response.body).get("text", "")
+            except ValueError:
+                reply = response.body
+            if reply:
+                self.say("    (only visible to you) " + render_text(reply, self.slack).replace("\n", "\n        "))
+
+    def event(self, event: dict[str, Any]) -> None:
+        body = json.dumps({"type": "event_callback", "team_id": "T0CONSOLE", "api_app_id": "A0CONSOLE",
+                           "event_id": f"EvC{time.monotonic_ns()}", "event_time": int(time.time()), "event": event})
+        self.dispatch(body, "application/json")
+
+    def pin_last(self, user_id: str, channel: str) -> None:
+        messages = [m for m in self.slack.messages(channel) if not m.get("bot_id") and m.get("user") != "UBOT"]
+        if not messages:
+            raise ConsoleError("no message from a person in that channel yet")
+        last = messages[-1]
+        self.event({"type": "reaction_added", "user": user_id, "reaction": "pushpin",
+                    "item": {"type": "message", "channel": channel, "ts": last["ts"]}, "event_ts": str(time.time())})
+
+    def press(self, user_id: str, label: str) -> None:
+        """Press the newest button with that label in the person's DMs or channels."""
+        candidates: list[tuple[float, str, dict[str, Any], dict[str, Any]]] = []
+        for channel_id, messages in self._visible(user_id):
+            for message in messages:
+                for block in message.get("blocks") or []:
+                    for element in block.get("elements", []) if block.get("type") == "actions" else []:
+                        if element.get("type") == "button" and element["text"]["text"].lower() == label.lower():
+                            candidates.append((float(message["ts"]), channel_id, message, element))
+        if not candidates:
+            raise ConsoleError(f"no [{label}] button visible to that person")
+        _, channel_id, message, element = max(candidates, key=lambda c: c[0])
+        payload = {
+            "type": "block_actions", "user": {"id": user_id}, "team": {"id": "T0CONSOLE"}, "api_app_id": "A0CONSOLE",
+            "trigger_id": f"console-{time.monotonic_ns()}", "channel": {"id": channel_id},
+            "container": {"type": "message", "channel_id": channel_id, "message_ts": message["ts"]},
+            "message": message, "response_url": self.slack.response_url(channel_id=channel_id, user_id=user_id),
+            "actions": [{"action_id": element["action_id"], "block_id": "b", "value": element.get("value", ""),
+                         "type": "button", "action_ts": str(time.time())}],
+        }
+        self.dispatch(urllib.parse.urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+    def _visible(self, user_id: str) -> list[tuple[str, list[dict[str, Any]]]]:
+        seen = []
+        dms = self.slack.dms(user_id)
+        if dms:
+            seen.append((dms[0].get("channel", user_id), dms))
+        for channel in self.slack.channel_list():
+            if user_id in channel["members"]:
+                seen.append((channel["id"], self.slack.messages(channel["id"])))
+        return seen
+
+    def settle(self) -> None:
+        for _ in range(50):
+            self.rt.scheduler.sync()
+            if not (self.rt.outbox.run_due() or self.rt.scheduler.run_due()):
+                return
+
+    def advance(self, delta: timedelta) -> None:
+        target = self.clock.now() + delta
+        while True:
+            self.settle()
+            due = [at for _, at in self.rt.scheduler.pending() if at <= target]
+            if not due:
+                break
+            self.clock.set(max(due[0], self.clock.now()))
+            self._stamp = f"[{self.clock.now():%a %Y-%m-%d %H:%M} UTC]"
+            self.rt.scheduler.run_due()
+            self.settle()
+        self._stamp = None
+        self.clock.set(target)
+        self.settle()
+
+
+def render_text(text: str, names: Any) -> str:
+    from bot.standin import resolve_mentions
+
+    return resolve_mentions(text, names)
+
+
+def _parse_instant(text: str) -> datetime:
+    text = text.replace("Z", "+00:00")
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def seed(console: Console, runtime: Runtime) -> None:
+    """#general, #incidents, each rotation's channel and user group, and every member."""
+    slack = console.slack
+    slack.add_channel("general", channel_id="C0GENERAL")
+    slack.add_channel("incidents", channel_id="C0INCIDENTS", members=("UBOT",))
+    for rotation in runtime.rotations.values():
+        if rotation.channel and not slack.channel_by_name(rotation.name + "-oncall"):
+            slack.add_channel(rotation.name + "-oncall", channel_id=rotation.channel, members=("UBOT",))
+        if rotation.usergroup:
+            slack.add_usergroup(rotation.usergroup, handle=f"{rotation.name}-oncall")
+        for region in rotation.regions:
+            for member in region.members:
+                if member.startswith(("U", "W")) and member not in console.names.values():
+                    console.add_user(member.lower(), member, region.timezone)
+
+
+def run_console(*, script: str | None, start: str | None, database_url: str | None, out: TextIO = sys.stdout) -> int:
+    """Run a scenario file, or read lines from the keyboard; returns the exit code."""
+    workdir = Path(tempfile.mkdtemp(prefix="oncall-console-"))
+    slack = SlackStandIn(bot_token=TOKEN, bot_user_id="UBOT", team_id="T0CONSOLE").start()
+    env = {
+        "SLACK_BOT_TOKEN": TOKEN, "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": slack.api_url,
+        "DATABASE_URL": database_url or f"sqlite:///{workdir / 'console.db'}",
+        "INCIDENTS_CHANNEL": "C0INCIDENTS",
+    }
+    import os
+
+    for name in ("ROTATIONS_DIR", "TEMPLATES_DIR", "POSTMORTEMS_DIR"):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    settings = load_settings(env)
+    clock = ManualClock(_parse_instant(start) if start else datetime.now(timezone.utc).replace(second=0, microsecond=0))
+    runtime = build_runtime(settings, client=make_client(token=TOKEN, base_url=slack.api_url), clock=clock, manual=True)
+    runtime.scheduler.start()
+    console = Console(runtime, slack, out)
+    lines: Any = open(script, encoding="utf-8") if script else None
+    failures = 0
+    try:
+        if lines is None:
+            out.write("oncall-bot console: type `@alice /incident help`, `+30m`, or Ctrl-D to quit.\n")
+            lines = _prompt_lines()
+        else:
+            out.write(f"Replaying {script}\n")
+        from bot.jobs.handoffs import plan_handoffs
+
+        started = False
+        for number, line in enumerate(lines, 1):
+            try:
+                if not started and not line.strip().startswith(("at ", "user ", "#")) and line.strip():
+                    seed(console, runtime)  # after the script named its people
+                    plan_handoffs(runtime)  # once the clock is set: handoffs from "now" on
+                    started = True
+                console.run_line(line)
+            except ConsoleError as exc:
+                failures += 1
+                out.write(f"  ! line {number}: {exc}\n")
+    finally:
+        if script and lines is not None:
+            lines.close()
+        runtime.scheduler.stop()
+        slack.stop()
+    with runtime.storage.read() as session:
+        from sqlmodel import func, select
+
+        from bot.models import Incident, TimelineEntry
+
+        incidents = session.exec(select(func.count()).select_from(Incident)).one()
+        entries = session.exec(select(func.count()).select_from(TimelineEntry)).one()
+    out.write(f"\nDone: {incidents} incident(s), {entries} timeline entries, {len(slack.calls)} Slack API calls; database {settings.database_url}\n")
+    return 1 if failures and script else 0
+
+
+def _prompt_lines():  # type: ignore[no-untyped-def]
+    while True:
+        try:
+            yield input("oncall> ")
+        except EOFError:
+            return

@@ -1,0 +1,120 @@
+"""The command line as an operator uses it: subprocesses, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, sign
+
+ROOT = Path(__file__).parent.parent
+
+
+def run_bot(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    clean.update(env or {})
+    return subprocess.run([sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=clean, cwd=ROOT, timeout=timeout)
+
+
+def test_serve_without_a_token_names_the_variable_and_exits_2():
+    result = run_bot("serve")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "SLACK_BOT_TOKEN" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_without_a_signing_secret_names_it(tmp_path):
+    result = run_bot("serve", env={"SLACK_BOT_TOKEN": "xoxb-1"})
+    assert result.returncode == 2 and "SLACK_SIGNING_SECRET" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_socket_mode_without_an_app_token_names_it():
+    result = run_bot("socket", env={"SLACK_BOT_TOKEN": "xoxb-1"})
+    assert result.returncode == 2 and "SLACK_APP_TOKEN" in result.stderr
+
+
+def test_a_malformed_port_is_one_line_and_exit_2():
+    result = run_bot("serve", env={"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "PORT": "eighty"})
+    assert result.returncode == 2 and "PORT" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_console_demo_scenario_runs_a_full_incident_across_a_handoff():
+    result = run_bot("console", "--script", "examples/follow-the-sun-incident.txt", timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "created channel #inc-1-eu-card-payments-failing-at-checkout" in out
+    assert "DM to @diego: :pager: You are now on call" in out
+    assert "@diego is now the incident commander" in out
+    assert "no status update for 30 minutes" in out
+    assert "Incident resolved" in out
+    assert "! line" not in out
+    assert "Done: 1 incident(s)" in out
+
+
+def test_console_reports_a_bad_line_and_goes_on(tmp_path):
+    script = tmp_path / "s.txt"
+    script.write_text("at 2026-11-24T15:20Z\nuser ana U0ANA Europe/Dublin\n@nobody /incident help\n@ana /incident help\n")
+    result = run_bot("console", "--script", str(script))
+    assert "! line 3: unknown person @nobody" in result.stdout
+    assert "/incident declare [sev1|sev2|sev3|sev4] TITLE" in result.stdout
+    assert result.returncode == 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_runs_under_gunicorn_and_answers_signed_commands(tmp_path, standin):
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    env.update({
+        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": standin.api_url,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "ROTATIONS_DIR": str(ROTATIONS), "PORT": str(port),
+        "INCIDENTS_CHANNEL": "C0INCIDENTS",
+    })
+    process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(base + "/healthz", timeout=1) as reply:
+                    return reply.status == 200
+            except OSError:
+                return False
+
+        eventually(healthy, timeout=30, message="gunicorn to answer /healthz")
+        body = urllib.parse.urlencode({"command": "/incident", "text": "declare sev2 Checkout down", "user_id": "U0ALICE",
+                                       "channel_id": "C0GENERAL", "team_id": "T0STANDIN", "trigger_id": "t",
+                                       "response_url": standin.response_url()})
+        request = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            text = reply.read().decode()
+        assert time.monotonic() - started < 3
+        assert "Declared incident #1" in text
+        # the outbox worker in the served process creates the channel
+        eventually(lambda: standin.channel_by_name("inc-1-checkout-down"), timeout=10, message="the incident channel")
+        eventually(lambda: standin.pins(standin.channel_by_name("inc-1-checkout-down")["id"]), timeout=10, message="the pinned summary")
+        unsigned = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
+                                          headers={"Content-Type": "application/x-www-form-urlencoded"})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(unsigned, timeout=5)
+        assert refused.value.code == 401
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0, output[-2000:]
+    assert "Traceback" not in output
