@@ -1,0 +1,205 @@
+"""Making user text safe to publish: secrets masked, broadcast mentions defused.
+
+Every pattern the bot uses to find a secret lives in ``RULES`` below, in the order they are
+applied. A mask names what was found (``[REDACTED:slack-token]``); a URL keeps its user and
+host and loses only its password (``postgres://app:***@db``). Assignments such as
+``password=...`` keep their key so a reader still sees which setting leaked.
+
+Mentions: Slack turns ``<!channel>``, ``<!here>``, ``<!everyone>``, ``<!subteam^ID>`` and a
+typed ``@channel``/``@here``/``@everyone`` into notifications. ``defuse_mentions`` rewrites
+each to ``@`` + ZERO WIDTH SPACE + name (``@\u200bchannel``): it reads the same to people and
+Slack no longer recognises it. A person's mention ``<@U123|alice>`` becomes plain ``@alice``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+ZWSP = "\u200b"
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One kind of secret: its mask label, words that must occur for it to match (lowercase;
+    a cheap test that skips the regex on ordinary text), the pattern, and its replacement."""
+
+    label: str
+    hints: tuple[str, ...]
+    pattern: re.Pattern[str]
+    replace: str | Callable[[re.Match[str]], str]
+
+
+def _mask(label: str) -> str:
+    return f"[REDACTED:{label}]"
+
+
+def _already_masked(value: str) -> bool:
+    bare = value.strip("\"'")
+    return bare.startswith("[REDACTED:") or bare == "***"
+
+
+def _authorization(m: re.Match[str]) -> str:
+    scheme = m.group(2).lower()
+    label = {"basic": "basic-auth", "digest": "digest-auth"}.get(scheme, "bearer-token")
+    return m.group(1) + _mask(label)
+
+
+_KEYWORD_LABELS = {"p": "password", "s": "secret", "a": "api-key", "t": "token"}
+
+
+def _assignment(m: re.Match[str]) -> str:
+    keyword, separator, value = m.group(1, 2, 3)
+    if _already_masked(value):
+        return m.group(0)
+    quoted = value[0] in "\"'"
+    # "password: reset" is prose; "password: hunter2" and "password=reset" are settings.
+    if "=" not in separator and not quoted and value.isalpha() and len(value) < 12:
+        return m.group(0)
+    label = _KEYWORD_LABELS[keyword[0].lower()]
+    masked = f"{value[0]}{_mask(label)}{value[0]}" if quoted else _mask(label)
+    return f"{keyword}{separator}{masked}"
+
+
+_PEM_LABEL = r"-----{edge}[A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        "private-key",
+        ("private key",),
+        # A truncated paste without its END line loses everything that looks like key body.
+        re.compile(
+            _PEM_LABEL.format(edge="BEGIN ")
+            + r"(?:.*?"
+            + _PEM_LABEL.format(edge="END ")
+            + r"|[A-Za-z0-9+/=\s:,-]*)",
+            re.DOTALL,
+        ),
+        _mask("private-key"),
+    ),
+    Rule(
+        "slack-webhook",
+        ("hooks.slack.com",),
+        re.compile(r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9_/-]+"),
+        _mask("slack-webhook"),
+    ),
+    Rule(
+        "slack-token",
+        ("xox", "xapp-"),
+        re.compile(r"(?<![A-Za-z0-9])(?:xox[abposre]|xoxe\.xox[bp]|xapp)-[A-Za-z0-9-]{8,}"),
+        _mask("slack-token"),
+    ),
+    Rule(
+        "github-token",
+        ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+        re.compile(r"(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{30,})"),
+        _mask("github-token"),
+    ),
+    Rule(
+        "aws-access-key",
+        ("akia", "asia"),
+        re.compile(r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
+        _mask("aws-access-key"),
+    ),
+    Rule(
+        "aws-secret-key",
+        ("access",),
+        re.compile(
+            r"((?:aws_)?secret_?access_?key[\"']?\s*[:=]\s*[\"']?)[A-Za-z0-9/+=]{20,}",
+            re.IGNORECASE,
+        ),
+        r"\g<1>" + _mask("aws-secret-key"),
+    ),
+    Rule(
+        "stripe-key",
+        ("k_live_", "k_test_"),
+        re.compile(r"(?<![A-Za-z0-9])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{16,}"),
+        _mask("stripe-key"),
+    ),
+    Rule(
+        "authorization",
+        ("authorization",),
+        re.compile(
+            r"(\bauthorization[\"']?\s*[:=]\s*[\"']?(bearer|basic|token|digest)\s+)[^\s\"']+",
+            re.IGNORECASE,
+        ),
+        _authorization,
+    ),
+    Rule(
+        "bearer-token",
+        ("bearer",),
+        # Needs a digit and some length, so "Bearer tokens expire" stays prose.
+        re.compile(
+            r"(\bbearer\s+)(?=[A-Za-z0-9._~+/-]*[0-9])[A-Za-z0-9._~+/-]{16,}=*", re.IGNORECASE
+        ),
+        r"\g<1>" + _mask("bearer-token"),
+    ),
+    Rule(
+        "jwt",
+        ("eyj",),
+        re.compile(
+            r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"
+        ),
+        _mask("jwt"),
+    ),
+    Rule(
+        "url-password",
+        ("@",),
+        re.compile(r"(?<![A-Za-z0-9+.-])([A-Za-z][A-Za-z0-9+.-]*://[^\s:/?#@]*):[^\s/?#]+@"),
+        r"\g<1>:***@",
+    ),
+    Rule(
+        "assignment",
+        ("pass", "secret", "api", "token"),
+        re.compile(
+            # The keyword may end a longer name (DB_PASSWORD, client_secret), kept as typed.
+            r"(?<![A-Za-z0-9])(password|passwd|passphrase|secret|api[_-]?key|token)(?![A-Za-z0-9])"
+            r"([\"']?\s*[:=]\s*)(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"'&,;]+)",
+            re.IGNORECASE,
+        ),
+        _assignment,
+    ),
+)
+
+
+# (hint, rule index) pairs: substring tests are far cheaper than running every pattern.
+_HINTS = tuple((hint, index) for index, rule in enumerate(RULES) for hint in rule.hints)
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every secret ``RULES`` recognises masked; idempotent."""
+    lowered = text.lower()
+    hinted = [index for hint, index in _HINTS if hint in lowered]
+    if hinted:
+        for index in sorted(set(hinted)):
+            rule = RULES[index]
+            text = rule.pattern.sub(rule.replace, text)
+    return text
+
+
+def _broadcast(m: re.Match[str]) -> str:
+    name = m.group(1) or m.group(3) or (m.group(2) or "").lstrip("@") or "usergroup"
+    return f"@{ZWSP}{name}"
+
+
+_BROADCAST = re.compile(
+    r"<!(channel|here|everyone)(?:\|[^>]*)?>"
+    r"|<!subteam\^[A-Za-z0-9]+(?:\|([^>]*))?>"
+    r"|(?<![\w@])@(channel|here|everyone)\b",
+    re.IGNORECASE,
+)
+_PERSON = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
+
+
+def defuse_mentions(text: str) -> str:
+    """Return ``text`` with no mention that would notify anyone when shown in Slack."""
+    if "@" not in text and "<!" not in text:
+        return text
+    text = _BROADCAST.sub(_broadcast, text)
+    return _PERSON.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
+
+
+def safe_text(text: str) -> str:
+    """User text ready to publish: secrets masked, then mentions defused."""
+    return defuse_mentions(redact(text))
