@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from slack_bolt import App, BoltResponse
 
 from bot.jobs.scheduler import claim
-from bot.slack import event_handlers, incident_handlers, oncall_handlers
+from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers, postmortem_handlers
 from bot.slack.people import People
 
 if TYPE_CHECKING:
@@ -37,6 +37,8 @@ def create_app(
     incident_handlers.register(app, runtime, people)
     oncall_handlers.register(app, runtime, people)
     event_handlers.register(app, runtime, people)
+    paging_handlers.register(app, runtime, people)
+    postmortem_handlers.register(app, runtime, people)
     return app
 
 

@@ -1,0 +1,1 @@
+"""GET /postmortems/<n>: the latest draft as an HTML page for reviewers."""
