@@ -76,16 +76,21 @@ class TimelineEntry(SQLModel, table=True):
 
 
 class Page(SQLModel, table=True):
+    """A person paged: for an incident, or straight from an alert that declared none."""
+
     id: Optional[int] = Field(default=None, primary_key=True)
-    incident_id: int = Field(foreign_key="incident.id", index=True)
+    incident_id: Optional[int] = Field(default=None, foreign_key="incident.id", index=True)
     user: str
     rotation: Optional[str] = None
-    level: int = 0
+    level: int = 0  # 0 = first page; n = n-th step of the escalation chain
     paged_by: str = ""
+    reason: Optional[str] = Field(default=None, sa_column=Column(Text))  # alert title, when no incident
+    dedup_key: Optional[str] = Field(default=None, index=True)
     paged_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     acknowledged_at: Optional[datetime] = _when()
     acknowledged_by: Optional[str] = None
     escalated_at: Optional[datetime] = _when()
+    escalated_by: Optional[str] = None
     dm_channel: Optional[str] = None
     dm_ts: Optional[str] = None
 

@@ -107,7 +107,7 @@ def test_commands_inside_the_channel_update_timeline_topic_and_summary(bot, stan
     assert "is now the commander" in bot.command("U0ALICE", "/incident", "commander <@U0BOB|bob>", channel=channel).text
     assert bot.command("U0BOB", "/incident", "action <@U0FRANK|frank> Alert on checkout 5xx", channel=channel).text.startswith("Action item")
     kinds = [(e.kind, e.actor) for e in entries(bot)]
-    assert kinds == [("declared", "U0ALICE"), ("severity", "U0ALICE"), ("status", "U0ALICE"), ("note", "U0FRANK"), ("commander", "U0ALICE"), ("action", "U0BOB")]
+    assert kinds == [("declared", "U0ALICE"), ("page", "U0ALICE"), ("severity", "U0ALICE"), ("status", "U0ALICE"), ("note", "U0FRANK"), ("commander", "U0ALICE"), ("action", "U0BOB")]
     assert standin.topic(channel).startswith("SEV1 · identified · Commander: @bob")
     summary = standin.pins(channel)[0]
     assert "SEV1" in summary["text"] and "identified" in summary["text"]

@@ -68,17 +68,18 @@ def page_dm(incident: Incident, page_id: int, paged_by: str) -> tuple[str, list[
         f":rotating_light: {user(paged_by)} paged you for incident #{incident.id} "
         f"*{safe(incident.title)}* ({severity_label(incident.severity)}) in {channel}."
     )
-    blocks = [
-        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-        {
-            "type": "actions",
-            "elements": [
-                {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "action_id": "page_ack", "value": str(page_id), "style": "primary"},
-                {"type": "button", "text": {"type": "plain_text", "text": "Escalate"}, "action_id": "page_escalate", "value": str(page_id), "style": "danger"},
-            ],
-        },
-    ]
-    return text, blocks
+    return text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}, page_buttons(page_id)]
+
+
+def page_buttons(page_id: int) -> dict[str, Any]:
+    """Acknowledge and Escalate for one page."""
+    return {
+        "type": "actions",
+        "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "action_id": "page_ack", "value": str(page_id), "style": "primary"},
+            {"type": "button", "text": {"type": "plain_text", "text": "Escalate"}, "action_id": "page_escalate", "value": str(page_id), "style": "danger"},
+        ],
+    }
 
 
 def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk.errors import SlackApiError
 
 from bot.incidents import service as incidents
-from bot.models import Incident
+from bot.models import Incident, Page
 from bot.outbox import PermanentError, enqueue
 from bot.slack import blocks
 from bot.slack.text import channel_name, escape, safe
@@ -107,6 +107,45 @@ class Effects:
             for one in users:
                 incidents.note_member(db_session=session, channel_id=channel, user_id=one)
 
+    def invite_to_incident(self, payload: dict[str, Any]) -> None:
+        """Invite people to an incident's channel (waits for the channel to exist)."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        self.invite({"channel": incident.channel_id, "users": payload["users"]})
+
+    def send_page(self, payload: dict[str, Any]) -> None:
+        """DM the page with its buttons; remembers the DM so the buttons can be retired."""
+        from bot.slack.paging_handlers import page_message
+
+        page, incident = self._page(payload["page_id"])
+        if page.dm_ts:
+            return
+        text, page_blocks = page_message(page, incident)
+        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks)
+        with self.rt.storage.session() as session:
+            stored = session.get(Page, page.id)
+            assert stored is not None
+            stored.dm_channel, stored.dm_ts = response["channel"], response["ts"]
+
+    def refresh_page(self, payload: dict[str, Any]) -> None:
+        """Show the page's outcome in its DM instead of the buttons."""
+        from bot.slack.paging_handlers import page_message
+
+        page, incident = self._page(payload["page_id"])
+        if not page.dm_ts:
+            raise RuntimeError(f"page {page.id} has not been sent yet")
+        text, page_blocks = page_message(page, incident)
+        self.client.chat_update(channel=page.dm_channel, ts=page.dm_ts, text=text, blocks=page_blocks)
+
+    def _page(self, page_id: int) -> tuple[Page, Incident | None]:
+        with self.rt.storage.read() as session:
+            page = session.get(Page, page_id)
+            incident = session.get(Incident, page.incident_id) if page and page.incident_id else None
+        if page is None:
+            raise PermanentError(f"page {page_id} does not exist")
+        return page, incident
+
     def refresh_incident(self, payload: dict[str, Any]) -> None:
         """Bring the topic and the pinned summary up to date."""
         incident = self._incident(payload["incident_id"])
@@ -184,6 +223,9 @@ def install(runtime: "Runtime") -> None:
     outbox.register("incident.open", effects.open_incident)
     outbox.register("incident.refresh", effects.refresh_incident)
     outbox.register("incident.post", effects.post_to_incident)
+    outbox.register("incident.invite", effects.invite_to_incident)
+    outbox.register("page.send", effects.send_page)
+    outbox.register("page.refresh", effects.refresh_page)
     outbox.register("incident.broadcast", effects.broadcast)
     outbox.register("slack.invite", effects.invite)
     outbox.register("slack.post", effects.post)

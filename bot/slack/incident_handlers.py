@@ -75,12 +75,18 @@ class IncidentFlows:
                 db_session=session, title=title, severity=severity, declarer=declarer, now=now,
                 rotation=rotation.name if rotation else None, description=description,
             )
+            responder = None
             if rotation is not None:
                 shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
                 responder = self.people.resolve(shift.user)
                 invite.append(responder)
-                rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited)."
+                rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."
             self.enqueue(session, "incident.open", incident_id=incident.id, invite=invite)
+            if rotation is not None and responder is not None and responder != declarer:
+                self.rt.extras["paging_flows"].page(session, incident=incident, user_id=responder, rotation=rotation.name,
+                                                    paged_by=declarer, now=now)
+            elif responder == declarer:
+                rotation_note = f"\nYou are on call for `{rotation.name}` yourself."
             self.schedule_reminder(session, incident)
             number = incident.id
         self.rt.after_commit()
@@ -159,6 +165,7 @@ class IncidentFlows:
     def resolve(self, session: Session, incident: Incident, summary: str | None, actor: str, now: Any) -> str:
         incidents.set_status(db_session=session, incident=incident, status="resolved", actor=actor, now=now, summary=summary)
         cancel_job(session, key=f"reminder:{incident.id}:", prefix=True)
+        cancel_job(session, key=f"escalate:{incident.id}:", prefix=True)
         text = f":white_check_mark: {user(actor)} resolved the incident."
         if summary:
             text += f"\n>{safe(summary)}"

@@ -73,5 +73,7 @@ def channel_name(number: int, title: str, suffix: int = 0) -> str:
 
 
 def user(user_id: str | None) -> str:
-    """A mention that Slack renders as the person's name."""
-    return f"<@{user_id}>" if user_id else "nobody"
+    """A mention that Slack renders as the person's name (other actors, e.g. alertmanager, as text)."""
+    if not user_id:
+        return "nobody"
+    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]+", user_id) else safe(user_id)
