@@ -147,7 +147,8 @@ class Bot:
         fields = {
             "token": "legacy", "team_id": "T0STANDIN", "channel_id": channel, "user_id": user,
             "user_name": user.lower(), "command": command, "text": text,
-            "response_url": self.slack.response_url(), "trigger_id": f"trigger-{time.monotonic_ns()}",
+            "response_url": self.slack.response_url(channel_id=channel, user_id=user),
+            "trigger_id": f"trigger-{time.monotonic_ns()}",
             "api_app_id": "A0BOT",
         }
         response = self.signed_form(fields)
@@ -182,7 +183,7 @@ class Bot:
             "type": "block_actions", "user": {"id": user}, "team": {"id": "T0STANDIN"},
             "api_app_id": "A0BOT", "trigger_id": "t", "channel": {"id": channel},
             "container": {"type": "message", "channel_id": channel, "message_ts": "1.0"},
-            "response_url": self.slack.response_url(),
+            "response_url": self.slack.response_url(channel_id=channel, user_id=user),
             "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
                          "action_ts": str(time.time())}],
         })
