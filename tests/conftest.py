@@ -257,6 +257,9 @@ def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock):
     client = make_client(token=BOT_TOKEN, base_url=standin.api_url, retries=3)
     runtime = build_runtime(settings, client=client, clock=clock, manual=True, outbox_base_delay=0)
     runtime.scheduler.start()
+    from bot.jobs.handoffs import plan_handoffs
+
+    plan_handoffs(runtime)
     executor = TrackingExecutor()
     bolt = create_app(runtime, signing_secret=settings.slack_signing_secret, listener_executor=executor)
     server = make_server("127.0.0.1", 0, create_web_app(runtime, bolt), threaded=True)

@@ -1,0 +1,146 @@
+"""`/oncall`, overrides, swaps, handoffs, the App Home and the iCal feed, driven over HTTP."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from icalendar import Calendar
+
+from bot.clock import ManualClock
+from tests.conftest import START, start_bot
+
+# START is Tuesday 10 March 2026 15:00 UTC: Los Angeles is on PDT since 8 March, so its
+# 08:00-16:00 window (15:00-23:00 UTC) began most recently: frank (week 9, members[1]) is on call.
+
+
+def reply(bot, standin, user, text):
+    bot.command(user, "/oncall", text)
+    answers = [m["text"] for m in standin.ephemerals(user)]
+    assert answers, "no reply through response_url"
+    return answers[-1]
+
+
+def test_oncall_lists_every_rotation_in_the_askers_time_zone(bot, standin):
+    text = reply(bot, standin, "U0BOB", "")
+    # Los Angeles' window ends 23:00 UTC, Singapore's starts 00:00 UTC: frank keeps the pager
+    # through the gap (SPEC: the last shift extends until the next begins).
+    assert "*payments*: <@U0FRANK> · amer · until Wed 11 Mar 00:00 GMT (00:00 UTC)" in text
+    assert "their time 08:00 PDT" in text
+    assert "*payments-secondary*:" in text
+
+
+def test_oncall_rotation_shows_times_in_the_askers_zone_with_utc_beside(bot, standin):
+    text = reply(bot, standin, "U0CAROL", "payments")
+    assert "until Wed 11 Mar 08:00 +08 (00:00 UTC)" in text
+
+
+def test_oncall_next_names_the_next_region_and_person(bot, standin):
+    text = reply(bot, standin, "U0BOB", "next payments")
+    assert "next is <@U0DAVE> (apac)" in text
+    assert "from Wed 11 Mar 00:00 GMT (00:00 UTC)" in text
+
+
+def test_oncall_me_lists_my_next_shifts(bot, standin):
+    text = reply(bot, standin, "U0FRANK", "me")
+    assert text.startswith("*Your next shifts* (America/Los_Angeles)")
+    assert "*payments* · Tue 10 Mar 08:00 PDT (15:00 UTC)" in text
+
+
+def test_oncall_schedule_lists_shifts_and_overrides(bot, standin):
+    text = reply(bot, standin, "U0BOB", "schedule payments 2")
+    assert text.startswith("*payments* — next 2 days, times in Europe/Dublin")
+    assert "<@U0DAVE>" in text and "<@U0ERIN>" in text or "<@U0BOB>" in text
+
+
+def test_a_member_overrides_and_the_override_is_listed_and_removable(bot, standin):
+    text = reply(bot, standin, "U0ALICE", "override payments <@U0BOB|bob> 2026-03-10T14:00Z 2026-03-10T17:00Z")
+    assert text.startswith("Override #1: <@U0BOB> is on call for *payments*")
+    assert "<@U0BOB> (override)" in reply(bot, standin, "U0ALICE", "payments")
+    assert "#1 <@U0BOB>" in reply(bot, standin, "U0ALICE", "schedule payments 1")
+    assert reply(bot, standin, "U0ALICE", "override remove 1") == "Override #1 on *payments* removed."
+    assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
+
+
+def test_override_times_without_offset_are_in_the_askers_zone(bot, standin):
+    text = reply(bot, standin, "U0ALICE", "override payments <@U0BOB|bob> 2026-03-10T07:00 2026-03-10T10:00")
+    assert "(14:00 UTC)" in text and "(17:00 UTC)" in text
+
+
+def test_someone_outside_the_rotation_cannot_override_it(bot, standin):
+    text = reply(bot, standin, "U0MALLORY", "override payments <@U0MALLORY|m> 2026-03-10T14:00Z 2026-03-10T17:00Z")
+    assert text == "Only members of `payments` may change who is on call there."
+    assert "<@U0FRANK>" in reply(bot, standin, "U0BOB", "payments")
+
+
+def test_swap_takes_over_the_next_shift_of_a_member(bot, standin):
+    text = reply(bot, standin, "U0ALICE", "swap payments <@U0FRANK|frank>")
+    assert text.startswith("Override #1: you take <@U0FRANK>'s *payments* shift")
+    assert "<@U0ALICE> (override)" in reply(bot, standin, "U0BOB", "payments")
+
+
+def test_bad_oncall_commands_say_what_was_wrong(bot, standin):
+    assert "is not a number of days" in bot.command("U0BOB", "/oncall", "schedule payments 0").text
+    assert "There is no rotation `nosuch`" in reply(bot, standin, "U0BOB", "nosuch")
+    assert "is not a time" in reply(bot, standin, "U0ALICE", "override payments <@U0BOB|bob> tomorrow later")
+    assert "must end after it starts" in reply(bot, standin, "U0ALICE", "override payments <@U0BOB|bob> 2026-03-10T17:00Z 2026-03-10T14:00Z")
+
+
+def test_a_handoff_dms_both_people_posts_and_sets_the_user_group(bot, standin):
+    bot.advance(timedelta(hours=9, minutes=1))  # 00:00 UTC: Singapore's 08:00 begins
+    assert any("You are now on call for *payments* (apac)" in m["text"] for m in standin.dms("U0DAVE"))
+    assert any("Your *payments* shift has ended; <@U0DAVE>" in m["text"] for m in standin.dms("U0FRANK"))
+    posts = [m["text"] for m in standin.messages("C0PAYCHAN")]
+    assert len([p for p in posts if "handoff" in p]) == 1
+    assert standin.usergroup_users("S0PAYONCALL") == ["U0DAVE"]
+
+
+def test_each_handoff_fires_once_across_a_day(bot, standin):
+    bot.advance(timedelta(hours=24))
+    posts = [m["text"] for m in standin.messages("C0PAYCHAN") if "handoff" in m["text"]]
+    # 23:00 UTC (amer ends, gap to apac? no: LA 16:00 PDT is 23:00 UTC), 00:00, 08:00, 15:00 UTC
+    assert len(posts) == len(set(posts))
+    assert len(posts) >= 3
+
+
+def test_a_commander_going_off_shift_is_offered_a_successor(bot, standin):
+    bot.command("U0FRANK", "/incident", "declare sev2 Checkout down")
+    channel = bot.channel_of(1)
+    bot.advance(timedelta(hours=9, minutes=1))
+    offers = [m for m in standin.messages(channel) if "Take command" in str(m.get("blocks"))]
+    assert len(offers) == 1 and "<@U0DAVE>" in offers[0]["text"]
+    assert "U0DAVE" in standin.members(channel)
+    bot.press("U0DAVE", "take_command", "1", channel=channel)
+    assert "Commander: @dave" in standin.topic(channel)
+
+
+def test_a_handoff_missed_while_down_is_announced_once_on_start(settings_env, standin):
+    clock = ManualClock(START)
+    first, stop = start_bot(settings_env, standin, clock)
+    stop()
+    clock.advance(timedelta(hours=10))  # down across 00:00 UTC
+    for _ in range(2):  # two restarts: still one announcement
+        again, stop = start_bot(settings_env, standin, clock)
+        again.settle()
+        stop()
+    late = [m["text"] for m in standin.messages("C0PAYCHAN") if "announced late" in m["text"]]
+    assert len(late) == 1
+
+
+def test_app_home_shows_who_is_on_call_and_my_shifts(bot, standin):
+    bot.event({"type": "app_home_opened", "user": "U0FRANK", "channel": "D0FRANK", "tab": "home"})
+    published = standin.calls_to("views.publish")
+    assert len(published) == 1
+    text = str(published[0].args["view"])
+    assert "On call now" in text and "Your next shifts" in text
+
+
+def test_ical_feed_lists_shifts_and_filters_by_user(bot):
+    response = bot.get("/ical/payments.ics")
+    assert response.status == 200
+    calendar = Calendar.from_ical(response.body)
+    events = list(calendar.walk("VEVENT"))
+    assert len(events) > 90 * 3 * 0.9
+    mine = Calendar.from_ical(bot.get("/ical/payments.ics?user=U0FRANK").body)
+    summaries = {str(e.get("description")) for e in mine.walk("VEVENT")}
+    assert summaries == {"Slack user U0FRANK holds the payments pager."}
+    assert bot.get("/ical/nosuch.ics").status == 404
