@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import event
@@ -55,8 +56,15 @@ class Storage:
             yield session  # closing ends the transaction and keeps loaded objects usable
 
     def migrate(self) -> None:
-        """Bring the schema up to date."""
-        SQLModel.metadata.create_all(self.engine)
+        """Bring the schema up to date with the Alembic migrations in bot/migrations."""
+        from alembic import command
+
+        with self.engine.begin() as connection:
+            if self.engine.dialect.name == "postgresql":  # one migrator at a time across processes
+                connection.exec_driver_sql("SELECT pg_advisory_xact_lock(724118)")
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
 
     def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -70,6 +78,15 @@ class Storage:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def alembic_config():  # type: ignore[no-untyped-def]
+    """Alembic's configuration pointing at the migrations shipped in the package."""
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    return config
 
 
 def _make_engine(url: str, *, immediate: bool = True) -> Engine:

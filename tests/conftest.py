@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 import threading
 import time
 import urllib.error
@@ -236,13 +237,36 @@ def standin():
     slack.stop()
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """One throwaway PostgreSQL server for the session; CI must have it, a laptop may not."""
+    from bot.testing.postgres import PostgresServer, PostgresUnavailable
+
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """Every end-to-end test runs on SQLite and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'bot.db'}"
+    return request.getfixturevalue("postgres").create_database()
+
+
 @pytest.fixture
-def settings_env(tmp_path, standin) -> dict[str, str]:
+def settings_env(tmp_path, standin, database_url) -> dict[str, str]:
     return {
         "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET,
         "SLACK_API_URL": standin.api_url,
-        "DATABASE_URL": f"sqlite:///{tmp_path / 'bot.db'}",
+        "DATABASE_URL": database_url,
         "ROTATIONS_DIR": str(ROTATIONS),
         "TEMPLATES_DIR": str(Path(__file__).parent.parent / "templates"),
         "INCIDENTS_CHANNEL": "C0INCIDENTS",

@@ -1,0 +1,1 @@
+"""Alembic migrations, run by `python -m bot migrate` and on every start."""

@@ -1,0 +1,1 @@
+"""Helpers for the test suite and the benchmarks (a throwaway PostgreSQL server)."""
