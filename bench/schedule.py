@@ -1,0 +1,275 @@
+"""Benchmark: the on-call engine against RRULE events expanded by recurring_ical_events.
+
+Expands 365 days of 50 three-region follow-the-sun rotations and answers 100,000 "who is on
+call at t" queries twice: with our engine (bisect over precomputed shifts) and the way Grafana
+OnCall does it (one RRULE VEVENT per member, expanded with recurring_ical_events). Checks that
+both routes give identical answers, then prints both timings and their ratio.
+
+    .venv/bin/python bench/schedule.py [--rotations 50] [--queries 100000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import time as clock
+from bisect import bisect_right
+from datetime import UTC, date, datetime, time, timedelta
+from typing import NamedTuple
+from zoneinfo import ZoneInfo
+
+import icalendar
+import recurring_ical_events
+
+from bot.schedule import Region, Rotation, build_timeline
+from bot.schedule import windows as schedule_windows
+from bot.schedule import zones as schedule_zones
+
+YEAR_START = datetime(2026, 1, 1, tzinfo=UTC)
+YEAR_END = datetime(2027, 1, 1, tzinfo=UTC)
+# Offices that really hand over to each other, including half- and quarter-hour offsets and
+# zones whose clocks change at midnight or by 30 minutes.
+OFFICES = [
+    ("Asia/Singapore", "Europe/Dublin", "America/Los_Angeles"),
+    ("Australia/Sydney", "Europe/London", "America/New_York"),
+    ("Asia/Kolkata", "Europe/Berlin", "America/Chicago"),
+    ("Asia/Tokyo", "Europe/Paris", "America/Denver"),
+    ("Australia/Melbourne", "Europe/Madrid", "America/Sao_Paulo"),
+    ("Asia/Shanghai", "Europe/Amsterdam", "America/Toronto"),
+    ("Pacific/Auckland", "Asia/Dubai", "America/Santiago"),
+    ("Australia/Lord_Howe", "Asia/Kathmandu", "America/St_Johns"),
+    ("Asia/Seoul", "Africa/Johannesburg", "America/Mexico_City"),
+    ("Asia/Jakarta", "Europe/Helsinki", "America/Halifax"),
+]
+WORKDAYS = (frozenset(range(7)), frozenset(range(5)))
+WEEKDAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+
+class Occurrence(NamedTuple):
+    """One expanded iCalendar event: a region's window with its member, in UTC."""
+
+    start: datetime
+    end: datetime
+    rank: int  # minus the region's position: at equal starts the first-listed region wins
+    region: str
+    user: str
+
+
+def make_rotations(count: int, rng: random.Random) -> list[Rotation]:
+    """count weekly three-region rotations with office hours from 07:00 to 18:00 local."""
+    rotations = []
+    for number in range(count):
+        regions = []
+        for index, zone in enumerate(rng.choice(OFFICES)):
+            opens = rng.choice([7, 8, 9])
+            length = rng.choice([8, 8, 9])
+            regions.append(
+                Region(
+                    name=f"office{index}",
+                    timezone=zone,
+                    hours=(time(opens, rng.choice([0, 30])), time(opens + length)),
+                    days=rng.choice(WORKDAYS),
+                    members=tuple(f"U{number:02d}{index}{m}" for m in range(rng.randint(2, 6))),
+                )
+            )
+        rotations.append(
+            Rotation(
+                name=f"team{number:02d}",
+                start=date(2025, 11, 3) + timedelta(weeks=rng.randint(0, 8)),
+                handoff="weekly",
+                regions=tuple(regions),
+            )
+        )
+    return rotations
+
+
+def make_queries(rotations: list[Rotation], count: int, rng: random.Random):
+    """count (rotation name, UTC instant) pairs spread over the year."""
+    seconds = int((YEAR_END - YEAR_START).total_seconds())
+    return [
+        (rng.choice(rotations).name, YEAR_START + timedelta(seconds=rng.randrange(seconds)))
+        for _ in range(count)
+    ]
+
+
+def clear_engine_caches() -> None:
+    """Forget every cached zone and window computation, so the engine starts cold."""
+    for cached in (
+        schedule_windows.day_spans,
+        schedule_zones._steady_offset,
+        schedule_zones._offset_changes,
+        schedule_zones._localize_exactly,
+        schedule_zones.get_zone,
+    ):
+        cached.cache_clear()
+
+
+def engine_route(rotations, queries):
+    """Expand each rotation's year once, then answer every query by bisection."""
+    clear_engine_caches()
+    started = clock.perf_counter()
+    timelines = {r.name: build_timeline(r, YEAR_START, YEAR_END) for r in rotations}
+    expanded = clock.perf_counter()
+    answers = []
+    for name, at in queries:
+        shift = timelines[name].at(at)
+        answers.append((shift.region, shift.user))
+    done = clock.perf_counter()
+    return answers, expanded - started, done - expanded
+
+
+def ical_route(rotations, queries):
+    """Build RRULE events per member, expand them with recurring_ical_events, answer queries."""
+    since = YEAR_START - timedelta(days=10)  # room to see who held the pager before Jan 1
+    started = clock.perf_counter()
+    occurrences = {
+        r.name: expand_calendar(r, rotation_calendar(r, since), since) for r in rotations
+    }
+    expanded = clock.perf_counter()
+    starts = {name: [o.start for o in found] for name, found in occurrences.items()}
+    answers = []
+    for name, at in queries:
+        holder = ical_holder(occurrences[name], starts[name], at)
+        answers.append((holder.region, holder.user))
+    done = clock.perf_counter()
+    return answers, expanded - started, done - expanded
+
+
+def rotation_calendar(rotation: Rotation, since: datetime) -> icalendar.Calendar:
+    """One VEVENT per member: their region's window every n-th week (n = team size)."""
+    calendar = icalendar.Calendar()
+    calendar.add("prodid", "-//oncall-bot//bench//EN")
+    calendar.add("version", "2.0")
+    anchor_monday = rotation.start - timedelta(days=rotation.start.weekday())
+    first_monday = since.date() - timedelta(days=since.date().weekday())
+    first_week = (first_monday - anchor_monday).days // 7
+    for order, region in enumerate(rotation.regions):
+        zone = ZoneInfo(region.timezone)
+        size = len(region.members)
+        for turn, member in enumerate(region.members):
+            week = first_week + (turn - first_week) % size  # member's first week from `since`
+            monday = anchor_monday + timedelta(weeks=week)
+            day = monday + timedelta(days=min(region.days))
+            opens, closes = region.hours
+            end_day = day + timedelta(days=1) if closes <= opens else day
+            event = icalendar.Event()
+            event.add("uid", f"{rotation.name}-{order}-{turn}@bench")
+            event.add("summary", member)
+            event.add("location", region.name)
+            event.add("priority", order + 1)
+            event.add("dtstart", datetime.combine(day, opens, tzinfo=zone))
+            event.add("dtend", datetime.combine(end_day, closes, tzinfo=zone))
+            event.add(
+                "rrule",
+                {
+                    "freq": "weekly",
+                    "interval": size,
+                    "byday": [WEEKDAY_CODES[d] for d in sorted(region.days)],
+                    "wkst": "MO",
+                },
+            )
+            calendar.add_component(event)
+    return calendar
+
+
+def expand_calendar(rotation, calendar, since: datetime) -> list[Occurrence]:
+    """Every occurrence between since and the end of the year, in precedence order."""
+    found = [
+        Occurrence(
+            event["DTSTART"].dt.astimezone(UTC),
+            event["DTEND"].dt.astimezone(UTC),
+            1 - int(event["PRIORITY"]),
+            str(event["LOCATION"]),
+            str(event["SUMMARY"]),
+        )
+        for event in recurring_ical_events.of(calendar).between(since, YEAR_END)
+    ]
+    found.sort(key=lambda o: (o.start, o.rank))
+    return found
+
+
+def ical_holder(found: list[Occurrence], starts: list[datetime], at: datetime) -> Occurrence:
+    """Who is on call at `at` among expanded occurrences: the latest-started one running, or
+    (nobody scheduled) whoever held the pager when the last window ended."""
+    last = bisect_right(starts, at) - 1
+    recent = found[max(0, last - 24) : last + 1]
+    for occurrence in reversed(recent):
+        if occurrence.end > at:
+            return occurrence
+    last_end = max(o.end for o in recent)
+    return max((o for o in recent if o.end == last_end), key=lambda o: (o.start, o.rank))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both routes, check the answers agree and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rotations", type=int, default=50)
+    parser.add_argument("--queries", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=3, help="engine runs, best one reported")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args(argv)
+    rng = random.Random(args.seed)
+    rotations = make_rotations(args.rotations, rng)
+    queries = make_queries(rotations, args.queries, rng)
+
+    engine_runs = [engine_route(rotations, queries) for _ in range(args.repeat)]
+    answers, expand_s, query_s = min(engine_runs, key=lambda run: run[1] + run[2])
+    median_total = statistics.median(run[1] + run[2] for run in engine_runs)
+    ical_answers, ical_expand_s, ical_query_s = ical_route(rotations, queries)
+    agree = sum(a == b for a, b in zip(answers, ical_answers))
+
+    print_table(args, expand_s, query_s, ical_expand_s, ical_query_s, median_total)
+    print(f"answers identical: {agree:,} of {len(queries):,}")
+    for (name, at), mine, theirs in zip(queries, answers, ical_answers):
+        if mine != theirs:
+            print(f"  differs: {name} at {at.isoformat()}: engine {mine}, iCalendar {theirs}")
+            break
+    engine_total, ical_total = expand_s + query_s, ical_expand_s + ical_query_s
+    ok = agree == len(queries) and expand_s < 0.5 and ical_total >= 10 * engine_total
+    print(
+        f"targets (year of {args.rotations} rotations < 0.5 s, >= 10x, identical): "
+        f"{'met' if ok else 'NOT met'}"
+    )
+    return 0 if agree == len(queries) else 1
+
+
+def print_table(args, expand_s, query_s, ical_expand_s, ical_query_s, median_total) -> None:
+    """The timings of both routes and their ratio."""
+    queries = f"{args.queries:,} queries"
+    print(
+        f"{args.rotations} rotations x 3 regions, {YEAR_START:%Y-%m-%d} to {YEAR_END:%Y-%m-%d}, "
+        f"{args.queries:,} who-is-on-call queries"
+    )
+    rows = [
+        ("route", "expand year (s)", f"{queries} (s)", "total (s)"),
+        (
+            f"engine, cold caches (best of {args.repeat})",
+            f"{expand_s:.3f}",
+            f"{query_s:.3f}",
+            f"{expand_s + query_s:.3f}",
+        ),
+        (
+            "RRULE + recurring_ical_events",
+            f"{ical_expand_s:.3f}",
+            f"{ical_query_s:.3f}",
+            f"{ical_expand_s + ical_query_s:.3f}",
+        ),
+        (
+            "ratio (iCalendar / engine)",
+            f"{ical_expand_s / expand_s:.1f}x",
+            f"{ical_query_s / query_s:.1f}x",
+            f"{(ical_expand_s + ical_query_s) / (expand_s + query_s):.1f}x",
+        ),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print(
+            "  ".join([row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])])
+        )
+    print(f"engine total, median of {args.repeat} cold runs: {median_total:.3f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

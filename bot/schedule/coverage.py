@@ -1,0 +1,157 @@
+"""Coverage findings: UTC intervals no region covers (gaps) or several cover (overlaps)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+from bot.schedule.model import Finding, Rotation
+from bot.schedule.windows import Window, rotation_windows
+from bot.schedule.zones import require_utc
+
+# Occurrences of the same hole further apart than a week are separate runs, not one pattern.
+_SAME_RUN = timedelta(days=7, minutes=1)
+# Far enough back to find the window before a gap at the start (every region runs weekly).
+_LOOKBACK = timedelta(days=8)
+_MARGIN = timedelta(days=2)
+
+
+@dataclass(frozen=True)
+class FindingRun:
+    """Recurring occurrences of one gap or overlap (same UTC time of day, length and regions)."""
+
+    first: Finding
+    last: Finding
+    count: int
+    every: timedelta | None  # the spacing, when all occurrences are evenly spaced
+
+    @property
+    def rotation(self) -> str:
+        """The rotation the run belongs to."""
+        return self.first.rotation
+
+    @property
+    def kind(self) -> str:
+        """gap or overlap."""
+        return self.first.kind
+
+
+def coverage_findings(rotation: Rotation, start: datetime, end: datetime) -> list[Finding]:
+    """Every gap and overlap of rotation's raw windows within [start, end), one per occurrence."""
+    start, end = require_utc(start, name="start"), require_utc(end, name="end")
+    if end <= start:
+        return []
+    windows = rotation_windows(
+        rotation,
+        first_day=(start - _LOOKBACK).date(),
+        last_day=(end + _MARGIN).date(),
+    )
+    names = [region.name for region in rotation.regions]
+    findings = []
+    for low, high, running, ended, starting in _coverage_pieces(windows, start, end):
+        if not running:
+            findings.append(_gap(rotation.name, low, high, names, ended, starting))
+        elif len(running) > 1:
+            findings.append(_overlap(rotation.name, low, high, names, running))
+    return findings
+
+
+def group_findings(findings: list[Finding]) -> list[FindingRun]:
+    """Findings grouped into runs of the same recurring hole, in order of first occurrence."""
+    open_runs: dict[tuple, list[Finding]] = {}
+    runs: list[list[Finding]] = [[f] for f in findings if f.start is None or f.end is None]
+    timed = [f for f in findings if f.start is not None and f.end is not None]
+    for finding in sorted(timed, key=lambda f: f.start):
+        key = (
+            finding.rotation,
+            finding.kind,
+            finding.start.time(),
+            finding.end - finding.start,
+            finding.message,
+        )
+        run = open_runs.get(key)
+        if run is None or finding.start - run[-1].start > _SAME_RUN:
+            run = open_runs[key] = []
+            runs.append(run)
+        run.append(finding)
+    return [_to_run(run) for run in runs]
+
+
+def _to_run(findings: list[Finding]) -> FindingRun:
+    """A FindingRun summarising one run of occurrences."""
+    spacings = {b.start - a.start for a, b in pairwise(findings)}
+    every = spacings.pop() if len(spacings) == 1 else None
+    return FindingRun(first=findings[0], last=findings[-1], count=len(findings), every=every)
+
+
+def _coverage_pieces(windows: list[Window], start: datetime, end: datetime):
+    """Yield (low, high, running windows, windows that last ended, windows starting at high).
+
+    Windows before start are swept too, so a gap at the start still knows who held the pager.
+    """
+    edges: dict[datetime, tuple[list[Window], list[Window]]] = {start: ([], []), end: ([], [])}
+    for window in windows:
+        edges.setdefault(window.start, ([], []))[0].append(window)
+        edges.setdefault(window.end, ([], []))[1].append(window)
+    running: dict[int, Window] = {}
+    ended: list[Window] = []
+    times = sorted(edges)
+    for low, high in pairwise(times):
+        starting, stopping = edges[low]
+        for window in stopping:  # ends before starts: a region's 24 h windows touch
+            running.pop(window.order, None)
+        for window in starting:
+            running[window.order] = window
+        if stopping:
+            ended = stopping
+        if low >= start and high <= end:
+            yield low, high, dict(running), ended, edges[high][0]
+
+
+def _gap(
+    rotation: str,
+    low: datetime,
+    high: datetime,
+    names: list[str],
+    ended: list[Window],
+    starting: list[Window],
+) -> Finding:
+    """A gap finding; the holder is the latest-starting window that ended at the gap's start."""
+    holder = max(ended, key=lambda w: (w.start, -w.order)) if ended else None
+    nxt = max(starting, key=lambda w: -w.order) if starting else None
+    if holder and nxt and holder.order == nxt.order:
+        tail = f"{names[holder.order]} keeps the pager until its next window starts"
+    elif holder and nxt:
+        tail = f"{names[holder.order]} keeps the pager until {names[nxt.order]} starts"
+    elif holder:
+        tail = f"{names[holder.order]} keeps the pager"
+    else:
+        tail = "the previous shift keeps the pager"
+    involved = tuple(names[w.order] for w in (holder, nxt) if w is not None)
+    message = f"no region is scheduled for {_duration(high - low)}; {tail}"
+    return Finding(rotation, "gap", low, high, message, involved)
+
+
+def _overlap(
+    rotation: str, low: datetime, high: datetime, names: list[str], running: dict[int, Window]
+) -> Finding:
+    """An overlap finding naming the regions and the one that holds the pager."""
+    ordered = sorted(running.values(), key=lambda w: w.order)
+    holder = max(ordered, key=lambda w: (w.start, -w.order))
+    listed = ", ".join(names[w.order] for w in ordered[:-1]) + f" and {names[ordered[-1].order]}"
+    together = "both" if len(ordered) == 2 else "all"
+    message = (
+        f"{listed} are {together} scheduled for {_duration(high - low)}; "
+        f"{names[holder.order]} (started last) holds the pager"
+    )
+    return Finding(rotation, "overlap", low, high, message, tuple(names[w.order] for w in ordered))
+
+
+def _duration(length: timedelta) -> str:
+    """A length of time as "1h", "30min" or "2h 30min"."""
+    minutes = round(length.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours and minutes:
+        return f"{hours}h {minutes}min"
+    return f"{hours}h" if hours else f"{minutes}min"

@@ -1,0 +1,245 @@
+"""Effective on-call shifts: follow-the-sun precedence, gap extension, overrides, and queries."""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from itertools import pairwise
+
+from bot.schedule.model import Override, Rotation, Shift
+from bot.schedule.windows import Window, rotation_windows
+from bot.schedule.zones import require_utc
+
+# Every region has a window at least once a week, so ten days back always reaches the shift
+# that is under way (or being extended) at the start of an interval.
+LOOKBACK = timedelta(days=10)
+# Local dates differ from UTC by at most 14 h and windows last at most 25 h, so two days either
+# side of an interval take in every window that can touch it.
+MARGIN = timedelta(days=2)
+_LONGEST_EXACT_SPAN = timedelta(days=400)
+
+# A resolved piece of the timeline before it becomes a Shift: [start, end, region order, user].
+_Segment = list
+
+
+class Timeline:
+    """A rotation's effective shifts over an interval, answering "who is on call at t" fast."""
+
+    def __init__(self, shifts: Sequence[Shift]) -> None:
+        self.shifts = list(shifts)
+        self._starts = [shift.start for shift in self.shifts]
+
+    def at(self, when: datetime) -> Shift:
+        """The shift covering when; ValueError when when lies outside the timeline."""
+        index = bisect_right(self._starts, when) - 1
+        if index < 0 or when >= self.shifts[index].end:
+            raise ValueError(f"{when.isoformat()} is outside this timeline")
+        return self.shifts[index]
+
+
+def build_timeline(
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = ()
+) -> Timeline:
+    """The effective shifts of rotation over [start, end), ready for repeated queries."""
+    return Timeline(shifts_between(rotation, start, end, overrides))
+
+
+def shifts_between(
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = ()
+) -> list[Shift]:
+    """Effective shifts covering [start, end) back to back, clipped to it.
+
+    At each instant the region whose window began most recently holds the pager; where no
+    window runs, the previous holder keeps it until the next window begins. The rotation's
+    own overrides, then the given ones (later wins), replace whoever is scheduled.
+    """
+    start, end = require_utc(start, name="start"), require_utc(end, name="end")
+    if end <= start:
+        return []
+    windows = rotation_windows(
+        rotation,
+        first_day=(start - LOOKBACK).date(),
+        last_day=(end + MARGIN).date(),
+    )
+    segments = _resolve(windows, start, end)
+    pieces = _override_pieces([*rotation.overrides, *overrides], start, end)
+    names = [region.name for region in rotation.regions]
+    if not pieces:
+        return [Shift(rotation.name, names[o], u, s, e) for s, e, o, u in segments]
+    return [
+        Shift(rotation.name, names[o], u, s, e, is_override)
+        for s, e, o, u, is_override in _apply_overrides(segments, pieces)
+    ]
+
+
+def who_is_on_call(rotation: Rotation, at: datetime, overrides: Iterable[Override] = ()) -> Shift:
+    """The effective shift containing at, with its real start and end (exact within a year)."""
+    at = require_utc(at, name="at")
+    overrides = tuple(overrides)
+    span = timedelta(days=2)
+    while True:
+        low, high = at - span, at + span
+        shift = Timeline(shifts_between(rotation, low, high, overrides)).at(at)
+        if (low < shift.start and shift.end < high) or span > _LONGEST_EXACT_SPAN:
+            return shift
+        span *= 4
+
+
+def next_shifts_for(
+    rotation: Rotation,
+    user: str,
+    after: datetime,
+    limit: int = 5,
+    overrides: Iterable[Override] = (),
+    horizon_days: int = 90,
+) -> list[Shift]:
+    """user's shifts that have not ended by after, in order, within horizon_days; a shift under
+    way at after is given with its real start."""
+    after = require_utc(after, name="after")
+    overrides = tuple(overrides)
+    horizon = after + timedelta(days=horizon_days)
+    mine = [s for s in shifts_between(rotation, after, horizon, overrides) if s.user == user]
+    if mine and mine[0].start == after:
+        mine[0] = who_is_on_call(rotation, after, overrides)
+    return mine[:limit]
+
+
+def handoff_instants(
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = ()
+) -> list[datetime]:
+    """UTC instants in (start, end] at which the person or the region on call changes."""
+    start, end = require_utc(start, name="start"), require_utc(end, name="end")
+    shifts = shifts_between(rotation, start, end + timedelta(seconds=1), overrides)
+    return [
+        shift.start
+        for before, shift in pairwise(shifts)
+        if shift.start <= end and (before.user, before.region) != (shift.user, shift.region)
+    ]
+
+
+def scheduled_windows(rotation: Rotation, start: datetime, end: datetime) -> list[Shift]:
+    """Each region's scheduled windows overlapping [start, end), whole, in start order.
+
+    These are the raw turns (no precedence, gap extension or overrides): what each region's
+    member is asked to cover, e.g. for a calendar feed.
+    """
+    start, end = require_utc(start, name="start"), require_utc(end, name="end")
+    windows = rotation_windows(
+        rotation, first_day=(start - MARGIN).date(), last_day=(end + MARGIN).date()
+    )
+    names = [region.name for region in rotation.regions]
+    return [
+        Shift(rotation.name, names[w.order], w.user, w.start, w.end)
+        for w in sorted(windows, key=lambda w: (w.start, w.order))
+        if w.end > start and w.start < end
+    ]
+
+
+def _resolve(windows: list[Window], start: datetime, end: datetime) -> list[_Segment]:
+    """Turn windows (sorted by precedence) into back-to-back segments covering [start, end).
+
+    Each window takes over when it starts; when the holder's window ends, the latest-started
+    window still running takes over, and if none is running the holder keeps the pager.
+    """
+    segments: list[_Segment] = []
+    begun: list[Window] = []  # windows that have started, lowest precedence first
+    latest_end = None  # the latest end of any window begun so far
+    count = len(windows)
+    for index, window in enumerate(windows):
+        window_start, window_end, order, user = window
+        if window_start >= end:
+            break
+        following = windows[index + 1][0] if index + 1 < count else end
+        following = min(following, end)
+        begun.append(window)
+        earlier_end = latest_end
+        latest_end = window_end if latest_end is None else max(latest_end, window_end)
+        if following <= start or following == window_start:
+            continue  # a later-listed region tying on start time never holds the pager
+        if window_end >= following or earlier_end is None or earlier_end <= window_end:
+            # The usual case, kept inline for speed: no earlier window outlasts this one, so it
+            # holds the pager until the next window starts (through any gap in between).
+            low = max(start, window_start)
+            last = segments[-1] if segments else None
+            if last and last[1] == low and last[2] == order and last[3] == user:
+                last[1] = following
+            else:
+                segments.append([low, following, order, user])
+            if len(begun) > 8:
+                begun = [w for w in begun if w.end > window_start]
+            continue
+        holder, now = window, window_start
+        while now < following:
+            begun = [w for w in begun if w.end > now]
+            if begun:
+                holder = begun[-1]
+                stop = min(holder.end, following)
+            else:
+                stop = following  # nobody scheduled: the last holder keeps the pager
+            if stop > start:
+                _extend(segments, max(now, start), stop, holder.order, holder.user)
+            now = stop
+    if segments and segments[0][0] > start:
+        # Only when no window reached back far enough (a degenerate rotation): never leave a hole.
+        segments[0][0] = start
+    return segments
+
+
+def _extend(segments: list[_Segment], start: datetime, end: datetime, order: int, user: str):
+    """Append [start, end) for (order, user), merging with the previous segment when it is theirs."""
+    if segments:
+        last = segments[-1]
+        if last[1] == start and last[2] == order and last[3] == user:
+            last[1] = end
+            return
+    segments.append([start, end, order, user])
+
+
+def _override_pieces(
+    overrides: Sequence[Override], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime, str]]:
+    """Disjoint (start, end, user) pieces of the overrides within [start, end); later ones win."""
+    relevant = [o for o in overrides if o.end > start and o.start < end]
+    if not relevant:
+        return []
+    edges = sorted({max(start, min(end, t)) for o in relevant for t in (o.start, o.end)})
+    pieces: list[tuple[datetime, datetime, str]] = []
+    for low, high in pairwise(edges):
+        winner = next((o for o in reversed(relevant) if o.start <= low < o.end), None)
+        if winner is None:
+            continue
+        if pieces and pieces[-1][1] == low and pieces[-1][2] == winner.user:
+            pieces[-1] = (pieces[-1][0], high, winner.user)
+        else:
+            pieces.append((low, high, winner.user))
+    return pieces
+
+
+def _apply_overrides(
+    segments: list[_Segment], pieces: list[tuple[datetime, datetime, str]]
+) -> list[tuple[datetime, datetime, int, str, bool]]:
+    """Segments with override pieces cut in; each keeps the region it replaces."""
+    if not pieces:
+        return [(s, e, o, u, False) for s, e, o, u in segments]
+    result: list[tuple[datetime, datetime, int, str, bool]] = []
+    for seg_start, seg_end, order, user in segments:
+        now = seg_start
+        for low, high, who in pieces:
+            if high <= now or low >= seg_end:
+                continue
+            if low > now:
+                _append_merged(result, (now, low, order, user, False))
+            _append_merged(result, (max(low, now), min(high, seg_end), order, who, True))
+            now = min(high, seg_end)
+        if now < seg_end:
+            _append_merged(result, (now, seg_end, order, user, False))
+    return result
+
+
+def _append_merged(result: list, piece: tuple[datetime, datetime, int, str, bool]) -> None:
+    """Append piece, merging it into the previous one when region, user and kind agree."""
+    if result and result[-1][1] == piece[0] and result[-1][2:] == piece[2:]:
+        result[-1] = (result[-1][0], *piece[1:])
+    else:
+        result.append(piece)

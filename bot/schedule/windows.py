@@ -1,0 +1,88 @@
+"""Raw region windows: each region's scheduled hours on each local day, and whose turn it is."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from operator import itemgetter
+from typing import NamedTuple
+
+from bot.schedule.model import Rotation
+from bot.schedule.zones import wall_clock_windows
+
+ONE_DAY = timedelta(days=1)
+
+
+class Window(NamedTuple):
+    """One region's scheduled window on one local day, in UTC, with the member whose turn it is."""
+
+    start: datetime
+    end: datetime
+    order: int  # the region's position in the rotation file (breaks ties)
+    user: str
+
+
+# Builds a Window from a tuple in C, skipping NamedTuple's Python-level __new__ (a hot path).
+_new_window = tuple.__new__
+
+
+def active_days_between(anchor: date, day: date, days: frozenset[int]) -> int:
+    """How many dates in [anchor, day) fall on one of days; negative when day is before anchor."""
+    weeks, rest = divmod((day - anchor).days, 7)
+    first = anchor.weekday()
+    return weeks * len(days) + sum(1 for i in range(rest) if (first + i) % 7 in days)
+
+
+def region_windows(
+    rotation: Rotation, order: int, *, first_day: date, last_day: date
+) -> list[Window]:
+    """Windows of the region at position order for local days first_day..last_day, in order.
+
+    A window whose edges both fall in one spring-forward gap lasts no time and is left out;
+    its day still uses up a turn, so the member order never depends on clock changes.
+    """
+    region = rotation.regions[order]
+    days, edges = day_spans(region.timezone, region.hours, region.days, first_day, last_day)
+    members, count = region.members, len(region.members)
+    if rotation.handoff == "daily":
+        first = active_days_between(rotation.start, first_day, region.days)
+        users = [members[turn % count] for turn in range(first, first + len(days))]
+    else:
+        # Whole weeks from the Monday of the anchor's week to the Monday of the window's week.
+        monday = rotation.start.toordinal() - rotation.start.weekday()
+        users = [members[((day.toordinal() - monday) // 7) % count] for day in days]
+    return [
+        _new_window(Window, (start, end, order, user))
+        for (start, end), user in zip(edges, users)
+        if end > start
+    ]
+
+
+@lru_cache(maxsize=4096)
+def day_spans(
+    zone: str, hours: tuple[time, time], days: frozenset[int], first_day: date, last_day: date
+) -> tuple[tuple[date, ...], tuple[tuple[datetime, datetime], ...]]:
+    """The active local days from first_day to last_day and the UTC edges of each one's window.
+
+    Cached whole, since many rotations share a zone and hours and are expanded over the same year.
+    """
+    active = []
+    day = first_day
+    while day <= last_day:
+        if day.weekday() in days:
+            active.append(day)
+        day += ONE_DAY
+    return tuple(active), tuple(wall_clock_windows(zone, active, *hours))
+
+
+def rotation_windows(rotation: Rotation, *, first_day: date, last_day: date) -> list[Window]:
+    """Every region's windows for the local days, sorted so precedence rises along the list.
+
+    Later start wins; at equal starts the region listed first in the file wins, so it sorts last
+    (regions are added last-first and the sort by start is stable).
+    """
+    windows: list[Window] = []
+    for order in reversed(range(len(rotation.regions))):
+        windows.extend(region_windows(rotation, order, first_day=first_day, last_day=last_day))
+    windows.sort(key=itemgetter(0))
+    return windows
