@@ -35,6 +35,7 @@ class Settings:
     port: int = 3000
     alertmanager_token: str | None = None
     postmortems_dir: Path | None = None
+    status_reminder_minutes: int = 30
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
         return (
@@ -72,6 +73,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
     if "://" not in database_url:
         raise ConfigError("DATABASE_URL must be an SQLAlchemy URL such as sqlite:///oncall.db")
     postmortems = get("POSTMORTEMS_DIR")
+    reminder = get("STATUS_REMINDER_MINUTES") or "30"
+    if not reminder.isdigit() or not 1 <= int(reminder) <= 1440:
+        raise ConfigError(f"STATUS_REMINDER_MINUTES must be a number of minutes (1-1440), got {reminder!r}")
     return Settings(
         slack_bot_token=token,
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
@@ -84,6 +88,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         port=int(port_text),
         alertmanager_token=get("ALERTMANAGER_TOKEN"),
         postmortems_dir=Path(postmortems) if postmortems else None,
+        status_reminder_minutes=int(reminder),
     )
 
 

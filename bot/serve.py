@@ -24,10 +24,10 @@ def _runtime(settings: Settings) -> Runtime:
 def _start_workers(runtime: Runtime, with_scheduler: bool) -> None:
     runtime.outbox.start()
     if with_scheduler:
-        runtime.scheduler.start()
         from bot.jobs.handoffs import plan_handoffs
 
-        plan_handoffs(runtime)
+        runtime.scheduler.on_lead = lambda: plan_handoffs(runtime)
+        runtime.scheduler.start()
 
 
 def _stop_workers(runtime: Runtime) -> None:

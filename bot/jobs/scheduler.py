@@ -24,6 +24,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
+from bot.jobs.leader import LeaderLock
 from bot.models import Claim, JobRequest
 from bot.storage import Storage
 
@@ -86,6 +87,9 @@ class JobScheduler:
         self.poll_seconds = poll_seconds
         self.handlers: dict[str, JobHandler] = {}
         self.after_job: Callable[[], None] | None = None  # e.g. wake the outbox
+        self.on_lead: Callable[[], None] | None = None  # e.g. plan handoffs once leader
+        self.standby_seconds = 5.0
+        self._leader = LeaderLock(storage.engine)
         self.id = storage.url
         self._aps: BaseScheduler | None = None
         self._stop = threading.Event()
@@ -100,30 +104,62 @@ class JobScheduler:
     def running(self) -> bool:
         return self._aps is not None
 
+    @property
+    def state(self) -> str:
+        """running (this process schedules), standby (waiting for the lock) or stopped."""
+        if self._aps is not None:
+            return "running"
+        return "standby" if self._thread is not None else "stopped"
+
     def start(self) -> None:
-        """Start the scheduler in this process (paused when manual)."""
+        """Manual: start at once, paused. Otherwise run once this process holds the leader lock."""
+        if self.manual:
+            self._start_aps()
+            return
+        self._thread = threading.Thread(target=self._lead, name="scheduler", daemon=True)
+        self._thread.start()
+
+    def _start_aps(self) -> None:
         store = SQLAlchemyJobStore(engine=self.storage.engine, tablename="apscheduler_jobs")
         kind = _ManualScheduler if self.manual else BackgroundScheduler
-        self._aps = kind(
+        aps = kind(
             jobstores={"default": store},
             timezone=timezone.utc,
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
         )
-        self._aps.start(paused=self.manual)
+        aps.start(paused=self.manual)
+        self._aps = aps
         _SCHEDULERS[self.id] = self
         self.sync()
-        if not self.manual:
-            self._thread = threading.Thread(target=self._loop, name="job-sync", daemon=True)
-            self._thread.start()
+
+    def _lead(self) -> None:
+        """Wait for the leader lock, then schedule and move job requests until stopped."""
+        while not self._stop.is_set():
+            if self._leader.try_acquire():
+                break
+            log.info("another process runs the scheduler; standing by")
+            self._stop.wait(self.standby_seconds)
+        if self._stop.is_set():
+            return
+        log.info("this process runs the scheduler")
+        self._start_aps()
+        if self.on_lead is not None:
+            try:
+                self.on_lead()
+            except Exception:
+                log.exception("start-up planning failed")
+        self._loop()
 
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(5)
+            self._thread.join(10)
+            self._thread = None
         if self._aps is not None:
             self._aps.shutdown(wait=True)
             self._aps = None
+        self._leader.release()
         if _SCHEDULERS.get(self.id) is self:
             del _SCHEDULERS[self.id]
 

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-REMINDER_AFTER = timedelta(minutes=30)
 NOT_AN_INCIDENT_CHANNEL = (
     "This is not an incident channel. Run this inside the incident's channel, or "
     "`/incident list` to find it."
@@ -54,7 +53,7 @@ class IncidentFlows:
         if incident.severity > 2 or incident.status == "resolved":
             return
         base = incident.last_update_at or incident.declared_at
-        run_at = base + REMINDER_AFTER
+        run_at = base + timedelta(minutes=self.rt.settings.status_reminder_minutes)
         request_job(
             session, kind="incident.reminder", key=f"reminder:{incident.id}:{run_at.isoformat()}",
             run_at=run_at, payload={"incident_id": incident.id},

@@ -28,7 +28,7 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
     @web.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
         database = runtime.storage.ping()
-        scheduler = "running" if runtime.scheduler.running else "elsewhere"
+        scheduler = {"stopped": "elsewhere"}.get(runtime.scheduler.state, runtime.scheduler.state)
         body = {"ok": database, "database": "ok" if database else "unreachable", "scheduler": scheduler}
         return jsonify(body), 200 if database else 503
 
