@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
@@ -36,6 +36,8 @@ class Settings:
     alertmanager_token: str | None = None
     postmortems_dir: Path | None = None
     status_reminder_minutes: int = 30
+    outbox_lease_seconds: int = 120
+    alert_severities: dict[str, int] = field(default_factory=dict)  # alert label -> SEV that declares
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
         return (
@@ -89,7 +91,35 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         alertmanager_token=get("ALERTMANAGER_TOKEN"),
         postmortems_dir=Path(postmortems) if postmortems else None,
         status_reminder_minutes=int(reminder),
+        alert_severities=_severity_map(get("ALERT_SEVERITIES")),
+        outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
     )
+
+
+def parse_severity_map(text: str) -> dict[str, int]:
+    """`critical=1,error=2` as a mapping; ValueError naming the bad part."""
+    mapping: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        label, sep, value = part.partition("=")
+        if not sep or not label.strip() or value.strip() not in ("1", "2", "3", "4"):
+            raise ValueError(f"{part!r} is not LABEL=N with N from 1 to 4")
+        mapping[label.strip().lower()] = int(value)
+    return mapping
+
+
+def _severity_map(text: str | None) -> dict[str, int]:
+    if not text:
+        return {}
+    try:
+        return parse_severity_map(text)
+    except ValueError as exc:
+        raise ConfigError(f"ALERT_SEVERITIES must look like critical=1,error=2: {exc}") from None
+
+
+def _int(text: str, name: str, low: int, high: int) -> int:
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {text!r}")
+    return int(text)
 
 
 def _mask_url(url: str) -> str:

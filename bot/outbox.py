@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any, Callable
 
 from sqlalchemy import or_, update
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.models import OutboxTask
@@ -19,7 +19,6 @@ from bot.storage import Storage
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
-LEASE = timedelta(seconds=120)
 
 
 class PermanentError(Exception):
@@ -48,7 +47,9 @@ class Outbox:
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         on_failure: Callable[[str, dict[str, Any], str], None] | None = None,
+        lease_seconds: float = 120.0,
     ) -> None:
+        self.lease = timedelta(seconds=lease_seconds)
         self.storage = storage
         self.clock = clock
         self.handlers: dict[str, Handler] = dict(handlers or {})
@@ -100,6 +101,7 @@ class Outbox:
                     select(OutboxTask.id)
                     .where(OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now)
                     .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
+                    .where(col(OutboxTask.kind).in_(list(self.handlers)))  # others are for other processes
                     .order_by(OutboxTask.id)  # type: ignore[arg-type]
                     .limit(limit)
                 ).all()
@@ -145,7 +147,7 @@ class Outbox:
                 update(OutboxTask)
                 .where(OutboxTask.id == task_id, OutboxTask.status == "pending")  # type: ignore[arg-type]
                 .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
-                .values(lease_until=now + LEASE, attempts=OutboxTask.attempts + 1)
+                .values(lease_until=now + self.lease, attempts=OutboxTask.attempts + 1)
             )
             return result.rowcount == 1  # type: ignore[attr-defined]
 

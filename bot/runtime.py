@@ -48,7 +48,7 @@ def build_runtime(
     storage = Storage(settings.database_url)
     storage.migrate()
     rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
-    outbox = Outbox(storage, clock, base_delay=outbox_base_delay)
+    outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
     runtime = Runtime(
         settings=settings, storage=storage, client=client, clock=clock, outbox=outbox,
@@ -57,7 +57,12 @@ def build_runtime(
     from bot.slack.people import People
 
     runtime.extras["people"] = People(storage, client, clock)
+    # Outbox tasks, job handlers and flows: every process needs them, `clock` included.
+    from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers, postmortem_handlers
+
     effects.install(runtime)
+    for module in (incident_handlers, paging_handlers, oncall_handlers, event_handlers, postmortem_handlers):
+        module.install(runtime)
     job_handlers.install(runtime)
     scheduler.after_job = outbox.notify
     return runtime

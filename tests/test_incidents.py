@@ -279,3 +279,15 @@ def test_list_shows_open_incidents_anywhere(bot):
     declare(bot, "declare sev1 Checkout down")
     reply = bot.command("U0BOB", "/incident", "list").text
     assert reply.index("Checkout down") < reply.index("Slow search")
+
+
+def test_a_channel_the_bot_created_before_a_crash_is_adopted_not_duplicated(bot, standin):
+    from slack_sdk import WebClient
+
+    # As if the bot created the channel and died before saving its id.
+    WebClient(token="xoxb-standin", base_url=standin.api_url).conversations_create(name="inc-1-checkout-down")
+    declare(bot)
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1).channel_name == "inc-1-checkout-down"
+    assert not standin.channel_by_name("inc-1-checkout-down-1")
+    assert len(standin.pins(bot.channel_of(1))) == 1

@@ -125,7 +125,12 @@ def test_two_web_and_two_clock_processes_declare_fifty_and_fire_timers_once(tmp_
         def escalated():
             return all(any("escalation chain has no further step" in m["text"] for m in standin.messages(c["id"])) for c in channels)
 
-        eventually(escalated, timeout=60, message="every unanswered page escalated")
+        try:
+            eventually(escalated, timeout=60, message="every unanswered page escalated")
+        except AssertionError:
+            missing = [c["name"] for c in channels if not any("escalation chain" in m["text"] for m in standin.messages(c["id"]))]
+            sample = [m["text"][:120] for m in standin.messages(standin.channel_by_name(missing[0])["id"])]
+            raise AssertionError(f"{len(missing)} not escalated, e.g. {missing[0]}: {sample}")
         wait_until = max(handoff_at + timedelta(seconds=20), datetime.now(timezone.utc))
         time.sleep(max(0.0, (wait_until - datetime.now(timezone.utc)).total_seconds()))
         for channel in channels:

@@ -58,9 +58,10 @@ class Effects:
         self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts is None:
-            text, summary_blocks = blocks.summary(incident)
-            response = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)
-            ts = response["ts"]
+            ts = self._posted_summary(incident)
+            if ts is None:
+                text, summary_blocks = blocks.summary(incident)
+                ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)["ts"]
             with self.rt.storage.session() as session:
                 stored = session.get(Incident, incident.id)
                 assert stored is not None
@@ -77,16 +78,45 @@ class Effects:
         for suffix in range(0, 50):
             name = channel_name(incident.id, incident.title, suffix)
             try:
-                response = self.client.conversations_create(name=name)
+                channel = self.client.conversations_create(name=name)["channel"]
             except SlackApiError as exc:
-                if error_code(exc) == "name_taken":
+                if error_code(exc) != "name_taken":
+                    raise
+                # Ours already, when a crash came between creating it and saving its id.
+                channel = self._own_channel(name, incident)
+                if channel is None:
                     continue
-                raise
-            channel = response["channel"]
             self._save(incident.id, channel_id=channel["id"], channel_name=channel["name"])
             incident.channel_id, incident.channel_name = channel["id"], channel["name"]
             return incident
         raise PermanentError(f"no free channel name for incident #{incident.id}")
+
+    def _bot_user(self) -> str:
+        if "bot_user_id" not in self.__dict__:
+            self.bot_user_id = str(self.client.auth_test()["user_id"])
+        return self.bot_user_id
+
+    def _own_channel(self, name: str, incident: Incident) -> dict[str, Any] | None:
+        """The channel of that name if this bot created it since the incident was declared."""
+        cursor = None
+        while True:
+            page = self.client.conversations_list(limit=1000, exclude_archived=True, types="public_channel", cursor=cursor)
+            for channel in page.get("channels", []):
+                if channel.get("name") == name:
+                    created = int(channel.get("created", 0))
+                    mine = channel.get("creator") == self._bot_user() and created >= int(incident.declared_at.timestamp()) - 60
+                    return dict(channel) if mine else None
+            cursor = (page.get("response_metadata") or {}).get("next_cursor")
+            if not cursor:
+                return None
+
+    def _posted_summary(self, incident: Incident) -> str | None:
+        """The ts of a summary posted before a crash kept us from saving it."""
+        history = self.client.conversations_history(channel=incident.channel_id, limit=50)
+        for message in history.get("messages", []):
+            if message.get("user") == self._bot_user() and str(message.get("text", "")).startswith(f"Incident #{incident.id}:"):
+                return str(message["ts"])
+        return None
 
     def invite(self, payload: dict[str, Any]) -> None:
         """Invite people to a channel; those already there or unknown are skipped."""

@@ -69,9 +69,15 @@ class TimelineCapture:
         return entry is not None
 
 
-def register(app: App, runtime: "Runtime", people: People) -> None:
+def install(runtime: "Runtime") -> None:
+    """Outbox work for every process: fetching pinned messages into the timeline."""
     capture = TimelineCapture(runtime)
+    runtime.extras["timeline_capture"] = capture
     runtime.outbox.register("timeline.capture", capture.fetch_and_record)
+
+
+def register(app: App, runtime: "Runtime", people: People) -> None:
+    capture: TimelineCapture = runtime.extras["timeline_capture"]
 
     @app.event("reaction_added")
     def reaction_added(event: dict[str, Any]) -> None:

@@ -193,9 +193,12 @@ class IncidentFlows:
         return "*Open incidents*\n" + "\n".join(blocks.incident_line(i) for i in open_incidents)
 
 
+def install(runtime: "Runtime") -> None:
+    runtime.extras["incident_flows"] = IncidentFlows(runtime, runtime.extras["people"])
+
+
 def register(app: App, runtime: "Runtime", people: People) -> None:
-    flows = IncidentFlows(runtime, people)
-    runtime.extras["incident_flows"] = flows
+    flows: IncidentFlows = runtime.extras["incident_flows"]
 
     @app.command("/incident")
     def incident_command(ack: Ack, command: dict[str, Any], client: Any) -> None:

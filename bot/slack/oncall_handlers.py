@@ -170,9 +170,12 @@ class OncallFlows:
         return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
 
 
+def install(runtime: "Runtime") -> None:
+    runtime.extras["oncall_flows"] = OncallFlows(runtime, runtime.extras["people"])
+
+
 def register(app: App, runtime: "Runtime", people: People) -> None:
-    flows = OncallFlows(runtime, people)
-    runtime.extras["oncall_flows"] = flows
+    flows: OncallFlows = runtime.extras["oncall_flows"]
 
     @app.command("/oncall")
     def oncall_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:

@@ -142,8 +142,9 @@ class PagingFlows:
         return target
 
 
-def register(app: App, runtime: "Runtime", people: People) -> None:
-    flows = PagingFlows(runtime, people)
+def install(runtime: "Runtime") -> None:
+    """Paging for every process: the escalation timer runs wherever the scheduler runs."""
+    flows = PagingFlows(runtime, runtime.extras["people"])
     runtime.extras["paging_flows"] = flows
     runtime.extras["PageSomeone"] = flows.command
 
@@ -153,6 +154,10 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             flows.escalate(session, page, TIMEOUT_ACTOR, runtime.clock.now())
 
     runtime.scheduler.register("page.escalate", on_timeout)
+
+
+def register(app: App, runtime: "Runtime", people: People) -> None:
+    flows: PagingFlows = runtime.extras["paging_flows"]
 
     def page_id_of(body: dict[str, Any]) -> int:
         return int(body["actions"][0]["value"])

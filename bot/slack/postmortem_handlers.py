@@ -14,3 +14,7 @@ if TYPE_CHECKING:
 
 def register(app: App, runtime: "Runtime", people: People) -> None:
     """Install the resolve hook, `/incident postmortem` and the upload outbox task."""
+
+
+def install(runtime: "Runtime") -> None:
+    """Outbox tasks and hooks for postmortems (being built)."""

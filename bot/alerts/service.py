@@ -1,0 +1,372 @@
+"""What an alert notification does: page the on-call person, declare an incident when the
+severity maps to one, attach what follows to what is already open, note resolutions.
+
+A notification is handled in one transaction that also queues its Slack work in the outbox,
+so the sender gets its answer at once. Repeats act once: every firing of an alert (its
+identity and start time) is claimed the first time it is seen. A group's notifications are
+serialised on a counter row, so two deliveries of one group never both page. Decisions where
+Alertmanager says nothing are written down in docs/alerts.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from bot.alerts.alertmanager import Alert, Notification
+from bot.incidents import service as incidents
+from bot.jobs.scheduler import cancel_job, claim
+from bot.models import Claim, Counter, Incident, Page
+from bot.oncall import service as oncall
+from bot.oncall.service import OncallError
+from bot.outbox import enqueue
+from bot.schedule import Rotation
+from bot.slack.paging_handlers import escalation_key
+from bot.slack.text import escape, truncate
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+DEFAULT_SEVERITIES: Mapping[str, int] = {"critical": 1}
+_SEV = re.compile(r"sev\s*-?\s*([1-4])")
+LISTED = 5  # alerts named in one timeline line; the rest are counted
+
+
+@dataclass(frozen=True)
+class AlertPolicy:
+    """Which alert severities declare an incident, and of which SEV; the rest only page.
+    `sev1`…`sev4` always mean that SEV; other labels go through `severities` (any case)."""
+
+    severities: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
+
+    def incident_severity(self, label: str) -> int | None:
+        text = label.strip().lower()
+        match = _SEV.fullmatch(text)
+        if match:
+            return int(match.group(1))
+        return {k.lower(): v for k, v in self.severities.items()}.get(text)
+
+
+def policy_for(runtime: Runtime) -> AlertPolicy:
+    """The runtime's policy: extras["alert_policy"], else a mapping in settings.alert_severities
+    (ALERT_SEVERITIES, parsed by bot.config.parse_severity_map), else the default."""
+    policy = runtime.extras.get("alert_policy")
+    if isinstance(policy, AlertPolicy):
+        return policy
+    configured = getattr(runtime.settings, "alert_severities", None)
+    if isinstance(configured, Mapping) and configured:
+        return AlertPolicy(dict(configured))
+    return AlertPolicy()
+
+
+@dataclass
+class Outcome:
+    """What a notification did, as the sender is told."""
+
+    action: str = "duplicate"  # declared | paged | attached | noted | unrouted | duplicate | ignored
+    incident: int | None = None
+    paged: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"ok": True, "action": self.action, "incident": self.incident, "paged": self.paged,
+                "warnings": self.warnings}
+
+
+@dataclass(frozen=True)
+class Group:
+    """One alert group as stored: the dedup key on incidents and pages, and a short hash."""
+
+    key: str
+    hash: str
+
+    @classmethod
+    def of(cls, notification: Notification) -> Group:
+        key = f"{notification.kind}:{notification.dedup_key}"
+        if len(key) > 200:  # indexed column: long group keys are stored by their hash
+            key = f"{notification.kind}:sha256:{hashlib.sha256(notification.dedup_key.encode()).hexdigest()}"
+        return cls(key=key, hash=hashlib.sha256(key.encode()).hexdigest()[:24])
+
+    def claim_key(self, what: str, alert: Alert, episode: int) -> str:
+        """Once-only marker of one firing (or resolution) of an alert of this group."""
+        identity = alert.identity if alert.starts_at else f"{alert.identity}#{episode}"
+        return f"alert:{self.hash}:{what}:{hashlib.sha256(identity.encode()).hexdigest()[:32]}"
+
+
+# --- the group's state, from incidents, pages and once-only markers -------------------------
+
+
+def lock_group(*, db_session: Session, group: Group) -> None:
+    """Count the group's notifications; on PostgreSQL the row lock queues concurrent ones."""
+    incidents.next_number(db_session=db_session, name=f"alerts:{group.hash}")
+
+
+def episode_of(*, db_session: Session, group: Group) -> tuple[int, datetime | None]:
+    """How many times the group resolved after firing, and when it last did."""
+    count = db_session.exec(select(Counter.value).where(Counter.name == f"alert-resolutions:{group.hash}")).first() or 0
+    if not count:
+        return 0, None
+    marker = db_session.get(Claim, f"alert:{group.hash}:resolved:{count}")
+    return count, marker.claimed_at if marker else None
+
+
+def record_resolution(*, db_session: Session, group: Group, now: datetime) -> None:
+    """The group resolved: what fires next is a new episode (pages and incidents start over)."""
+    count = incidents.next_number(db_session=db_session, name=f"alert-resolutions:{group.hash}")
+    claim(db_session, f"alert:{group.hash}:resolved:{count}", now)
+
+
+def open_incident(*, db_session: Session, group: Group) -> Incident | None:
+    """The newest open incident of the group."""
+    return db_session.exec(
+        select(Incident).where(Incident.dedup_key == group.key, col(Incident.status).in_(incidents.OPEN))
+        .order_by(col(Incident.id).desc())
+    ).first()
+
+
+def incident_since(*, db_session: Session, group: Group, since: datetime | None) -> Incident | None:
+    """The newest incident of the group declared after `since` (open or not)."""
+    query = select(Incident).where(Incident.dedup_key == group.key)
+    if since is not None:
+        query = query.where(col(Incident.declared_at) > since)
+    return db_session.exec(query.order_by(col(Incident.id).desc())).first()
+
+
+def open_alert_page(*, db_session: Session, group: Group, since: datetime | None) -> Page | None:
+    """The group's page without an incident that still waits for an answer (escalations of
+    it carry the same key, so the newest one is where the chain stands)."""
+    page = db_session.exec(
+        select(Page).where(Page.dedup_key == group.key, col(Page.incident_id).is_(None)).order_by(col(Page.id).desc())
+    ).first()
+    if page is None or page.acknowledged_at is not None or page.escalated_at is not None:
+        return None
+    if since is not None and page.paged_at <= since:
+        return None  # paged before the group last resolved: that episode is over
+    return page
+
+
+# --- words ------------------------------------------------------------------------------------
+
+
+def title_of(alert: Alert, notification: Notification) -> str:
+    """An incident title or page reason in Slack's escaped form."""
+    raw = " ".join((alert.summary or alert.name).split()) or f"Alert from {notification.source}"
+    return escape(truncate(raw, 150))
+
+
+def link(url: str, label: str) -> str:
+    return f"<{url.replace('&', '&amp;')}|{label}>" if url else ""
+
+
+def listing(alerts: list[Alert] | tuple[Alert, ...]) -> str:
+    """`Name (summary), Other (summary) and 3 more`, escaped, on one line."""
+    parts = []
+    for alert in alerts[:LISTED]:
+        name = " ".join(alert.name.split())
+        summary = " ".join(alert.summary.split())
+        text = name if not summary or summary == name else f"{name} ({summary})"
+        parts.append(escape(truncate(text, 200)))
+    more = len(alerts) - LISTED
+    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
+
+
+def details(notification: Notification, alerts: list[Alert], lead: Alert, note: str | None) -> str:
+    """The incident description (and a page's follow-up DM): what fires, with links back."""
+    lines = []
+    if lead.description:
+        lines.append(escape(truncate(lead.description.strip(), 1000)))
+    lines.append(f"*Firing ({len(alerts)}):*")
+    for alert in alerts[:10]:
+        source = link(alert.generator_url, "source")
+        lines.append(f"• {listing([alert])}" + (f" · {source}" if source else ""))
+    hidden = len(alerts) - 10 + notification.truncated
+    if hidden > 0:
+        lines.append(f"…and {hidden} more")
+    if notification.external_url:
+        lines.append(link(notification.external_url, "Open in Alertmanager"))
+    if note:
+        lines.append(f"_{note}_")
+    return "\n".join(lines)
+
+
+def lead_alert(alerts: list[Alert], policy: AlertPolicy) -> tuple[Alert, int | None]:
+    """The alert that speaks for the group (the worst severity, first wins) and its SEV."""
+    ranked = sorted(alerts, key=lambda a: policy.incident_severity(a.severity) or 5)
+    lead = ranked[0]
+    return lead, policy.incident_severity(lead.severity)
+
+
+# --- flows ------------------------------------------------------------------------------------
+
+
+class AlertFlows:
+    """Alert notifications in, pages, incidents and timeline entries out."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.rt = runtime
+
+    def receive(self, notification: Notification, policy: AlertPolicy) -> Outcome:
+        """Act on one notification in one transaction; returns what it did."""
+        for attempt in range(3):
+            try:
+                with self.rt.storage.session() as session:
+                    outcome = self._receive(session, notification, policy, self.rt.clock.now())
+                break
+            except IntegrityError:  # two first notifications of a group raced to create its counter
+                if attempt == 2:
+                    raise
+        self.rt.after_commit()
+        log.info("%s notification for %s: %s (incident %s, paged %s)", notification.kind,
+                 Group.of(notification).hash, outcome.action, outcome.incident, outcome.paged)
+        return outcome
+
+    def _receive(self, session: Session, n: Notification, policy: AlertPolicy, now: datetime) -> Outcome:
+        group = Group.of(n)
+        lock_group(db_session=session, group=group)
+        episode, resolved_at = episode_of(db_session=session, group=group)
+        active = f"alert:{group.hash}:active:{episode}"
+        if n.firing:
+            claim(session, active, now)
+        new_firing = [a for a in n.firing if claim(session, group.claim_key("fired", a, episode), now)]
+        # the group resolves once per episode, and only after something fired in it
+        group_resolved = n.status == "resolved" and session.get(Claim, active) is not None
+        new_resolved = [
+            a for a in n.resolved
+            if (claim(session, group.claim_key("resolved", a, episode), now) if a.starts_at else group_resolved)
+        ]
+        outcome = Outcome()
+        if new_firing:
+            self._fire(session, n, group, new_firing, policy, now, resolved_at, outcome)
+        if new_resolved or group_resolved:
+            self._resolve(session, n, group, new_resolved, group_resolved, now, resolved_at, outcome)
+        if group_resolved:
+            record_resolution(db_session=session, group=group, now=now)
+        if outcome.action == "duplicate":
+            incident = open_incident(db_session=session, group=group)
+            outcome.incident = incident.id if incident else None
+        return outcome
+
+    def _fire(self, session: Session, n: Notification, group: Group, alerts: list[Alert], policy: AlertPolicy,
+              now: datetime, resolved_at: datetime | None, outcome: Outcome) -> None:
+        lead, severity = lead_alert(alerts, policy)
+        incident = open_incident(db_session=session, group=group)
+        if incident is not None:
+            incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
+                                text=f"Alert firing: {listing(alerts)}")
+            enqueue(session, "incident.post", {"incident_id": incident.id,
+                                               "text": f":rotating_light: Also firing: {listing(alerts)}"}, now=now)
+            outcome.action, outcome.incident = "attached", incident.id
+            return
+        page = open_alert_page(db_session=session, group=group, since=resolved_at) if severity is None else None
+        if page is not None:
+            text = f":rotating_light: Also firing in this alert group: {listing(alerts)}"
+            enqueue(session, "slack.post", {"channel": page.user, "text": text}, now=now)
+            outcome.action = "attached"
+            return
+        rotation, note = self._route(lead, outcome)
+        if severity is not None:
+            self._declare(session, n, group, alerts, lead, severity, rotation, note, now, outcome)
+        elif rotation is not None:
+            self._page(session, n, group, alerts, lead, rotation, note, now, outcome)
+        else:
+            self._unrouted(session, n, alerts, lead, note, now, outcome)
+
+    def _route(self, lead: Alert, outcome: Outcome) -> tuple[Rotation | None, str | None]:
+        """The rotation named by the alert's label, else the default one, and a note saying so."""
+        name = lead.rotation
+        if name and name in self.rt.rotations:
+            return self.rt.rotations[name], None
+        unknown = f"The rotation label `{escape(truncate(name, 80))}` names no rotation" if name else None
+        try:
+            default = oncall.find_rotation(self.rt.rotations, None)
+        except OncallError as exc:
+            note = f"{unknown}; nobody was paged: {exc}" if unknown else f"Nobody was paged: {exc}"
+            outcome.warnings.append(note)
+            return None, note
+        if unknown:
+            note = f"{unknown}; paged the default rotation `{default.name}`."
+            outcome.warnings.append(note)
+            return default, note
+        return default, None
+
+    def _responder(self, session: Session, rotation: Rotation, now: datetime) -> str:
+        shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
+        return str(self.rt.extras["people"].resolve(shift.user))
+
+    def _declare(self, session: Session, n: Notification, group: Group, alerts: list[Alert], lead: Alert,
+                 severity: int, rotation: Rotation | None, note: str | None, now: datetime, outcome: Outcome) -> None:
+        """Declare an incident as `/incident declare` does; the on-call person commands it."""
+        incident = incidents.declare_incident(
+            db_session=session, title=title_of(lead, n), severity=severity, declarer=n.source, now=now,
+            rotation=rotation.name if rotation else None, description=details(n, alerts, lead, note),
+            dedup_key=group.key,
+        )
+        incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
+                            text=f"Alert firing: {listing(alerts)}" + (f". {note}" if note else ""))
+        responder = self._responder(session, rotation, now) if rotation is not None else None
+        enqueue(session, "incident.open", {"incident_id": incident.id, "invite": [responder] if responder else []}, now=now)
+        if responder is not None and rotation is not None:
+            incidents.set_commander(db_session=session, incident=incident, commander=responder, actor=n.source, now=now)
+            self.rt.extras["paging_flows"].page(session, incident=incident, user_id=responder, rotation=rotation.name,
+                                                paged_by=n.source, now=now, reason=title_of(lead, n), dedup_key=group.key)
+            outcome.paged.append(responder)
+        self.rt.extras["incident_flows"].schedule_reminder(session, incident)
+        outcome.action, outcome.incident = "declared", incident.id
+
+    def _page(self, session: Session, n: Notification, group: Group, alerts: list[Alert], lead: Alert,
+              rotation: Rotation, note: str | None, now: datetime, outcome: Outcome) -> None:
+        """Page the rotation's on-call person about an alert that declares no incident."""
+        responder = self._responder(session, rotation, now)
+        label = f"[{escape(truncate(lead.severity.upper(), 20))}] " if lead.severity else ""
+        reason = label + title_of(lead, n) + (f" — {note}" if note else "")
+        self.rt.extras["paging_flows"].page(session, incident=None, user_id=responder, rotation=rotation.name,
+                                            paged_by=n.source, now=now, reason=reason, dedup_key=group.key)
+        enqueue(session, "slack.post", {"channel": responder, "text": details(n, alerts, lead, None)}, now=now)
+        outcome.action = "paged"
+        outcome.paged.append(responder)
+
+    def _unrouted(self, session: Session, n: Notification, alerts: list[Alert], lead: Alert, note: str | None,
+                  now: datetime, outcome: Outcome) -> None:
+        """Nobody to page: say so where people look, so the alert is not lost."""
+        channel = self.rt.settings.incidents_channel
+        if channel:
+            text = (f":warning: Alert firing with nobody to page: *{title_of(lead, n)}*\n"
+                    f"{details(n, alerts, lead, note)}")
+            enqueue(session, "slack.post", {"channel": channel, "text": text}, now=now)
+        outcome.action = "unrouted"
+
+    def _resolve(self, session: Session, n: Notification, group: Group, alerts: list[Alert], group_resolved: bool,
+                 now: datetime, resolved_at: datetime | None, outcome: Outcome) -> None:
+        """Note resolutions on the group's incident; an unanswered alert page stops escalating."""
+        names = listing(alerts or list(n.resolved))
+        incident = open_incident(db_session=session, group=group) or \
+            incident_since(db_session=session, group=group, since=resolved_at)
+        if incident is not None:
+            incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
+                                text=f"alert resolved: {names}")
+            if incident.status != "resolved":
+                text = (f":white_check_mark: Alert resolved: {names}. The incident stays open until someone "
+                        f"runs `/incident resolve`.")
+                enqueue(session, "incident.post", {"incident_id": incident.id, "text": text}, now=now)
+            outcome.incident = incident.id
+            if outcome.action == "duplicate":
+                outcome.action = "noted"
+            return
+        page = open_alert_page(db_session=session, group=group, since=resolved_at) if group_resolved else None
+        if page is not None:
+            cancel_job(session, key=escalation_key(page))
+            text = f":white_check_mark: Resolved: {names}. The page above stops escalating."
+            enqueue(session, "slack.post", {"channel": page.user, "text": text}, now=now)
+            if outcome.action == "duplicate":
+                outcome.action = "noted"
+        elif outcome.action == "duplicate":
+            outcome.action = "ignored"

@@ -1,0 +1,93 @@
+"""POST /alerts/alertmanager (Alertmanager's webhook, version 4) and POST /alerts/webhook (a
+small JSON body for any other monitoring system; see docs/alerts.md).
+
+Both want `Authorization: Bearer <ALERTMANAGER_TOKEN>` when that setting is set (401
+otherwise). A body we cannot use gets 400 with the reason, never 500: Alertmanager retries
+only 5xx answers, and a malformed payload would fail the same way forever.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flask import Flask, Response, jsonify, request
+
+from bot.alerts.alertmanager import (
+    MAX_BODY,
+    Notification,
+    PayloadError,
+    parse_alertmanager,
+    parse_webhook,
+)
+from bot.alerts.service import AlertFlows, policy_for
+from bot.web.app import ROUTE_INSTALLERS
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+READ_CHUNK = 64 * 1024
+
+
+def authorized(expected: str | None, header: str | None) -> bool:
+    """True when no token is configured, or the header carries it as a bearer token."""
+    if not expected:
+        return True
+    scheme, _, token = (header or "").strip().partition(" ")
+    presented = token.strip().encode("utf-8", "replace")
+    # compare_digest takes as long for a wrong token as for a right one
+    return hmac.compare_digest(presented, expected.encode("utf-8")) and scheme.lower() == "bearer"
+
+
+def read_body() -> bytes | None:
+    """The request body, or None when it is larger than MAX_BODY (read no further than that)."""
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        return None
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = request.stream.read(READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > MAX_BODY:
+            return None
+        chunks.append(chunk)
+
+
+def refusal(status: int, error: str) -> tuple[Response, int]:
+    response = jsonify({"ok": False, "error": error})
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="alerts"'
+    return response, status
+
+
+def install(runtime: Runtime, web: Flask) -> None:
+    flows = AlertFlows(runtime)
+
+    def receive(parse: Callable[[bytes], Notification]) -> Any:
+        if not authorized(runtime.settings.alertmanager_token, request.headers.get("Authorization")):
+            return refusal(401, "missing or wrong bearer token (Authorization: Bearer <ALERTMANAGER_TOKEN>)")
+        body = read_body()
+        if body is None:
+            return refusal(400, f"the body is larger than {MAX_BODY} bytes")
+        try:
+            notification = parse(body)
+        except PayloadError as exc:
+            log.info("alert payload refused on %s: %s", request.path, exc)
+            return refusal(400, str(exc))
+        return jsonify(flows.receive(notification, policy_for(runtime)).as_json())
+
+    @web.post("/alerts/alertmanager")
+    def alertmanager_webhook():  # type: ignore[no-untyped-def]
+        return receive(parse_alertmanager)
+
+    @web.post("/alerts/webhook")
+    def generic_webhook():  # type: ignore[no-untyped-def]
+        return receive(parse_webhook)
+
+
+ROUTE_INSTALLERS.append(install)
