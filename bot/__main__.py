@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from bot.config import ConfigError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from bot import schedule_cli
+    from bot import postmortem_cli, schedule_cli
 
     parser = argparse.ArgumentParser(prog="oncall-bot", description="Incident response and on-call bot for Slack.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -38,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     migrate.set_defaults(func=_migrate)
 
     schedule_cli.add_subcommands(sub)
+    postmortem_cli.add_subcommands(sub)
     return parser
 
 
@@ -76,8 +78,11 @@ def _migrate(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
+    # Servers log their work; one-shot commands and the console print only what went wrong.
+    level = logging.INFO if args.command in ("serve", "socket", "clock") else logging.WARNING
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "").upper() or level,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
     except ConfigError as exc:

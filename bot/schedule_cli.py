@@ -77,6 +77,7 @@ def run_check(args: argparse.Namespace) -> int:
     rotations, problems = read_rotations(directory)
     if not problems and not rotations:
         problems = [Problem(str(directory), "no rotation files (*.toml) here")]
+    problems += _template_problems()
     findings = [_error_finding(problem) for problem in problems]
     for rotation in rotations.values():
         findings.extend(coverage_findings(rotation, start, end))
@@ -166,6 +167,16 @@ def _zone(name: str | None) -> str | None:
     except UnknownZone:
         raise BadInput(f"--tz {name!r} is not an IANA time zone (e.g. Europe/Dublin)") from None
     return name
+
+
+def _template_problems() -> list[Problem]:
+    """Postmortem template errors, when a templates folder is there to check."""
+    folder = Path(os.environ.get("TEMPLATES_DIR") or "templates")
+    if not folder.is_dir():
+        return []
+    from bot.postmortem_cli import validate_templates_command
+
+    return [Problem(str(folder), message) for message in validate_templates_command(folder)]
 
 
 def _error_finding(problem: Problem) -> Finding:

@@ -118,3 +118,16 @@ def test_serve_runs_under_gunicorn_and_answers_signed_commands(tmp_path, standin
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output[-2000:]
     assert "Traceback" not in output
+
+
+def test_check_validates_postmortem_templates_too(tmp_path):
+    (tmp_path / "postmortem.md.j2").write_text("{% if %}\n")
+    result = run_bot("check", str(ROTATIONS), env={"TEMPLATES_DIR": str(tmp_path)})
+    assert result.returncode == 1
+    assert "postmortem.md.j2" in result.stdout and "line 1" in result.stdout
+
+
+def test_postmortem_command_for_an_unknown_incident_is_one_line(tmp_path):
+    result = run_bot("postmortem", "99", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1 and "99" in result.stderr
