@@ -136,6 +136,8 @@ class Effects:
         with self.rt.storage.session() as session:
             for one in users:
                 incidents.note_member(db_session=session, channel_id=channel, user_id=one)
+        for one in users:  # names and zones cached now, so postmortems and timelines show them
+            self.rt.extras["people"].profile(one)
 
     def invite_to_incident(self, payload: dict[str, Any]) -> None:
         """Invite people to an incident's channel (waits for the channel to exist)."""
