@@ -206,25 +206,14 @@ class Console:
         return seen
 
     def settle(self) -> None:
-        for _ in range(50):
-            self.rt.scheduler.sync()
-            if not (self.rt.outbox.run_due() or self.rt.scheduler.run_due()):
-                return
+        self.rt.settle()
 
     def advance(self, delta: timedelta) -> None:
-        target = self.clock.now() + delta
-        while True:
-            self.settle()
-            due = [at for _, at in self.rt.scheduler.pending() if at <= target]
-            if not due:
-                break
-            self.clock.set(max(due[0], self.clock.now()))
-            self._stamp = f"[{self.clock.now():%a %Y-%m-%d %H:%M} UTC]"
-            self.rt.scheduler.run_due()
-            self.settle()
+        def stamp(now: datetime) -> None:  # shown only if the fired job shows something
+            self._stamp = f"[{now:%a %Y-%m-%d %H:%M} UTC]"
+
+        self.rt.advance_to(self.clock.now() + delta, on_step=stamp)
         self._stamp = None
-        self.clock.set(target)
-        self.settle()
 
 
 def render_text(text: str, names: Any) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Callable
 
 from slack_sdk import WebClient
 
-from bot.clock import Clock
+from bot.clock import Clock, ManualClock
 from bot.config import Settings
 from bot.jobs.scheduler import JobScheduler
 from bot.outbox import Outbox
@@ -33,6 +34,33 @@ class Runtime:
         """Wake the workers: an outbox task or a job request was just committed."""
         self.outbox.notify()
         self.scheduler.notify()
+
+    def settle(self, wait: Callable[[], None] = lambda: None) -> None:
+        """Manual mode: run queued side effects and due jobs until nothing is left to run.
+        `wait` blocks until in-flight requests are done (tests pass Bolt's listener pool)."""
+        for _ in range(50):
+            wait()
+            self.scheduler.sync()
+            if not (self.outbox.run_due() or self.scheduler.run_due()):
+                wait()
+                if not self.outbox.run_due():
+                    return
+
+    def advance_to(self, target: datetime, *, on_step: Callable[[datetime], None] = lambda _: None,
+                   wait: Callable[[], None] = lambda: None) -> None:
+        """Manual mode: move a ManualClock to `target`, firing each due job at its own instant."""
+        clock = self.clock
+        assert isinstance(clock, ManualClock), "advance_to needs a ManualClock"
+        while True:
+            self.settle(wait)
+            due = [at for _, at in self.scheduler.pending() if at <= target]
+            if not due:
+                break
+            clock.set(max(due[0], clock.now()))
+            on_step(clock.now())
+            self.scheduler.run_due()
+        clock.set(target)
+        self.settle(wait)
 
 
 def build_runtime(

@@ -191,28 +191,11 @@ class Bot:
 
     def settle(self) -> None:
         """Let listeners finish and run every queued Slack side effect and due job."""
-        for _ in range(20):
-            self.executor.wait_idle()
-            self.rt.scheduler.sync()
-            ran = self.rt.outbox.run_due()
-            ran += self.rt.scheduler.run_due()
-            if not ran:
-                self.executor.wait_idle()
-                if not self.rt.outbox.run_due():
-                    return
+        self.rt.settle(self.executor.wait_idle)
 
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward, firing due jobs at their own instants."""
-        target = self.clock.now() + delta
-        while True:
-            self.settle()
-            due = [at for _, at in self.rt.scheduler.pending() if at <= target]
-            if not due:
-                break
-            self.clock.set(max(due[0], self.clock.now()))
-            self.rt.scheduler.run_due()
-        self.clock.set(target)
-        self.settle()
+        self.rt.advance_to(self.clock.now() + delta, wait=self.executor.wait_idle)
 
     def channel_of(self, number: int) -> str:
         from bot.models import Incident
