@@ -65,6 +65,35 @@ def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str 
     raise AssertionError(f"timed out waiting for {message}")
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nobody listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def healthy(base: str) -> bool:
+    """True when a served bot answers /healthz with 200."""
+    try:
+        with urllib.request.urlopen(base + "/healthz", timeout=1) as reply:
+            return reply.status == 200
+    except OSError:
+        return False
+
+
+def slash_command(base: str, standin: SlackStandIn, text: str, *, user: str = "U0ALICE", command: str = "/incident",
+                  timeout: float = 10) -> str:
+    """POST a signed slash command to a served bot (another process); the acknowledgement body."""
+    body = urllib.parse.urlencode({"command": command, "text": text, "user_id": user, "channel_id": "C0GENERAL",
+                                   "team_id": "T0STANDIN", "trigger_id": "t", "response_url": standin.response_url()})
+    request = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+        return reply.read().decode()
+
+
 class TrackingExecutor(ThreadPoolExecutor):
     """Bolt's listener pool, with a way to wait until every listener has finished."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, sign
+from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, free_port, healthy, slash_command
 
 ROOT = Path(__file__).parent.parent
 
@@ -70,14 +69,8 @@ def test_console_reports_a_bad_line_and_goes_on(tmp_path):
     assert result.returncode == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_serve_runs_under_gunicorn_and_answers_signed_commands(tmp_path, standin):
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env.update({
         "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": standin.api_url,
@@ -87,27 +80,15 @@ def test_serve_runs_under_gunicorn_and_answers_signed_commands(tmp_path, standin
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as reply:
-                    return reply.status == 200
-            except OSError:
-                return False
-
-        eventually(healthy, timeout=30, message="gunicorn to answer /healthz")
-        body = urllib.parse.urlencode({"command": "/incident", "text": "declare sev2 Checkout down", "user_id": "U0ALICE",
-                                       "channel_id": "C0GENERAL", "team_id": "T0STANDIN", "trigger_id": "t",
-                                       "response_url": standin.response_url()})
-        request = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
-                                         headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
+        eventually(lambda: healthy(base), timeout=30, message="gunicorn to answer /healthz")
         started = time.monotonic()
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            text = reply.read().decode()
+        text = slash_command(base, standin, "declare sev2 Checkout down", timeout=5)
         assert time.monotonic() - started < 3
         assert "Declared incident #1" in text
         # the outbox worker in the served process creates the channel
         eventually(lambda: standin.channel_by_name("inc-1-checkout-down"), timeout=10, message="the incident channel")
         eventually(lambda: standin.pins(standin.channel_by_name("inc-1-checkout-down")["id"]), timeout=10, message="the pinned summary")
+        body = urllib.parse.urlencode({"command": "/incident", "text": "help", "user_id": "U0ALICE"})
         unsigned = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
                                           headers={"Content-Type": "application/x-www-form-urlencoded"})
         with pytest.raises(urllib.error.HTTPError) as refused:

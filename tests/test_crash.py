@@ -11,43 +11,19 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, sign
+from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, free_port, healthy, slash_command
 
 ROOT = Path(__file__).parent.parent
 
 
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _healthy(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/healthz", timeout=1) as reply:
-            return reply.status == 200
-    except OSError:
-        return False
-
-
 def _declare(base: str, standin, title: str) -> int | None:
     """The incident number when the bot acknowledged the declaration, else None."""
-    body = urllib.parse.urlencode({"command": "/incident", "text": f"declare sev2 {title}", "user_id": "U0ALICE",
-                                   "channel_id": "C0GENERAL", "team_id": "T0STANDIN", "trigger_id": "t",
-                                   "response_url": standin.response_url()})
-    request = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
     try:
-        with urllib.request.urlopen(request, timeout=5) as reply:
-            match = re.search(r"Declared incident #(\d+)", reply.read().decode())
+        match = re.search(r"Declared incident #(\d+)", slash_command(base, standin, f"declare sev2 {title}", timeout=5))
     except OSError:
         return None
     return int(match.group(1)) if match else None
@@ -56,7 +32,7 @@ def _declare(base: str, standin, title: str) -> int | None:
 @pytest.mark.timeout(300)
 def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path, standin, postgres):
     standin.set_failure_rate(0.3, statuses=(429, 500), seed=11, retry_after=0)
-    port = _port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     env.update({
@@ -73,7 +49,7 @@ def test_kill_9_at_random_moments_loses_and_duplicates_nothing(tmp_path, standin
     def start() -> subprocess.Popen:
         process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        eventually(lambda: _healthy(base), timeout=60, message="the bot to start")
+        eventually(lambda: healthy(base), timeout=60, message="the bot to start")
         return process
 
     while sent < 20:

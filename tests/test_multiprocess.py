@@ -8,25 +8,15 @@ import re
 import subprocess
 import sys
 import time
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, eventually, sign
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, eventually, free_port, healthy, slash_command
 
 ROOT = Path(__file__).parent.parent
-
-
-def _port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _rotation_with_a_handoff_soon(folder: Path) -> datetime:
@@ -59,16 +49,6 @@ members = ["U0BOB"]
     return at
 
 
-def _declare(base: str, standin, i: int) -> str:
-    body = urllib.parse.urlencode({"command": "/incident", "text": f"declare sev2 Storm incident {i}", "user_id": "U0CAROL",
-                                   "channel_id": "C0GENERAL", "team_id": "T0STANDIN", "trigger_id": "t",
-                                   "response_url": standin.response_url()})
-    request = urllib.request.Request(base + "/slack/events", data=body.encode(), method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return reply.read().decode()
-
-
 @pytest.mark.timeout(420)
 def test_two_web_and_two_clock_processes_declare_fifty_and_fire_timers_once(tmp_path, standin, postgres):
     handoff_at = _rotation_with_a_handoff_soon(tmp_path / "rotations")
@@ -78,7 +58,7 @@ def test_two_web_and_two_clock_processes_declare_fifty_and_fire_timers_once(tmp_
         "DATABASE_URL": postgres.create_database(), "ROTATIONS_DIR": str(tmp_path / "rotations"),
         "INCIDENTS_CHANNEL": "C0INCIDENTS", "STATUS_REMINDER_MINUTES": "1",
     })
-    ports = [_port(), _port()]
+    ports = [free_port(), free_port()]
     processes = []
     logs = []
     try:
@@ -93,17 +73,10 @@ def test_two_web_and_two_clock_processes_declare_fifty_and_fire_timers_once(tmp_
             processes.append(subprocess.Popen([sys.executable, "-m", "bot", "clock"], env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         bases = [f"http://127.0.0.1:{port}" for port in ports]
 
-        def healthy(base: str) -> bool:
-            try:
-                with urllib.request.urlopen(base + "/healthz", timeout=1) as reply:
-                    return reply.status == 200
-            except OSError:
-                return False
-
         for base in bases:
             eventually(lambda: healthy(base), timeout=60, message=f"{base} to start")
         with ThreadPoolExecutor(16) as pool:
-            replies = list(pool.map(lambda i: _declare(bases[i % 2], standin, i), range(50)))
+            replies = list(pool.map(lambda i: slash_command(bases[i % 2], standin, f"declare sev2 Storm incident {i}", user="U0CAROL"), range(50)))
         assert all("Declared incident #" in r for r in replies)
         numbers = sorted(int(re.search(r"#(\d+)", r).group(1)) for r in replies)
         assert numbers == list(range(1, 51))
