@@ -29,11 +29,13 @@ class Timeline:
     def __init__(self, shifts: Sequence[Shift]) -> None:
         self.shifts = list(shifts)
         self._starts = [shift.start for shift in self.shifts]
+        self._end = self.shifts[-1].end if self.shifts else None
 
     def at(self, when: datetime) -> Shift:
         """The shift covering when; ValueError when when lies outside the timeline."""
+        # Shifts are back to back, so only the two ends of the timeline need checking.
         index = bisect_right(self._starts, when) - 1
-        if index < 0 or when >= self.shifts[index].end:
+        if index < 0 or when >= self._end:
             raise ValueError(f"{when.isoformat()} is outside this timeline")
         return self.shifts[index]
 
@@ -166,7 +168,9 @@ def _resolve(windows: list[Window], start: datetime, end: datetime) -> list[_Seg
                 last[1] = following
             else:
                 segments.append([low, following, order, user])
-            if len(begun) > 8:
+            if window_end <= following:
+                begun.pop()  # over before anyone else starts, so it can never take back over
+            elif len(begun) > 8:
                 begun = [w for w in begun if w.end > window_start]
             continue
         holder, now = window, window_start

@@ -46,19 +46,19 @@ def region_windows(
     members, count = region.members, len(region.members)
     if rotation.handoff == "daily":
         first = active_days_between(rotation.start, first_day, region.days)
-        users = [members[turn % count] for turn in range(first, first + len(days))]
+        turns = range(first, first + len(days))
     else:
         # Whole weeks from the Monday of the anchor's week to the Monday of the window's week.
         monday = rotation.start.toordinal() - rotation.start.weekday()
-        users = [members[((day.toordinal() - monday) // 7) % count] for day in days]
+        turns = [(day.toordinal() - monday) // 7 for day in days]
     return [
-        _new_window(Window, (start, end, order, user))
-        for (start, end), user in zip(edges, users)
+        _new_window(Window, (start, end, order, members[turn % count]))
+        for (start, end), turn in zip(edges, turns)
         if end > start
     ]
 
 
-@lru_cache(maxsize=4096)
+@lru_cache(maxsize=512)  # a year of one region is ~60 kB; this bounds the cache to ~30 MB
 def day_spans(
     zone: str, hours: tuple[time, time], days: frozenset[int], first_day: date, last_day: date
 ) -> tuple[tuple[date, ...], tuple[tuple[datetime, datetime], ...]]:
