@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot.clock import Clock, ManualClock
 from bot.config import Settings
 from bot.jobs.scheduler import JobScheduler
+from bot.observability.metrics import BotMetrics
 from bot.outbox import Outbox
 from bot.schedule import Rotation, load_rotations
 from bot.storage import Storage
@@ -84,6 +85,7 @@ def build_runtime(
     )
     from bot.slack.people import People
 
+    runtime.extras["metrics"] = BotMetrics.for_runtime(runtime)
     runtime.extras["people"] = People(storage, client, clock)
     # Outbox tasks, job handlers and flows: every process needs them, `clock` included.
     from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers, postmortem_handlers

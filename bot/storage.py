@@ -113,3 +113,13 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+@event.listens_for(Session, "before_flush")
+def _drop_nul_characters(session: Session, _context: object, _instances: object) -> None:
+    """PostgreSQL text cannot hold NUL (0x00), which user text may carry: store it without,
+    on every database alike."""
+    for row in (*session.new, *session.dirty):
+        for name, value in list(vars(row).items()):
+            if isinstance(value, str) and "\x00" in value and not name.startswith("_"):
+                setattr(row, name, value.replace("\x00", ""))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from slack_bolt import App, BoltResponse
 
 from bot.jobs.scheduler import claim
+from bot.observability.slack_requests import observe_requests
 from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers, postmortem_handlers
 from bot.slack.people import People
 
@@ -39,6 +40,7 @@ def create_app(
     event_handlers.register(app, runtime, people)
     paging_handlers.register(app, runtime, people)
     postmortem_handlers.register(app, runtime, people)
+    observe_requests(app, runtime)  # metrics and log context of every request; after app.error
     return app
 
 

@@ -9,10 +9,12 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
+from bot.observability.slack_client import MeteredWebClient
+
 
 def make_client(*, token: str, base_url: str, retries: int = 3, timeout: int = 10) -> WebClient:
     """A WebClient that waits out 429 Retry-After and retries 5xx and dropped connections."""
-    return WebClient(
+    return MeteredWebClient(  # counts and times calls once build_runtime attaches its metrics
         token=token,
         base_url=base_url,
         timeout=timeout,

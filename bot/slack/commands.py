@@ -180,6 +180,12 @@ def _fail(problem: str, form: str) -> UsageError:
     return UsageError(f"{problem}. Use {FORMS[form]}.")
 
 
+def _number(token: str) -> int | None:
+    """A plain ASCII number of at most 9 digits (`str.isdigit` also accepts `²`, which `int`
+    refuses, and `int` refuses over 4300 digits), else None."""
+    return int(token) if re.fullmatch(r"[0-9]{1,9}", token) else None
+
+
 def parse_mention(token: str, form: str) -> str:
     """A Slack user mention to its user ID."""
     match = MENTION.match(token.strip())
@@ -193,7 +199,7 @@ def parse_severity(token: str, form: str = "sev") -> int:
     cleaned = token.strip().lower().replace(" ", "")
     if cleaned.startswith("sev"):
         cleaned = cleaned[3:]
-    if cleaned.isdigit() and int(cleaned) in SEVERITIES:
+    if _number(cleaned) in SEVERITIES:
         return int(cleaned)
     raise _fail(f"`{token.strip() or '(nothing)'}` is not a severity", form)
 
@@ -270,15 +276,16 @@ def parse_oncall(text: str) -> OncallCommand:
             raise _fail("Name one rotation", "schedule")
         days = 7
         if len(words) == 2:
-            if not words[1].isdigit() or not 1 <= int(words[1]) <= 90:
+            days = _number(words[1]) or 0
+            if not 1 <= days <= 90:
                 raise _fail(f"`{words[1]}` is not a number of days", "schedule")
-            days = int(words[1])
         return ShowSchedule(words[0], days)
     if verb == "override":
         if len(words) == 2 and words[0].lower() == "remove":
-            if not words[1].isdigit():
+            override_id = _number(words[1])
+            if override_id is None:
                 raise _fail(f"`{words[1]}` is not an override number", "override")
-            return RemoveOverride(int(words[1]))
+            return RemoveOverride(override_id)
         if len(words) != 4:
             raise _fail("An override needs a rotation, a person, a start and an end", "override")
         return AddOverride(words[0], parse_mention(words[1], "override"), words[2], words[3])

@@ -1,0 +1,291 @@
+"""Observing every Slack request a Bolt app handles: its name, outcome, acknowledgement and
+handling latency, a request ID in the logs of its listener, and the incident it concerns.
+
+A Bolt global middleware only sees a request *before* its listener runs (``next()`` just lets
+Bolt carry on), so the measurement is taken at the points Bolt offers:
+
+- the global middleware stamps the request (kind, name, arrival time, request ID) and gives
+  the listener a metered ``ack`` and a metered Web API ``client``;
+- Bolt's listener start and completion handlers (run in the listener's own thread, around the
+  listener) bind the log context there and record the outcome and the handling time;
+- the listener error handler ``app.error`` installed is wrapped so an exception counts as
+  ``error`` (and is still logged by it).
+
+Outcomes: ``ok``; ``usage_error`` (slash-command text the parser refuses, or a form sent back
+with field errors); ``refused`` (a listener said so with ``mark_outcome("refused")``: not
+allowed, already done...); ``error`` (the listener raised).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt.listener.listener_completion_handler import ListenerCompletionHandler
+from slack_bolt.listener.listener_error_handler import ListenerErrorHandler
+from slack_bolt.listener.listener_start_handler import ListenerStartHandler
+from sqlmodel import select
+
+from bot.models import Incident
+from bot.observability.logs import (
+    bind_incident_id,
+    bind_request_id,
+    incident_id_var,
+    request_id_var,
+)
+from bot.observability.metrics import OUTCOMES, BotMetrics, label
+from bot.observability.slack_client import MeteredWebClient
+from bot.slack import commands
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+CONTEXT_KEY = "observation"
+INCIDENT_VERBS = frozenset(
+    {
+        "declare",
+        "sev",
+        "status",
+        "note",
+        "commander",
+        "page",
+        "action",
+        "timeline",
+        "resolve",
+        "postmortem",
+        "list",
+        "help",
+    }
+)
+ONCALL_VERBS = frozenset({"help", "me", "next", "schedule", "override", "swap"})
+_current = threading.local()  # the observation of the listener running on this thread
+
+
+@dataclass
+class Observation:
+    kind: str
+    name: str
+    started: float
+    request_id: str
+    outcome: str | None = None
+    acknowledged: bool = False
+    finished: bool = False
+    tokens: list[Any] = field(default_factory=list)
+
+
+def mark_outcome(outcome: str) -> None:
+    """Called from inside a listener to say how the request ended when it was not ``ok``:
+    ``refused`` (not allowed, nothing to do) or ``usage_error`` (found wrong past the parser)."""
+    if outcome not in OUTCOMES:
+        raise ValueError(f"unknown outcome {outcome!r}; one of {OUTCOMES}")
+    observation: Observation | None = getattr(_current, "observation", None)
+    if observation is not None and observation.outcome is None:
+        observation.outcome = outcome
+
+
+def command_name(command: str, text: str) -> str:
+    """``/incident declare``, ``/oncall next``, ``/oncall ROTATION``: a bounded set of names."""
+    verb = (text or "").strip().split(" ", 1)[0].lower()
+    if command == "/incident":
+        return (
+            f"/incident {verb or 'help'}"
+            if verb in INCIDENT_VERBS or not verb
+            else "/incident (unknown)"
+        )
+    if command == "/oncall":
+        if not verb or verb in ONCALL_VERBS:
+            return f"/oncall {verb}".rstrip()
+        return "/oncall ROTATION" if commands.ROTATION_NAME.match(verb) else "/oncall (unknown)"
+    return label(command)
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A body part that should be an object; anything else reads as empty (bodies are input)."""
+    return value if isinstance(value, dict) else {}
+
+
+def describe(body: dict[str, Any]) -> tuple[str, str]:
+    """(kind, name) of a Slack request body."""
+    body = _dict(body)
+    if "command" in body:
+        return "command", command_name(str(body.get("command")), str(body.get("text") or ""))
+    kind = body.get("type")
+    if kind == "event_callback":
+        return "event", label(_dict(body.get("event")).get("type"))
+    if kind in ("block_actions", "interactive_message"):
+        actions = body.get("actions")
+        first = _dict(actions[0]) if isinstance(actions, list) and actions else {}
+        return "action", label(first.get("action_id") or first.get("name"))
+    if kind in ("view_submission", "view_closed"):
+        return "view", label(_dict(body.get("view")).get("callback_id"))
+    if kind in ("shortcut", "message_action"):
+        return "shortcut", label(body.get("callback_id"))
+    if kind == "block_suggestion":
+        return "options", label(body.get("action_id"))
+    return "other", label(kind, "unknown")
+
+
+def _usage_error(body: dict[str, Any]) -> bool:
+    """True when a slash command's text is refused by its parser (the reply shows the form)."""
+    parse: Callable[[str], Any] | None = {
+        "/incident": commands.parse_incident,
+        "/oncall": commands.parse_oncall,
+    }.get(str(body.get("command")))
+    if parse is None:
+        return False
+    try:
+        parse(str(body.get("text") or ""))
+    except commands.UsageError:
+        return True
+    except Exception:  # noqa: BLE001  (a parser bug shows up as the listener's own error)
+        return False
+    return False
+
+
+def _channel_of(body: dict[str, Any]) -> str | None:
+    body = _dict(body)
+    event = _dict(body.get("event"))
+    for candidate in (
+        body.get("channel_id"),
+        _dict(body.get("channel")).get("id"),
+        event.get("channel"),
+        _dict(event.get("item")).get("channel"),
+    ):
+        if isinstance(candidate, str) and candidate:
+            return candidate
+    return None
+
+
+class MeteredAck(Ack):
+    """``ack`` that records when the request was acknowledged, and form errors as usage errors."""
+
+    def __init__(self, metrics: BotMetrics | None, observation: Observation) -> None:
+        super().__init__()
+        self._metrics = metrics
+        self._observation = observation
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        response = super().__call__(*args, **kwargs)
+        obs = self._observation
+        if kwargs.get("response_action") == "errors" and obs.outcome is None:
+            obs.outcome = "usage_error"
+        if not obs.acknowledged:
+            obs.acknowledged = True
+            if self._metrics is not None:
+                self._metrics.request_acknowledged(
+                    kind=obs.kind, name=obs.name, seconds=time.perf_counter() - obs.started
+                )
+        return response
+
+
+class _Start(ListenerStartHandler):
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
+        obs: Observation | None = request.context.get(CONTEXT_KEY)
+        if obs is None:
+            return
+        _current.observation = obs
+        obs.tokens = [(request_id_var, bind_request_id(obs.request_id))]
+        incident = self._incident_of(request.body)
+        if incident is not None:
+            obs.tokens.append((incident_id_var, bind_incident_id(incident)))
+
+    def _incident_of(self, body: dict[str, Any]) -> int | None:
+        channel = _channel_of(body)
+        if channel is None:
+            return None
+        try:
+            with self.runtime.storage.read() as session:
+                return session.exec(
+                    select(Incident.id).where(Incident.channel_id == channel)
+                ).first()
+        except Exception:  # the log context is a nicety; the listener reports real trouble
+            log.debug("could not look up the incident of channel %s", channel, exc_info=True)
+            return None
+
+
+class _Completion(ListenerCompletionHandler):
+    def __init__(self, metrics: BotMetrics | None) -> None:
+        self.metrics = metrics
+
+    def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
+        obs: Observation | None = request.context.get(CONTEXT_KEY)
+        _current.observation = None
+        if obs is None or obs.finished:
+            return
+        obs.finished = True
+        seconds, outcome = time.perf_counter() - obs.started, obs.outcome or "ok"
+        # One line per Slack request, like an access log, inside the request's log context.
+        log.info("slack %s %s: %s in %.0f ms", obs.kind, obs.name, outcome, seconds * 1000)
+        for var, token in reversed(obs.tokens):
+            try:
+                var.reset(token)
+            except ValueError:  # bound in another thread's context (should not happen)
+                var.set(None)
+        obs.tokens = []
+        if self.metrics is not None:
+            self.metrics.request_handled(
+                kind=obs.kind, name=obs.name, outcome=outcome, seconds=seconds
+            )
+
+
+class _ErrorSpy(ListenerErrorHandler):
+    """Marks the request as an error, then lets the app's own error handler do its work."""
+
+    def __init__(self, inner: ListenerErrorHandler) -> None:
+        self.inner = inner
+
+    def handle(self, error: Exception, request: BoltRequest, response: BoltResponse | None) -> None:
+        obs: Observation | None = request.context.get(CONTEXT_KEY)
+        if obs is not None:
+            obs.outcome = "error"
+        self.inner.handle(error=error, request=request, response=response)
+
+
+def observe_requests(app: App, runtime: Runtime) -> None:
+    """Instrument a Bolt app: metrics (``runtime.extras["metrics"]`` when present) and log
+    context for every request. Call it after ``app.error(...)``; later calls of ``app.error``
+    are picked up on the next request too."""
+    metrics: BotMetrics | None = runtime.extras.get("metrics")
+    runner = app.listener_runner
+    runner.listener_start_handler = _Start(runtime)
+    runner.listener_completion_handler = _Completion(metrics)
+
+    def spy_on_errors() -> None:
+        if not isinstance(runner.listener_error_handler, _ErrorSpy):
+            runner.listener_error_handler = _ErrorSpy(runner.listener_error_handler)
+
+    spy_on_errors()
+
+    def observe(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:
+        spy_on_errors()
+        kind, name = describe(body)
+        obs = Observation(
+            kind=kind,
+            name=name,
+            started=time.perf_counter(),
+            request_id=request_id_var.get() or uuid.uuid4().hex[:16],
+        )
+        if kind == "command" and _usage_error(body):
+            obs.outcome = "usage_error"
+        context[CONTEXT_KEY] = obs
+        context["request_id"] = obs.request_id
+        context["ack"] = MeteredAck(metrics, obs)
+        if (
+            metrics is not None
+            and not isinstance(context.get("client"), MeteredWebClient)
+            and context.get("client")
+        ):
+            context["client"] = MeteredWebClient.like(context["client"], metrics)
+        next()
+
+    app.middleware(observe)
