@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from bot.config import ConfigError
+from bot.observability.logs import configure_logging_from_env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -81,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # Servers log their work; one-shot commands and the console print only what went wrong.
     level = logging.INFO if args.command in ("serve", "socket", "clock") else logging.WARNING
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "").upper() or level,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging_from_env(level=level)  # LOG_FORMAT=json for JSON lines; secrets masked
     try:
         return int(args.func(args))
     except ConfigError as exc:

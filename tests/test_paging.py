@@ -150,3 +150,13 @@ def test_a_pending_escalation_survives_a_restart_and_fires_once(settings_env, st
         assert pages(second)[1].rotation == "payments-secondary"
     finally:
         stop_second()
+
+
+def test_a_forged_button_value_is_refused_politely(bot, standin):
+    declare(bot)
+    for action in ("page_ack", "page_escalate", "incident_ack", "incident_resolve"):
+        assert bot.press("U0FRANK", action, "99999999999999999999").status == 200
+        assert bot.press("U0FRANK", action, "not-a-number").status == 200
+    assert all("not one of mine" in m["text"] for m in standin.ephemerals("U0FRANK"))
+    assert len(standin.ephemerals("U0FRANK")) == 8
+    assert len(pages(bot)) == 1 and pages(bot)[0].acknowledged_at is None

@@ -10,7 +10,13 @@ from slack_bolt import App, BoltResponse
 
 from bot.jobs.scheduler import claim
 from bot.observability.slack_requests import observe_requests
-from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers, postmortem_handlers
+from bot.slack import (
+    event_handlers,
+    incident_handlers,
+    oncall_handlers,
+    paging_handlers,
+    postmortem_handlers,
+)
 from bot.slack.people import People
 
 if TYPE_CHECKING:

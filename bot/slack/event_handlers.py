@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.incidents import service as incidents
 from bot.incidents.service import IncidentError
+from bot.models import Incident
+from bot.observability.slack_requests import mark_outcome
 from bot.outbox import enqueue
+from bot.slack.commands import Resolve, SetCommander
 from bot.slack.people import People
 from bot.slack.text import user
 
@@ -119,62 +122,75 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         with runtime.storage.session() as session:
             incidents.note_member(db_session=session, channel_id=event["channel"], user_id=event["user"], present=False)
 
-    def incident_button(body: dict[str, Any]) -> tuple[int, str]:
-        return int(body["actions"][0]["value"]), body["user"]["id"]
+    def button_incident(body: dict[str, Any]) -> tuple[Incident, str]:
+        """The incident a summary button belongs to, and who pressed it."""
+        value = str(body["actions"][0].get("value", ""))
+        if not value.isascii() or not value.isdigit() or len(value) > 9:
+            raise IncidentError("That button is not one of mine.")
+        with runtime.storage.read() as session:
+            return incidents.get_incident(db_session=session, number=int(value)), body["user"]["id"]
+
+    def answer(respond: Respond, work: Callable[[], str | None]) -> None:
+        """Run a button's work; tell the presser what happened or why not."""
+        try:
+            text = work()
+        except IncidentError as exc:
+            mark_outcome("refused")
+            text = str(exc)
+        if text:
+            respond(text=text, response_type="ephemeral", replace_original=False)
 
     @app.action("incident_ack")
     def acknowledge_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        number, actor = incident_button(body)
-        now = runtime.clock.now()
-        with runtime.storage.session() as session:
-            incident = incidents.get_incident(db_session=session, number=number)
-            if incident.acknowledged_at is not None:
-                respond(text=f"Incident #{number} was already acknowledged.", response_type="ephemeral", replace_original=False)
-                return
-            incident.acknowledged_at = now
-            session.add(incident)
-            incidents.add_entry(db_session=session, incident=incident, at=now, actor=actor, kind="acknowledge", text="Acknowledged the incident")
-            enqueue(session, "incident.post", {"incident_id": number, "text": f":eyes: {user(actor)} acknowledged the incident."}, now=now)
-        runtime.after_commit()
+
+        def work() -> str | None:
+            incident, actor = button_incident(body)
+            now = runtime.clock.now()
+            with runtime.storage.session() as session:
+                stored = incidents.get_incident(db_session=session, number=incident.id)
+                if stored.acknowledged_at is not None:
+                    return f"Incident #{stored.id} was already acknowledged."
+                stored.acknowledged_at = now
+                session.add(stored)
+                incidents.add_entry(db_session=session, incident=stored, at=now, actor=actor, kind="acknowledge",
+                                    text="Acknowledged the incident")
+                enqueue(session, "incident.post", {"incident_id": stored.id, "text": f":eyes: {user(actor)} acknowledged the incident."}, now=now)
+            runtime.after_commit()
+            return None
+
+        answer(respond, work)
 
     @app.action("incident_join")
-    def join_incident(ack: Ack, body: dict[str, Any]) -> None:
+    def join_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        number, actor = incident_button(body)
-        with runtime.storage.session() as session:
-            incident = incidents.get_incident(db_session=session, number=number)
-            if incident.channel_id:
+
+        def work() -> str | None:
+            incident, actor = button_incident(body)
+            if not incident.channel_id:
+                return "Its channel is still being created; try again in a moment."
+            with runtime.storage.session() as session:
                 enqueue(session, "slack.invite", {"channel": incident.channel_id, "users": [actor]}, now=runtime.clock.now())
-        runtime.after_commit()
+            runtime.after_commit()
+            return None
+
+        answer(respond, work)
+
+    def in_channel_button(body: dict[str, Any], respond: Respond, command: Callable[[str], Any]) -> None:
+        """A button that runs an /incident command in the incident's channel as the presser."""
+
+        def work() -> str:
+            incident, actor = button_incident(body)
+            return str(runtime.extras["incident_flows"].in_channel(command(actor), incident.channel_id or "", actor))
+
+        answer(respond, work)
 
     @app.action("take_command")
     def take_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        number, actor = incident_button(body)
-        flows = runtime.extras["incident_flows"]
-        with runtime.storage.session() as session:
-            channel = incidents.get_incident(db_session=session, number=number).channel_id or ""
-        try:
-            from bot.slack.commands import SetCommander
-
-            text = flows.in_channel(SetCommander(actor), channel, actor)
-        except IncidentError as exc:
-            text = str(exc)
-        respond(text=text, response_type="ephemeral", replace_original=False)
+        in_channel_button(body, respond, lambda actor: SetCommander(actor))
 
     @app.action("incident_resolve")
     def resolve_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        number, actor = incident_button(body)
-        flows = runtime.extras["incident_flows"]
-        with runtime.storage.session() as session:
-            incident = incidents.get_incident(db_session=session, number=number)
-            channel = incident.channel_id or ""
-        try:
-            from bot.slack.commands import Resolve
-
-            text = flows.in_channel(Resolve(None), channel, actor)
-        except IncidentError as exc:
-            text = str(exc)
-        respond(text=text, response_type="ephemeral", replace_original=False)
+        in_channel_button(body, respond, lambda actor: Resolve(None))

@@ -15,6 +15,7 @@ from bot.incidents import service as incidents
 from bot.incidents.service import IncidentError, severity_label
 from bot.jobs.scheduler import cancel_job, request_job
 from bot.models import Incident
+from bot.observability.slack_requests import mark_outcome
 from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.outbox import enqueue
@@ -223,6 +224,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             else:
                 reply = flows.in_channel(parsed, channel_id, actor)
         except (IncidentError, OncallError) as exc:
+            mark_outcome("refused")
             reply = str(exc)
         ack(text=reply)
 

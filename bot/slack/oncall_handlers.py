@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.observability.slack_requests import mark_outcome
 from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.schedule import Shift
@@ -191,6 +192,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         try:
             reply = flows.answer(parsed, command["user_id"])
         except (OncallError, UsageError) as exc:
+            mark_outcome("refused" if isinstance(exc, OncallError) else "usage_error")
             reply = str(exc)
         respond(text=reply, response_type="ephemeral")
 

@@ -18,6 +18,7 @@ from bot.incidents import paging
 from bot.incidents.service import IncidentError
 from bot.jobs.scheduler import cancel_job, request_job
 from bot.models import Incident, Page
+from bot.observability.slack_requests import mark_outcome
 from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.outbox import enqueue
@@ -160,7 +161,10 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
     flows: PagingFlows = runtime.extras["paging_flows"]
 
     def page_id_of(body: dict[str, Any]) -> int:
-        return int(body["actions"][0]["value"])
+        value = str(body["actions"][0].get("value", ""))
+        if not value.isascii() or not value.isdigit() or len(value) > 9:
+            raise IncidentError("That button is not one of mine.")
+        return int(value)
 
     @app.action("page_ack")
     def acknowledge(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -168,6 +172,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         try:
             text = flows.acknowledge(page_id_of(body), body["user"]["id"])
         except IncidentError as exc:
+            mark_outcome("refused")
             text = str(exc)
         respond(text=text, response_type="ephemeral", replace_original=False)
 
@@ -176,10 +181,12 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         ack()
         actor = body["user"]["id"]
         try:
+            page_id = page_id_of(body)
             with runtime.storage.session() as session:
-                page = paging.get_page(db_session=session, page_id=page_id_of(body))
+                page = paging.get_page(db_session=session, page_id=page_id)
                 text = flows.escalate(session, page, actor, runtime.clock.now())
         except (IncidentError, OncallError) as exc:
+            mark_outcome("refused")
             text = str(exc)
         runtime.after_commit()
         respond(text=text, response_type="ephemeral", replace_original=False)

@@ -7,10 +7,9 @@ from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
-
-from bot.clock import Clock
 from sqlmodel import select
 
+from bot.clock import Clock
 from bot.models import UserProfile
 from bot.storage import Storage
 
