@@ -13,9 +13,10 @@ records every call (``slack.calls``); ``bot.standin.render`` turns calls into th
 person would see in Slack.
 """
 
+from bot.standin.methods import Workspace
 from bot.standin.render import blocks_text, message_text, render, resolve_mentions
 from bot.standin.server import Call, SlackStandIn
-from bot.standin.workspace import SlackError, Workspace
+from bot.standin.workspace import SlackError
 
 __all__ = [
     "Call",

@@ -21,7 +21,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
-from bot.standin.workspace import SlackError, Workspace, flag
+from bot.standin.methods import Workspace
+from bot.standin.workspace import SlackError, flag
 
 log = logging.getLogger(__name__)
 
