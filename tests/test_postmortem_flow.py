@@ -208,3 +208,14 @@ def test_the_resolve_text_gives_summary_and_impact():
     assert split_summary("Rolled back. Impact: 12% failed") == ("Rolled back.", "12% failed")
     assert split_summary("no customer impact: none seen") == ("no customer impact: none seen", None)
     assert split_summary(None) == (None, None)
+
+
+def test_marking_the_draft_reviewed_from_slack_stops_the_reminder(bot, standin):
+    bot.advance(FRIDAY_10_PDT - START)
+    incident_command(bot, "declare sev3 Search is slow")
+    incident_command(bot, "resolve Reindexed")
+    reply = incident_command(bot, "postmortem reviewed")
+    assert reply == "Postmortem version 1 of incident #1 is now marked reviewed."
+    assert "is not a postmortem state" in incident_command(bot, "postmortem later")
+    bot.advance(timedelta(days=6))
+    assert postmortem_dms(standin) == []

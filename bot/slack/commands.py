@@ -24,7 +24,7 @@ Inside an incident channel:
 `/incident sev 1-4` · `/incident status investigating|identified|monitoring|resolved`
 `/incident note TEXT` · `/incident commander @user` · `/incident page @user|ROTATION`
 `/incident action [@owner] TEXT` · `/incident timeline` · `/incident resolve [SUMMARY]`
-`/incident postmortem` (draft again)
+`/incident postmortem` (draft again) · `/incident postmortem reviewed|final` (stops the reminder)
 Anywhere: `/incident list` · `/incident help`
 SEV1 is the worst; SEV4 the mildest."""
 
@@ -46,6 +46,7 @@ FORMS = {
     "page": "`/incident page @user` or `/incident page ROTATION`",
     "action": "`/incident action [@owner] TEXT`",
     "resolve": "`/incident resolve [SUMMARY]`",
+    "postmortem": "`/incident postmortem` (draft again) or `/incident postmortem reviewed|final`",
     "next": "`/oncall next ROTATION`",
     "schedule": "`/oncall schedule ROTATION [DAYS]` (DAYS from 1 to 90)",
     "override": "`/oncall override ROTATION @user START END` or `/oncall override remove ID`",
@@ -113,7 +114,7 @@ class Resolve:
 
 @dataclass(frozen=True)
 class DraftPostmortem:
-    pass
+    mark: str | None = None  # reviewed | final: the team has taken the draft over
 
 
 @dataclass(frozen=True)
@@ -251,7 +252,11 @@ def parse_incident(text: str) -> IncidentCommand:
     if verb == "resolve":
         return Resolve(rest or None)
     if verb == "postmortem":
-        return DraftPostmortem()
+        if not rest:
+            return DraftPostmortem()
+        if rest.lower() in ("reviewed", "final"):
+            return DraftPostmortem(mark=rest.lower())
+        raise _fail(f"`{rest}` is not a postmortem state", "postmortem")
     if verb == "list":
         return ListIncidents()
     raise UsageError(f"`{verb}` is not an /incident command.\n{INCIDENT_HELP}")

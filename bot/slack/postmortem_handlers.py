@@ -15,6 +15,7 @@ from slack_bolt import App
 from slack_sdk.errors import SlackApiError
 from sqlmodel import Session
 
+from bot.incidents.service import IncidentError
 from bot.jobs.scheduler import request_job
 from bot.models import Incident
 from bot.outbox import PermanentError, enqueue
@@ -104,7 +105,14 @@ class PostmortemFlows:
     def redraft(
         self, session: Session, incident: Incident, command: Any, actor: str, now: datetime
     ) -> str:
-        """`/incident postmortem`: draft again from what the bot knows now, and upload it."""
+        """`/incident postmortem`: draft again from what the bot knows now, and upload it;
+        `/incident postmortem reviewed|final` marks the latest draft, which ends the reminders."""
+        if getattr(command, "mark", None):
+            try:
+                draft = postmortems.set_draft_status(db_session=session, incident_id=incident.id, status=command.mark)
+            except postmortems.PostmortemNotFound as exc:
+                raise IncidentError(str(exc)) from exc
+            return f"Postmortem version {draft.version} of incident #{incident.id} is now marked {command.mark}."
         drafted = self._draft(session, incident, now)
         version = drafted.draft.version
         self._enqueue(session, UPLOAD, incident_id=incident.id, version=version, broadcast=False)
