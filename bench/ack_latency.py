@@ -1,0 +1,315 @@
+"""Acknowledgement latency: how fast Slack hears back from the production server.
+
+Signed `/incident declare` and `/oncall` requests go over HTTP to `python -m bot serve
+--no-scheduler` (the Procfile's web process: gunicorn, gthread) pointed at a Slack stand-in
+and an SQLite file (or PostgreSQL with --db postgresql), at concurrency 1, 8 and 32. The
+baseline, in the same run and interleaved round by round, is bench/bare_bolt_app.py (a Bolt
+app that only acks) behind the same gunicorn settings. The latency is that of the HTTP
+response, which is Slack's acknowledgement; the bot's outbox is left to drain between rounds
+so that its channel creation never lands on the baseline's turn.
+
+Target at concurrency 8: p99 under 100 ms and under 2x the bare-Bolt p99.
+
+    .venv/bin/python bench/ack_latency.py [--db sqlite|postgresql] [--requests 200] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import time
+
+from _common import (
+    Databases,
+    Row,
+    Workdir,
+    machine,
+    ms,
+    percentile,
+    print_table,
+    ratio,
+    slash_body,
+    start_bare_bolt,
+    start_bot,
+    start_standin,
+    verdict,
+    wait_quiet,
+)
+from _loadgen import Load, run_load
+
+TARGET_P99 = 0.100
+TARGET_RATIO = 2.0
+COMMANDS = ("declare", "oncall")
+
+
+def bodies(kind: str, count: int, standin, tag: str) -> list[str]:
+    """Slash-command bodies, each with its own response_url."""
+    out = []
+    for i in range(count):
+        url = standin.response_url(channel_id="C0GENERAL", user_id="U0PRIYA")
+        if kind == "declare":
+            out.append(
+                slash_body(
+                    "/incident", f"declare sev3 Bench {tag} {i} checkout slow", response_url=url
+                )
+            )
+        else:
+            out.append(slash_body("/oncall", "", response_url=url))
+    return out
+
+
+def merge(loads: list[Load]) -> tuple[list[float], int, float, int]:
+    """(latencies, errors, throughput, count) over rounds; throughput = answered / summed wall."""
+    latencies = [x for load in loads for x in load.latencies]
+    errors = sum(load.errors for load in loads)
+    wall = sum(load.wall for load in loads)
+    return (
+        latencies,
+        errors,
+        (len(latencies) / wall if wall else float("nan")),
+        sum(len(load.results) for load in loads),
+    )
+
+
+def wrong_replies(kind: str, loads: list[Load]) -> int:
+    """Bot answers that are not what the command should say (a declaration names its number)."""
+    if kind != "declare":
+        return 0
+    return sum(
+        1
+        for load in loads
+        for r in load.results
+        if r.status == 200 and not re.search(r"Declared incident #\d+", r.body)
+    )
+
+
+def run(
+    *,
+    db: str = "sqlite",
+    requests: int = 200,
+    levels: tuple[int, ...] = (1, 8, 32),
+    rounds: int = 2,
+    workers: int = 1,
+    threads: int = 8,
+    warmup: int = 20,
+) -> list[Row]:
+    print(
+        f"\n== ack latency ({db}): {requests} requests per command and level, {rounds} interleaved rounds, "
+        f"gunicorn gthread {workers} worker(s) x {threads} threads"
+    )
+    print(f"machine: {machine()}")
+    collected: dict[tuple[str, int, str], list[Load]] = {}
+    used: dict[tuple[str, int, str], float] = {}  # server CPU seconds
+    with Workdir() as workdir:
+        databases = Databases(workdir)
+        standin = start_standin()
+        servers = {}
+        try:
+            url = databases.url(db)
+            servers["bot"] = start_bot(workdir, standin, url, workers=workers, threads=threads)
+            servers["bare"] = start_bare_bolt(workdir, standin, workers=workers, threads=threads)
+            for kind in COMMANDS:  # first requests load templates, fill caches, open pools
+                for name, server in servers.items():
+                    run_load(
+                        server.host, bodies(kind, warmup, standin, f"warmup-{name}"), concurrency=1
+                    )
+                    wait_quiet(standin)
+            per_round = max(1, requests // rounds)
+            for level in levels:
+                for kind in COMMANDS:
+                    for r in range(rounds):
+                        for name, server in servers.items():
+                            cpu = server.cpu_seconds()
+                            load = run_load(
+                                server.host,
+                                bodies(kind, per_round, standin, f"c{level}-r{r}-{name}"),
+                                concurrency=level,
+                                timeout=180,
+                            )
+                            collected.setdefault((kind, level, name), []).append(load)
+                            if (
+                                name == "bot"
+                            ):  # the outbox's Slack calls stay out of the baseline's turn
+                                wait_quiet(standin)
+                            # server CPU of the round, the bot's outbox work included
+                            used[(kind, level, name)] = used.get((kind, level, name), 0.0) + (
+                                server.cpu_seconds() - cpu
+                            )
+            wait_quiet(standin, quiet=1.0, timeout=120)
+            memory = {name: server.memory() for name, server in servers.items()}
+            channels = sum(1 for c in standin.channel_list() if c["name"].startswith("inc-"))
+            declared = (
+                sum(
+                    1
+                    for (kind, _, name), loads in collected.items()
+                    if kind == "declare" and name == "bot"
+                    for load in loads
+                    for r in load.results
+                    if r.status == 200
+                )
+                + warmup
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+            standin.stop()
+            databases.close()
+
+    rows, summary = [], []
+    p99s: dict[tuple[str, int, str], float] = {}
+    for kind in COMMANDS:
+        for level in levels:
+            for name in ("bot", "bare"):
+                loads = collected[(kind, level, name)]
+                latencies, errors, rps, count = merge(loads)
+                errors += wrong_replies(kind, loads) if name == "bot" else 0
+                p99s[(kind, level, name)] = percentile(latencies, 99)
+                rows.append(
+                    [
+                        kind,
+                        level,
+                        "bot" if name == "bot" else "bare Bolt",
+                        count,
+                        errors,
+                        ms(percentile(latencies, 50)),
+                        ms(percentile(latencies, 90)),
+                        ms(percentile(latencies, 99)),
+                        ms(max(latencies, default=float("nan"))),
+                        f"{rps:.0f}",
+                        f"{used[(kind, level, name)] / count * 1000:.1f}" if count else "n/a",
+                    ]
+                )
+            rows.append(
+                [
+                    kind,
+                    level,
+                    "ratio bot/bare (p99)",
+                    "",
+                    "",
+                    "",
+                    "",
+                    f"{ratio(p99s[(kind, level, 'bot')], p99s[(kind, level, 'bare')]):.2f}x",
+                    "",
+                    "",
+                    "",
+                ]
+            )
+    print_table(
+        [
+            "command",
+            "conc.",
+            "server",
+            "requests",
+            "errors",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "req/s",
+            "server CPU ms/req",
+        ],
+        rows,
+        title=f"Acknowledgement latency over HTTP ({db})",
+    )
+    print(
+        "\nserver CPU: user + system time of the gunicorn master and workers over each round, "
+        "the bot's outbox work (channels, invites, pins, DMs) until the stand-in went quiet included"
+    )
+    print(
+        f"bot: {declared} declarations acknowledged, {channels} incident channels created by the outbox; "
+        f"peak RSS bot {memory['bot'][0] / 1024:.0f} MiB, bare Bolt {memory['bare'][0] / 1024:.0f} MiB"
+    )
+    level = 8 if 8 in levels else levels[-1]
+    print(f"\ntargets at concurrency {level}:")
+    for kind in COMMANDS:
+        bot_p99, bare_p99 = p99s[(kind, level, "bot")], p99s[(kind, level, "bare")]
+        errors = sum(
+            row[4] for row in rows if row[0] == kind and row[2] == "bot" and isinstance(row[4], int)
+        )
+        ok_abs, ok_rel = bot_p99 < TARGET_P99, ratio(bot_p99, bare_p99) < TARGET_RATIO
+        print(
+            f"  {kind}: p99 {ms(bot_p99)} ms < 100 ms: {verdict(ok_abs)}; "
+            f"{ratio(bot_p99, bare_p99):.2f}x bare-Bolt p99 ({ms(bare_p99)} ms) < 2x: {verdict(ok_rel)}; "
+            f"errors {errors}: {verdict(errors == 0)}"
+        )
+        bench = f"ack latency ({db})"
+        summary += [
+            Row(
+                bench,
+                f"/{'incident declare' if kind == 'declare' else 'oncall'} p99 at c={level}",
+                f"{ms(bot_p99)} ms",
+                f"{ms(bare_p99)} ms bare Bolt",
+                "< 100 ms",
+                verdict(ok_abs),
+            ),
+            Row(
+                bench,
+                f"/{'incident declare' if kind == 'declare' else 'oncall'} p99 ratio at c={level}",
+                f"{ratio(bot_p99, bare_p99):.2f}x",
+                "1x",
+                "< 2x",
+                verdict(ok_rel),
+            ),
+        ]
+        for other in levels:
+            if other != level:
+                summary.append(
+                    Row(
+                        bench,
+                        f"/{'incident declare' if kind == 'declare' else 'oncall'} p99 at c={other}",
+                        f"{ms(p99s[(kind, other, 'bot')])} ms",
+                        f"{ms(p99s[(kind, other, 'bare')])} ms bare Bolt",
+                        f"{ratio(p99s[(kind, other, 'bot')], p99s[(kind, other, 'bare')]):.2f}x",
+                        "",
+                    )
+                )
+        summary.append(
+            Row(bench, f"{kind} errors (all levels)", str(errors), "", "0", verdict(errors == 0))
+        )
+    summary.append(
+        Row(
+            f"ack latency ({db})",
+            "channels created / declared",
+            f"{channels} / {declared}",
+            "",
+            "all",
+            verdict(channels == declared),
+        )
+    )
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="per command and concurrency level"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="bot and baseline alternate this many times per level"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gunicorn workers (WEB_CONCURRENCY; Procfile default 1)",
+    )
+    parser.add_argument(
+        "--threads", type=int, default=8, help="gunicorn threads per worker (`serve` default 8)"
+    )
+    parser.add_argument("--quick", action="store_true", help="60 requests per level")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    rows = run(
+        db=args.db,
+        requests=60 if args.quick else args.requests,
+        rounds=args.rounds,
+        workers=args.workers,
+        threads=args.threads,
+    )
+    print(f"\n(ack latency took {time.monotonic() - started:.0f} s)")
+    return 0 if all(row.verdict != "FAIL" for row in rows) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,51 @@
+"""The baseline of bench/ack_latency.py: a bare Bolt app that only acknowledges `/incident`
+and `/oncall`, behind Flask like the bot, so the difference between the two is the bot's own
+work. Served by gunicorn with the settings bot/serve.py uses:
+
+    SLACK_SIGNING_SECRET=... SLACK_API_URL=http://127.0.0.1:PORT/api/ \\
+        python -m gunicorn -k gthread --threads 8 --pythonpath bench bare_bolt_app:app
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask, request
+from slack_bolt import Ack, App
+from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_sdk import WebClient
+
+# Bolt calls auth.test once on the first request, as the bot does: send it to the stand-in.
+client = WebClient(
+    token=os.environ.get("SLACK_BOT_TOKEN", "xoxb-bench"),
+    base_url=os.environ.get("SLACK_API_URL", "http://127.0.0.1:9/api/"),
+)
+bolt = App(
+    client=client,
+    signing_secret=os.environ["SLACK_SIGNING_SECRET"],
+    token_verification_enabled=False,
+)
+
+
+@bolt.command("/incident")
+def incident(ack: Ack) -> None:
+    ack()
+
+
+@bolt.command("/oncall")
+def oncall(ack: Ack) -> None:
+    ack()
+
+
+handler = SlackRequestHandler(bolt)
+app = Flask("bare-bolt")
+
+
+@app.post("/slack/events")
+def slack_events():  # type: ignore[no-untyped-def]
+    return handler.handle(request)
+
+
+@app.get("/healthz")
+def healthz():  # type: ignore[no-untyped-def]
+    return {"ok": True}
