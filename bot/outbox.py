@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
@@ -59,8 +60,10 @@ class Outbox:
         self.on_failure = on_failure
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._busy = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        self._running = 0
+        self._running_lock = threading.Lock()
+        self.retry_after: Callable[[Exception], float | None] = lambda exc: None
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -69,17 +72,20 @@ class Outbox:
         """Wake the worker: something was just committed."""
         self._wake.set()
 
-    def start(self) -> None:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="outbox", daemon=True)
-            self._thread.start()
+    def start(self, workers: int = 4) -> None:
+        """Worker threads; a task waiting out a rate limit does not hold up the others."""
+        if not self._threads:
+            for n in range(workers):
+                thread = threading.Thread(target=self._loop, name=f"outbox-{n}", daemon=True)
+                thread.start()
+                self._threads.append(thread)
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout)
+        self._threads = []
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -94,7 +100,7 @@ class Outbox:
 
     def run_due(self, limit: int = 50) -> int:
         """Claim and run the tasks that are due now; returns how many ran."""
-        with self._busy:
+        with self._count_running():
             now = self.clock.now()
             with self.storage.read() as session:
                 ids = session.exec(
@@ -111,6 +117,16 @@ class Outbox:
                     self._run(task_id)
                     ran += 1
             return ran
+
+    @contextmanager
+    def _count_running(self) -> Iterator[None]:
+        with self._running_lock:
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._running_lock:
+                self._running -= 1
 
     def drain(self, max_passes: int = 100) -> None:
         """Run due tasks until none is left due (console and tests)."""
@@ -134,7 +150,7 @@ class Outbox:
                         OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now
                     )
                 ).first()
-            if due is None and not self._busy.locked():
+            if due is None and self._running == 0:
                 return True
             deadline.wait(0.02)
             waited += 0.02
@@ -159,6 +175,7 @@ class Outbox:
         handler = self.handlers.get(kind)
         error: str | None = None
         permanent = False
+        wait: float | None = None
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
@@ -167,6 +184,7 @@ class Outbox:
             except PermanentError as exc:
                 error, permanent = str(exc), True
             except Exception as exc:  # retried: Slack outages, rate limits, crashes mid-way
+                wait = self.retry_after(exc)  # a rate limit: come back when told, not counted
                 log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
                 error = f"{type(exc).__name__}: {exc}"
         with self.storage.session() as session:
@@ -176,6 +194,10 @@ class Outbox:
             if error is None:
                 task.status = "done"
                 task.last_error = None
+            elif wait is not None:
+                task.attempts -= 1
+                task.next_attempt_at = self.clock.now() + timedelta(seconds=wait)
+                task.last_error = error
             elif permanent or attempts >= self.max_attempts:
                 task.status = "failed"
                 task.last_error = error

@@ -9,7 +9,7 @@ from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 from bot import models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
@@ -23,6 +23,7 @@ class Storage:
         # SQLite: writers take the lock up front (BEGIN IMMEDIATE); readers must not queue behind them.
         self.read_engine = _make_engine(database_url, immediate=False) if self.is_sqlite else self.engine
         self._local = threading.local()
+        self._writers = threading.Lock() if self.is_sqlite else None
 
     @property
     def is_sqlite(self) -> bool:
@@ -34,6 +35,10 @@ class Storage:
         if self.in_transaction():  # a nested write would wait forever on our own lock
             raise RuntimeError("nested write transaction in one thread")
         self._local.writing = True
+        # SQLite has one writer at a time: queue this process's writers on a lock rather than in
+        # SQLite's busy handler, whose growing sleeps make the tail latency.
+        if self._writers is not None:
+            self._writers.acquire()
         try:
             with Session(self.engine, expire_on_commit=False) as session:
                 try:
@@ -43,6 +48,8 @@ class Storage:
                     session.rollback()
                     raise
         finally:
+            if self._writers is not None:
+                self._writers.release()
             self._local.writing = False
 
     def in_transaction(self) -> bool:

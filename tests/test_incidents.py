@@ -291,3 +291,17 @@ def test_a_channel_the_bot_created_before_a_crash_is_adopted_not_duplicated(bot,
         assert session.get(Incident, 1).channel_name == "inc-1-checkout-down"
     assert not standin.channel_by_name("inc-1-checkout-down-1")
     assert len(standin.pins(bot.channel_of(1))) == 1
+
+
+def test_a_rate_limited_step_comes_back_after_retry_after_without_blocking(bot, standin):
+    standin.fail_next("conversations.create", status=429, retry_after=30, count=1)
+    declare(bot)
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1).channel_id is None  # put back for 30 s, not slept on
+    from bot.models import OutboxTask
+
+    with bot.rt.storage.read() as session:
+        task = session.exec(select(OutboxTask).where(OutboxTask.kind == "incident.open")).one()
+    assert task.status == "pending" and task.attempts == 0 and "ratelimited" in task.last_error
+    bot.advance(timedelta(seconds=31))
+    assert standin.channel_by_name("inc-1-checkout-down")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.incidents import service as incidents
 from bot.models import Incident, Page
@@ -29,7 +31,7 @@ class Effects:
 
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
-        self.client = runtime.client
+        self.client = without_rate_limit_sleeps(runtime.client)
 
     def _incident(self, incident_id: int) -> Incident:
         with self.rt.storage.read() as session:
@@ -248,6 +250,28 @@ class Effects:
         self.client.chat_postMessage(channel=incident.declarer, text=text)
 
 
+def without_rate_limit_sleeps(client: WebClient) -> WebClient:
+    """A copy of the client that answers 429 at once instead of sleeping out Retry-After: the
+    outbox puts the task back until then, and its workers get on with other incidents."""
+    from bot.observability.slack_client import MeteredWebClient
+
+    copy = MeteredWebClient.like(client, getattr(client, "metrics", None))
+    copy.retry_handlers = [h for h in copy.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)]
+    return copy
+
+
+def rate_limit_wait(exc: Exception) -> float | None:
+    """Seconds Slack asked us to wait, when the exception is its 429; else None."""
+    if not isinstance(exc, SlackApiError) or exc.response is None or exc.response.status_code != 429:
+        return None
+    try:
+        headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
+        value = headers.get("retry-after", 1)
+        return max(0.0, float(value[0] if isinstance(value, list) else value))
+    except (TypeError, ValueError):
+        return 1.0
+
+
 def install(runtime: "Runtime") -> None:
     """Register every Slack outbox task on the runtime's outbox."""
     effects = Effects(runtime)
@@ -264,4 +288,5 @@ def install(runtime: "Runtime") -> None:
     outbox.register("slack.ephemeral", effects.ephemeral)
     outbox.register("slack.usergroup", effects.set_usergroup)
     outbox.on_failure = effects.report_failure
+    outbox.retry_after = rate_limit_wait
     runtime.extras["effects"] = effects

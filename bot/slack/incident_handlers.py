@@ -63,24 +63,24 @@ class IncidentFlows:
     def declare(self, *, title: str, severity: int, declarer: str, rotation_name: str | None,
                 description: str | None = None, origin_channel: str | None = None) -> str:
         now = self.rt.clock.now()
+        rotation_note, invite, responder = "", [declarer], None
+        try:
+            rotation = oncall.find_rotation(self.rt.rotations, rotation_name) if (rotation_name or self.rt.rotations) else None
+        except OncallError as exc:
+            if rotation_name:
+                raise IncidentError(str(exc)) from exc
+            rotation, rotation_note = None, f"\nNobody was paged automatically: {exc} Use `/incident page ROTATION`."
+        if rotation is not None:  # reads first: the write transaction below holds the number lock
+            with self.rt.storage.read() as session:
+                shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
+            responder = self.people.resolve(shift.user)
+            invite.append(responder)
+            rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."
         with self.rt.storage.session() as session:
-            rotation_note, invite = "", [declarer]
-            try:
-                rotation = oncall.find_rotation(self.rt.rotations, rotation_name) if (rotation_name or self.rt.rotations) else None
-            except OncallError as exc:
-                if rotation_name:
-                    raise IncidentError(str(exc)) from exc
-                rotation, rotation_note = None, f"\nNobody was paged automatically: {exc} Use `/incident page ROTATION`."
             incident = incidents.declare_incident(
                 db_session=session, title=title, severity=severity, declarer=declarer, now=now,
                 rotation=rotation.name if rotation else None, description=description,
             )
-            responder = None
-            if rotation is not None:
-                shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
-                responder = self.people.resolve(shift.user)
-                invite.append(responder)
-                rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."
             self.enqueue(session, "incident.open", incident_id=incident.id, invite=invite)
             if rotation is not None and responder is not None and responder != declarer:
                 self.rt.extras["paging_flows"].page(session, incident=incident, user_id=responder, rotation=rotation.name,
