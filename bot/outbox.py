@@ -72,8 +72,9 @@ class Outbox:
         """Wake the worker: something was just committed."""
         self._wake.set()
 
-    def start(self, workers: int = 4) -> None:
-        """Worker threads; a task waiting out a rate limit does not hold up the others."""
+    def start(self, workers: int = 1) -> None:
+        """Worker threads. One keeps each incident's steps in order; rate limits do not stall
+        it, since a rate-limited task is put back until Retry-After instead of slept on."""
         if not self._threads:
             for n in range(workers):
                 thread = threading.Thread(target=self._loop, name=f"outbox-{n}", daemon=True)

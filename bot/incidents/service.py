@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
@@ -226,7 +227,11 @@ def note_member(*, db_session: Session, channel_id: str, user_id: str, present: 
     """Remember who is in a channel (from our invites and Slack's member events)."""
     row = db_session.get(ChannelMember, (channel_id, user_id))
     if present and row is None:
-        db_session.add(ChannelMember(channel_id=channel_id, user_id=user_id))
+        try:  # another process may be noting the same join right now
+            with db_session.begin_nested():
+                db_session.add(ChannelMember(channel_id=channel_id, user_id=user_id))
+        except IntegrityError:
+            pass
     elif not present and row is not None:
         db_session.delete(row)
 
