@@ -31,7 +31,8 @@ from bot.web.app import create_web_app
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-standin"
 ROTATIONS = Path(__file__).parent / "rotations"
-# A Tuesday in March 2026, 15:00 UTC: Dublin (emea, 08-16 local) holds the payments pager.
+# A Tuesday in March 2026, 15:00 UTC: Los Angeles (amer, 08:00 PDT) has just taken the payments
+# pager from Dublin, so frank is on call.
 START = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)
 
 PEOPLE = [

@@ -37,6 +37,7 @@ def test_declaring_opens_a_channel_invites_pins_and_broadcasts(bot, standin):
     broadcast = standin.messages("C0INCIDENTS")
     assert len(broadcast) == 1 and "Checkout down" in broadcast[0]["text"]
     assert f"<#{channel['id']}>" in broadcast[0]["text"]
+    assert standin.calls_to("conversations.history") == []  # a brand-new channel holds no summary yet
 
 
 def test_two_incidents_with_the_same_title_get_two_channels(bot, standin):

@@ -55,12 +55,13 @@ class Effects:
     def open_incident(self, payload: dict[str, Any]) -> None:
         """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
         incident = self._incident(payload["incident_id"])
+        brand_new = False  # a channel created just now cannot hold a summary yet
         if incident.channel_id is None:
-            incident = self._create_channel(incident)
+            incident, brand_new = self._create_channel(incident)
         self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts is None:
-            ts = self._posted_summary(incident)
+            ts = None if brand_new else self._posted_summary(incident)
             if ts is None:
                 text, summary_blocks = blocks.summary(incident)
                 ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)["ts"]
@@ -76,21 +77,23 @@ class Effects:
             if error_code(exc) != "already_pinned":
                 raise
 
-    def _create_channel(self, incident: Incident) -> Incident:
+    def _create_channel(self, incident: Incident) -> tuple[Incident, bool]:
+        """The incident with its channel saved, and whether the channel was created just now
+        (False when one the bot created before a crash was adopted)."""
         for suffix in range(0, 50):
             name = channel_name(incident.id, incident.title, suffix)
             try:
-                channel = self.client.conversations_create(name=name)["channel"]
+                channel, created = self.client.conversations_create(name=name)["channel"], True
             except SlackApiError as exc:
                 if error_code(exc) != "name_taken":
                     raise
                 # Ours already, when a crash came between creating it and saving its id.
-                channel = self._own_channel(name, incident)
+                channel, created = self._own_channel(name, incident), False
                 if channel is None:
                     continue
             self._save(incident.id, channel_id=channel["id"], channel_name=channel["name"])
             incident.channel_id, incident.channel_name = channel["id"], channel["name"]
-            return incident
+            return incident, created
         raise PermanentError(f"no free channel name for incident #{incident.id}")
 
     def _bot_user(self) -> str:
