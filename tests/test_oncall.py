@@ -14,10 +14,27 @@ from tests.conftest import START, start_bot
 
 
 def reply(bot, standin, user, text):
-    bot.command(user, "/oncall", text)
-    answers = [m["text"] for m in standin.ephemerals(user)]
-    assert answers, "no reply through response_url"
-    return answers[-1]
+    """The answer as Slack shows it: the acknowledgement's text, or a message through
+    response_url when someone's time zone had to come from Slack first."""
+    seen = len(standin.ephemerals(user))
+    response = bot.command(user, "/oncall", text)
+    later = [m["text"] for m in standin.ephemerals(user)[seen:]]
+    if response.text:
+        assert not later, "answered twice"
+        return response.text
+    assert later, "no reply in the acknowledgement nor through response_url"
+    return later[-1]
+
+
+def test_oncall_answers_in_the_acknowledgement_once_time_zones_are_known(bot, standin):
+    first = bot.command("U0BOB", "/oncall", "payments")  # nobody's profile is known yet
+    assert first.text == ""
+    assert "*payments*: <@U0FRANK>" in standin.ephemerals("U0BOB")[-1]["text"]
+    asked = len(standin.calls_to("users.info"))
+    second = bot.command("U0BOB", "/oncall", "payments")
+    assert "*payments*: <@U0FRANK>" in second.text
+    assert len(standin.ephemerals("U0BOB")) == 1
+    assert len(standin.calls_to("users.info")) == asked  # the profiles came from memory
 
 
 def test_oncall_lists_every_rotation_in_the_askers_time_zone(bot, standin):

@@ -65,6 +65,8 @@ INCIDENT_VERBS = frozenset(
     }
 )
 ONCALL_VERBS = frozenset({"help", "me", "next", "schedule", "override", "swap"})
+# Commands that never act on the channel they are typed in: no incident to look up.
+CHANNEL_FREE = ("/oncall", "/incident declare", "/incident list", "/incident help")
 _current = threading.local()  # the observation of the listener running on this thread
 
 
@@ -188,6 +190,7 @@ class MeteredAck(Ack):
 class _Start(ListenerStartHandler):
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._incidents: dict[str, int] = {}  # channel -> incident: fixed once the channel is saved
 
     def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
         obs: Observation | None = request.context.get(CONTEXT_KEY)
@@ -195,7 +198,7 @@ class _Start(ListenerStartHandler):
             return
         _current.observation = obs
         obs.tokens = [(request_id_var, bind_request_id(obs.request_id))]
-        incident = self._incident_of(request.body)
+        incident = None if obs.name.startswith(CHANNEL_FREE) else self._incident_of(request.body)
         if incident is not None:
             obs.tokens.append((incident_id_var, bind_incident_id(incident)))
 
@@ -203,14 +206,19 @@ class _Start(ListenerStartHandler):
         channel = _channel_of(body)
         if channel is None:
             return None
+        if channel in self._incidents:
+            return self._incidents[channel]
         try:
             with self.runtime.storage.read() as session:
-                return session.exec(
+                incident = session.exec(
                     select(Incident.id).where(Incident.channel_id == channel)
                 ).first()
         except Exception:  # the log context is a nicety; the listener reports real trouble
             log.debug("could not look up the incident of channel %s", channel, exc_info=True)
             return None
+        if incident is not None:
+            self._incidents[channel] = incident
+        return incident
 
 
 class _Completion(ListenerCompletionHandler):

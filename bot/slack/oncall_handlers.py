@@ -15,13 +15,15 @@ from bot.schedule import Shift
 from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
 from bot.slack import commands
 from bot.slack.commands import UsageError
-from bot.slack.people import People
+from bot.slack.people import NotCached, People
 from bot.slack.text import safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# Questions that change nothing: answered in the acknowledgement when no profile is missing.
+READ_ONLY = (commands.WhoIsOnCall, commands.NextOnCall, commands.MyShifts, commands.ShowSchedule)
 
 
 def when(instant: datetime, tz: str) -> str:
@@ -165,6 +167,14 @@ class OncallFlows:
             return self.swap(parsed, asker)
         return commands.ONCALL_HELP
 
+    def reply(self, parsed: Any, asker: str) -> str:
+        """The answer, or what was wrong with the request, for the asker."""
+        try:
+            return self.answer(parsed, asker)
+        except (OncallError, UsageError) as exc:
+            mark_outcome("refused" if isinstance(exc, OncallError) else "usage_error")
+            return str(exc)
+
     def home_view(self, viewer: str) -> dict[str, Any]:
         """The App Home tab: who is on call now everywhere, and my next shifts."""
         text = f"*On call now*\n{self.who(None, viewer)}\n\n{self.mine(viewer)}"
@@ -188,13 +198,16 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         if isinstance(parsed, commands.Help):
             ack(text=commands.ONCALL_HELP)
             return
-        ack()  # the answer needs people's time zones from Slack: reply through response_url
-        try:
-            reply = flows.answer(parsed, command["user_id"])
-        except (OncallError, UsageError) as exc:
-            mark_outcome("refused" if isinstance(exc, OncallError) else "usage_error")
-            reply = str(exc)
-        respond(text=reply, response_type="ephemeral")
+        asker = command["user_id"]
+        if isinstance(parsed, READ_ONLY):
+            try:  # everyone's time zone already known: the answer is the acknowledgement
+                with people.offline():
+                    ack(text=flows.reply(parsed, asker))
+                return
+            except NotCached:
+                pass
+        ack()  # a time zone has to come from Slack first: reply through response_url
+        respond(text=flows.reply(parsed, asker), response_type="ephemeral")
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: Any) -> None:

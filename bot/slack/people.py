@@ -1,8 +1,12 @@
-"""Who people are: names and time zones from users.info, cached in the database for a day."""
+"""Who people are: names and time zones from users.info, cached for a day in the database
+(shared by every process) and in memory (so a request does not read it again)."""
 
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 
 from slack_sdk import WebClient
@@ -17,19 +21,43 @@ log = logging.getLogger(__name__)
 FRESH_FOR = timedelta(days=1)
 
 
+class NotCached(Exception):
+    """Inside People.offline(): the answer needs someone's profile from Slack."""
+
+
 class People:
     def __init__(self, storage: Storage, client: WebClient, clock: Clock) -> None:
         self.storage = storage
         self.client = client
         self.clock = clock
+        self._memory: dict[str, UserProfile] = {}
+        self._offline = threading.local()
+
+    @contextmanager
+    def offline(self) -> Iterator[None]:
+        """Within the block, a profile that would have to come from Slack raises NotCached
+        (so a listener can answer in its acknowledgement only when nothing is slow)."""
+        self._offline.on = True
+        try:
+            yield
+        finally:
+            self._offline.on = False
+
+    def _must_stay_offline(self, what: str) -> None:
+        if getattr(self._offline, "on", False):
+            raise NotCached(what)
 
     def profile(self, user_id: str) -> UserProfile:
         """The cached profile, refreshed from Slack when older than a day; UTC when unknown."""
         now = self.clock.now()
-        with self.storage.read() as session:
-            cached = session.get(UserProfile, user_id)
+        cached = self._memory.get(user_id)
+        if cached is None or now - cached.fetched_at >= FRESH_FOR:
+            with self.storage.read() as session:
+                cached = session.get(UserProfile, user_id)
         if cached is not None and now - cached.fetched_at < FRESH_FOR:
+            self._memory[user_id] = cached
             return cached
+        self._must_stay_offline(user_id)
         try:
             user = self.client.users_info(user=user_id)["user"]
         except SlackApiError as exc:
@@ -45,6 +73,7 @@ class People:
         if not self.storage.in_transaction():  # called from inside a write: skip the cache
             with self.storage.session() as session:
                 session.merge(profile)
+            self._memory[user_id] = profile
         return profile
 
     def tz(self, user_id: str) -> str:
@@ -56,6 +85,7 @@ class People:
             cached = session.exec(select(UserProfile).where(UserProfile.email == email)).first()
         if cached is not None:
             return cached.user_id
+        self._must_stay_offline(email)
         try:
             user = self.client.users_lookupByEmail(email=email)["user"]
         except SlackApiError:
