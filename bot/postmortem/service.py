@@ -23,7 +23,7 @@ from bot.models import Incident, PostmortemDraft, TimelineEntry, UserProfile
 from bot.models import Page as PageRow
 from bot.postmortem.facts import ActionItem, PageFact, PostmortemFacts, SeverityChange, TimelineItem
 from bot.postmortem.render import PostmortemError, render_fallback, render_postmortem
-from bot.schedule.zones import UnknownZone, get_zone, local_to_utc, utc_to_local
+from bot.schedule.zones import UnknownZone, canonical_zone, get_zone, local_to_utc, utc_to_local
 
 log = logging.getLogger(__name__)
 
@@ -306,7 +306,7 @@ def reminder_due(resolved_at: datetime, zone: str | None) -> datetime:
     reminded on Tuesday at 10:00 local, whatever DST did in between; an unknown zone means UTC.
     """
     try:
-        name = get_zone(zone).zone if zone else "UTC"
+        name = canonical_zone(zone) if zone else "UTC"
     except UnknownZone:
         name = "UTC"
     local = utc_to_local(name, resolved_at)

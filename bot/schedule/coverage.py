@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
@@ -62,16 +63,17 @@ def group_findings(findings: list[Finding]) -> list[FindingRun]:
     open_runs: dict[tuple, list[Finding]] = {}
     runs: list[list[Finding]] = [[f] for f in findings if f.start is None or f.end is None]
     timed = [f for f in findings if f.start is not None and f.end is not None]
-    for finding in sorted(timed, key=lambda f: f.start):
+    for finding in sorted(timed, key=lambda f: _span(f)[0]):
+        start, end = _span(finding)
         key = (
             finding.rotation,
             finding.kind,
-            finding.start.time(),
-            finding.end - finding.start,
+            start.time(),
+            end - start,
             finding.message,
         )
         run = open_runs.get(key)
-        if run is None or finding.start - run[-1].start > _SAME_RUN:
+        if run is None or start - _span(run[-1])[0] > _SAME_RUN:
             run = open_runs[key] = []
             runs.append(run)
         run.append(finding)
@@ -80,12 +82,21 @@ def group_findings(findings: list[Finding]) -> list[FindingRun]:
 
 def _to_run(findings: list[Finding]) -> FindingRun:
     """A FindingRun summarising one run of occurrences."""
-    spacings = {b.start - a.start for a, b in pairwise(findings)}
+    spacings = {_span(b)[0] - _span(a)[0] for a, b in pairwise(findings)}
     every = spacings.pop() if len(spacings) == 1 else None
     return FindingRun(first=findings[0], last=findings[-1], count=len(findings), every=every)
 
 
-def _coverage_pieces(windows: list[Window], start: datetime, end: datetime):
+def _span(finding: Finding) -> tuple[datetime, datetime]:
+    """The start and end of a gap or overlap (a file error has neither)."""
+    if finding.start is None or finding.end is None:
+        raise ValueError(f"a {finding.kind} finding has no start or end: {finding.message}")
+    return finding.start, finding.end
+
+
+def _coverage_pieces(
+    windows: list[Window], start: datetime, end: datetime
+) -> Iterator[tuple[datetime, datetime, dict[int, Window], list[Window], list[Window]]]:
     """Yield (low, high, running windows, windows that last ended, windows starting at high).
 
     Windows before start are swept too, so a gap at the start still knows who held the pager.

@@ -35,7 +35,7 @@ class Timeline:
         """The shift covering when; ValueError when when lies outside the timeline."""
         # Shifts are back to back, so only the two ends of the timeline need checking.
         index = bisect_right(self._starts, when) - 1
-        if index < 0 or when >= self._end:
+        if index < 0 or self._end is None or when >= self._end:
             raise ValueError(f"{when.isoformat()} is outside this timeline")
         return self.shifts[index]
 
@@ -146,7 +146,7 @@ def _resolve(windows: list[Window], start: datetime, end: datetime) -> list[_Seg
     """
     segments: list[_Segment] = []
     begun: list[Window] = []  # windows that have started, lowest precedence first
-    latest_end = None  # the latest end of any window begun so far
+    latest_end: datetime | None = None  # the latest end of any window begun so far
     count = len(windows)
     for index, window in enumerate(windows):
         window_start, window_end, order, user = window
@@ -190,7 +190,9 @@ def _resolve(windows: list[Window], start: datetime, end: datetime) -> list[_Seg
     return segments
 
 
-def _extend(segments: list[_Segment], start: datetime, end: datetime, order: int, user: str):
+def _extend(
+    segments: list[_Segment], start: datetime, end: datetime, order: int, user: str
+) -> None:
     """Append [start, end) for (order, user), merging with the previous segment when it is theirs."""
     if segments:
         last = segments[-1]

@@ -92,7 +92,9 @@ def show(value: object) -> str:
     return repr(value)
 
 
-def find_line(lines: list[str], key: str | None, *, table: str | None = None, index: int = 0):
+def find_line(
+    lines: list[str], key: str | None, *, table: str | None = None, index: int = 0
+) -> int | None:
     """The 1-based line of key in the index-th [[table]] (top level when table is None).
 
     With key None, the line of the [[table]] header itself. None when it cannot be found (for

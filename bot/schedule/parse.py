@@ -6,6 +6,7 @@ import difflib
 import os
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,14 @@ class _FileReader:
                 hint = f"did you mean {close[0]!r}? " if close else ""
                 self.problem(scope, key, f"unknown key; {hint}allowed: {', '.join(allowed)}")
 
-    def value(self, scope: _Scope, data: dict[str, Any], key: str, convert, default=...):
+    def value(
+        self,
+        scope: _Scope,
+        data: dict[str, Any],
+        key: str,
+        convert: Callable[[Any], Any],
+        default: Any = ...,
+    ) -> Any:
         """data[key] converted; default when absent (a problem when there is none); None if bad."""
         if key not in data:
             if default is ...:

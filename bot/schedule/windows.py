@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from operator import itemgetter
@@ -44,6 +45,7 @@ def region_windows(
     region = rotation.regions[order]
     days, edges = day_spans(region.timezone, region.hours, region.days, first_day, last_day)
     members, count = region.members, len(region.members)
+    turns: Sequence[int]
     if rotation.handoff == "daily":
         first = active_days_between(rotation.start, first_day, region.days)
         turns = range(first, first + len(days))

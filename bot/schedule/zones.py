@@ -37,7 +37,10 @@ def get_zone(name: str) -> pytz.BaseTzInfo:
 
 def canonical_zone(name: str) -> str:
     """The IANA spelling of a zone name; UnknownZone when there is none."""
-    return get_zone(name).zone
+    zone = get_zone(name).zone
+    if zone is None:  # never for pytz.timezone's zones; the stubs allow it for FixedOffset
+        raise UnknownZone(name)
+    return zone
 
 
 def suggest_zone(name: str) -> str | None:
@@ -170,7 +173,7 @@ def _offset_changes(zone: str, year: int, month: int) -> tuple[list[datetime], l
     tz = get_zone(zone)
     first = datetime(year, month, 1, tzinfo=UTC) - timedelta(days=2)
     changes: list[datetime] = []
-    offsets = [first.astimezone(tz).utcoffset()]
+    offsets = [_utc_offset(first, tz)]
     low = first
     for step in range(1, 13):
         probe = first + _PROBE_EVERY * step
@@ -178,7 +181,7 @@ def _offset_changes(zone: str, year: int, month: int) -> tuple[list[datetime], l
         while offset != offsets[-1]:  # a loop, in case two changes fall between probes
             low = _clock_change_near(tz, low, probe)
             changes.append(low)
-            offsets.append(low.astimezone(tz).utcoffset())
+            offsets.append(_utc_offset(low, tz))
         low = probe
     return changes, offsets
 
@@ -199,6 +202,14 @@ def _localize_exactly(zone: str, wall: datetime) -> datetime:
 def _both_readings(tz: pytz.BaseTzInfo, wall: datetime) -> list[datetime]:
     """The UTC instants wall would be under the offsets before and after a clock change."""
     return [tz.localize(wall, is_dst=flag).astimezone(UTC) for flag in (True, False)]
+
+
+def _utc_offset(when: datetime, tz: pytz.BaseTzInfo) -> timedelta:
+    """tz's UTC offset at the aware instant when (a pytz zone always has one)."""
+    offset = when.astimezone(tz).utcoffset()
+    if offset is None:
+        raise ValueError(f"{tz} has no UTC offset at {when.isoformat()}")
+    return offset
 
 
 def _clock_change_near(tz: pytz.BaseTzInfo, before: datetime, after: datetime) -> datetime:
