@@ -18,7 +18,7 @@ from pathlib import Path
 
 from bot.postmortem import TimelineItem, redact, render_html, render_postmortem, safe_text
 from bot.postmortem.facts import example_incident
-from bot.postmortem.render import build_view
+from bot.postmortem.view import build_view
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 TARGET_MS = 300.0

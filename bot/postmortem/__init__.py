@@ -15,11 +15,11 @@ from bot.postmortem.html import render_html
 from bot.postmortem.redact import defuse_mentions, redact, safe_text
 from bot.postmortem.render import (
     PostmortemError,
-    format_duration,
     render_fallback,
     render_postmortem,
     validate_templates,
 )
+from bot.postmortem.view import format_duration
 
 __all__ = [
     "ActionItem",

@@ -5,7 +5,7 @@ and in UTC; people are display strings (``"@alice"``) already resolved by the ca
 typed by users (titles, notes, summaries) arrive here raw: rendering redacts and defuses them.
 
 Below them is ``View``, what a postmortem template sees, made from the facts by
-``render.build_view``: the field names here are the names a team's template can use.
+``view.build_view``: the field names here are the names a team's template can use.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ class PostmortemFacts:
     action_items: tuple[ActionItem, ...] = ()
 
 
-# What a template sees, made from the facts by render.build_view. Every string a person typed
+# What a template sees, made from the facts by view.build_view. Every string a person typed
 # is redacted and cannot notify anyone; all but Incident.summary and Incident.impact are one
 # line with "|" escaped, so they are safe in a Markdown table cell. Times are "YYYY-MM-DD HH:MM".
 
