@@ -243,6 +243,8 @@ class Server:
     port: int
     log_path: Path
     pids_seen: set[int] = field(default_factory=set)
+    # Processes deployed beside it (the Procfile's clock): counted in its CPU and memory.
+    companions: list[subprocess.Popen] = field(default_factory=list)
 
     @property
     def host(self) -> str:
@@ -268,10 +270,14 @@ class Server:
         )
 
     def pids(self) -> list[int]:
-        return [self.process.pid, *children_of(self.process.pid)]
+        return [
+            pid
+            for process in (self.process, *self.companions)
+            for pid in (process.pid, *children_of(process.pid))
+        ]
 
     def memory(self) -> tuple[int, int]:
-        """(sum of VmHWM, sum of VmRSS) in KiB over the master and its current workers."""
+        """(sum of VmHWM, sum of VmRSS) in KiB over the master, its workers and companions."""
         pids = self.pids()
         self.pids_seen.update(pids)
         peak = current = 0
@@ -281,7 +287,7 @@ class Server:
         return peak, current
 
     def cpu_seconds(self) -> float:
-        """User + system CPU seconds used so far by the master and its current workers."""
+        """User + system CPU seconds used so far by the master, its workers and companions."""
         total = 0
         for pid in self.pids():
             try:
@@ -298,13 +304,14 @@ class Server:
             return ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        for process in (self.process, *self.companions):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait(timeout=10)
 
 
 def _spawn(name: str, command: list[str], env: dict[str, str], port: int, workdir: Path) -> Server:
@@ -371,12 +378,31 @@ def start_bot(
     threads: int = 8,
     name: str = "bot",
 ) -> Server:
-    """`python -m bot serve --no-scheduler` (the Procfile's web process) under gunicorn."""
+    """The Procfile's two processes: `serve --no-scheduler --no-outbox` (web, under gunicorn)
+    and `clock` (scheduler and outbox), both counted in the returned server's CPU and memory."""
     port = free_port()
     env = bot_env(workdir, standin, database_url, port)
     env["WEB_CONCURRENCY"] = str(workers)
-    command = [sys.executable, "-m", "bot", "serve", "--no-scheduler", "--threads", str(threads)]
-    return _spawn(name, command, env, port, workdir)
+    web = [sys.executable, "-m", "bot", "serve", "--no-scheduler", "--no-outbox", "--threads", str(threads)]
+    server = _spawn(name, web, env, port, workdir)
+    log_path = workdir / f"{name}-clock.log"
+    with open(log_path, "w") as log:
+        clock = subprocess.Popen(
+            [sys.executable, "-m", "bot", "clock"],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+    server.companions.append(clock)
+    deadline = time.monotonic() + 60
+    while "clock running" not in log_path.read_text(errors="replace"):
+        if clock.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise RuntimeError(f"{name} clock did not start:\n{log_path.read_text(errors='replace')[-3000:]}")
+        time.sleep(0.1)
+    return server
 
 
 def start_bare_bolt(workdir: Path, standin: Any, *, workers: int = 1, threads: int = 8) -> Server:

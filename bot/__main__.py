@@ -18,6 +18,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="HTTP mode behind gunicorn: POST /slack/events, /healthz, ...")
     serve.add_argument("--no-scheduler", action="store_true", help="leave handoffs, reminders and escalations to a `clock` process")
+    serve.add_argument("--no-outbox", action="store_true",
+                       help="leave Slack side effects (channels, invites, DMs) to a `clock` process, so this one only answers Slack")
     serve.add_argument("--workers", type=int, default=None, help="gunicorn worker processes (default WEB_CONCURRENCY or 1)")
     serve.add_argument("--threads", type=int, default=8, help="threads per worker")
     serve.set_defaults(func=_serve)
@@ -26,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     socket.add_argument("--no-scheduler", action="store_true")
     socket.set_defaults(func=_socket)
 
-    clock = sub.add_parser("clock", help="the scheduler alone (handoffs, reminders, escalations)")
+    clock = sub.add_parser("clock", help="the scheduler (handoffs, reminders, escalations) and the outbox, without HTTP")
     clock.set_defaults(func=_clock)
 
     console = sub.add_parser("console", help="try the bot without Slack: type slash commands as a named user")
@@ -46,7 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace) -> int:
     from bot.serve import serve
 
-    return serve(workers=args.workers, threads=args.threads, with_scheduler=not args.no_scheduler)
+    return serve(workers=args.workers, threads=args.threads, with_scheduler=not args.no_scheduler,
+                 with_outbox=not args.no_outbox)
 
 
 def _socket(args: argparse.Namespace) -> int:

@@ -20,6 +20,9 @@ from bot.storage import Storage
 log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any]], None]
+# An idle worker looks again this often: tasks committed by another process (a web process
+# run with --no-outbox) start within it; this process's own commits wake the worker at once.
+IDLE_POLL_SECONDS = 0.1
 
 
 class PermanentError(Exception):
@@ -96,7 +99,7 @@ class Outbox:
                 log.exception("outbox worker pass failed")
                 ran = 0
             if not ran:
-                self._wake.wait(0.5)
+                self._wake.wait(IDLE_POLL_SECONDS)
                 self._wake.clear()
 
     def run_due(self, limit: int = 50) -> int:
@@ -114,8 +117,9 @@ class Outbox:
                 ).all()
             ran = 0
             for task_id in ids:
-                if self._claim(task_id, now):
-                    self._run(task_id)
+                claimed = self._claim(task_id, now)
+                if claimed is not None:
+                    self._run(task_id, *claimed)
                     ran += 1
             return ran
 
@@ -157,22 +161,20 @@ class Outbox:
             waited += 0.02
         return False
 
-    def _claim(self, task_id: int, now: datetime) -> bool:
-        """Take a lease on one task, so a second worker (another process) skips it."""
+    def _claim(self, task_id: int, now: datetime) -> tuple[str, dict[str, Any], int] | None:
+        """Take a lease on one task, so a second worker (another process) skips it; its
+        (kind, payload, attempts), or None when someone else has it or it is done."""
         with self.storage.session() as session:
-            result = session.execute(
+            row = session.execute(
                 update(OutboxTask)
                 .where(OutboxTask.id == task_id, OutboxTask.status == "pending")  # type: ignore[arg-type]
                 .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
                 .values(lease_until=now + self.lease, attempts=OutboxTask.attempts + 1)
-            )
-            return result.rowcount == 1  # type: ignore[attr-defined]
+                .returning(OutboxTask.kind, OutboxTask.payload, OutboxTask.attempts)
+            ).first()
+        return None if row is None else (row.kind, json.loads(row.payload), row.attempts)
 
-    def _run(self, task_id: int) -> None:
-        with self.storage.read() as session:
-            task = session.get(OutboxTask, task_id)
-            assert task is not None
-            kind, payload, attempts = task.kind, json.loads(task.payload), task.attempts
+    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int) -> None:
         handler = self.handlers.get(kind)
         error: str | None = None
         permanent = False
@@ -188,25 +190,19 @@ class Outbox:
                 wait = self.retry_after(exc)  # a rate limit: come back when told, not counted
                 log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
                 error = f"{type(exc).__name__}: {exc}"
+        values: dict[str, Any] = {"lease_until": None, "last_error": error}
+        if error is None:
+            values["status"] = "done"
+        elif wait is not None:  # a rate limit: not counted as an attempt
+            values.update(attempts=attempts - 1, next_attempt_at=self.clock.now() + timedelta(seconds=wait))
+        elif permanent or attempts >= self.max_attempts:
+            values["status"] = "failed"
+        else:
+            delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
+            values["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay)
         with self.storage.session() as session:
-            task = session.get(OutboxTask, task_id)
-            assert task is not None
-            task.lease_until = None
-            if error is None:
-                task.status = "done"
-                task.last_error = None
-            elif wait is not None:
-                task.attempts -= 1
-                task.next_attempt_at = self.clock.now() + timedelta(seconds=wait)
-                task.last_error = error
-            elif permanent or attempts >= self.max_attempts:
-                task.status = "failed"
-                task.last_error = error
-            else:
-                delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
-                task.next_attempt_at = self.clock.now() + timedelta(seconds=delay)
-                task.last_error = error
-            failed = task.status == "failed"
+            session.execute(update(OutboxTask).where(col(OutboxTask.id) == task_id).values(**values))
+        failed = values.get("status") == "failed"
         if failed:
             log.error("outbox task %s (%s) gave up: %s", task_id, kind, error)
             if self.on_failure is not None:

@@ -21,8 +21,9 @@ def _runtime(settings: Settings) -> Runtime:
     return build_runtime(settings, client=client)
 
 
-def _start_workers(runtime: Runtime, with_scheduler: bool) -> None:
-    runtime.outbox.start()
+def _start_workers(runtime: Runtime, with_scheduler: bool, with_outbox: bool = True) -> None:
+    if with_outbox:
+        runtime.outbox.start()
     if with_scheduler:
         from bot.jobs.handoffs import plan_handoffs
 
@@ -36,8 +37,8 @@ def _stop_workers(runtime: Runtime) -> None:
     runtime.storage.dispose()
 
 
-def make_wsgi(settings: Settings, *, with_scheduler: bool) -> Any:
-    """The Flask app for one process, with its outbox worker (and scheduler) running."""
+def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = True) -> Any:
+    """The Flask app for one process, with its outbox worker and scheduler when asked."""
     from bot.slack.app import create_app
     from bot.web.app import create_web_app
     import bot.web.routes  # noqa: F401  (installs the non-Slack routes)
@@ -45,12 +46,12 @@ def make_wsgi(settings: Settings, *, with_scheduler: bool) -> Any:
     runtime = _runtime(settings)
     bolt = create_app(runtime, signing_secret=settings.slack_signing_secret)
     web = create_web_app(runtime, bolt)
-    _start_workers(runtime, with_scheduler)
+    _start_workers(runtime, with_scheduler, with_outbox)
     web.config["runtime"] = runtime
     return web
 
 
-def serve(*, workers: int | None, threads: int, with_scheduler: bool) -> int:
+def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbox: bool = True) -> int:
     """Run gunicorn in this process; exits cleanly on SIGTERM after in-flight requests."""
     from gunicorn.app.base import BaseApplication
 
@@ -73,7 +74,7 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool) -> int:
             self.cfg.set("worker_exit", lambda _server, worker: _stop_workers(worker.wsgi.config["runtime"]))
 
         def load(self) -> Any:
-            return make_wsgi(settings, with_scheduler=with_scheduler)
+            return make_wsgi(settings, with_scheduler=with_scheduler, with_outbox=with_outbox)
 
     Server().run()
     return 0
@@ -98,14 +99,14 @@ def socket_mode(*, with_scheduler: bool) -> int:
 
 
 def clock() -> int:
-    """The scheduler alone, until SIGTERM or SIGINT."""
+    """The scheduler and the outbox worker, without HTTP, until SIGTERM or SIGINT."""
     settings = load_settings(require=("SLACK_BOT_TOKEN",))
     runtime = _runtime(settings)
     _start_workers(runtime, with_scheduler=True)
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stopped.set())
-    log.info("clock running: handoffs, reminders and escalations")
+    log.info("clock running: handoffs, reminders, escalations and Slack side effects")
     stopped.wait()
     _stop_workers(runtime)
     return 0

@@ -24,14 +24,17 @@ def severity_label(severity: int) -> str:
 
 def next_number(*, db_session: Session, name: str = "incident") -> int:
     """Take the next number of a gap-free counter; concurrent callers queue on the row lock."""
-    result = db_session.execute(
-        update(Counter).where(col(Counter.name) == name).values(value=Counter.value + 1)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
+    taken = db_session.execute(
+        update(Counter)
+        .where(col(Counter.name) == name)
+        .values(value=Counter.value + 1)
+        .returning(col(Counter.value))
+    ).scalar()
+    if taken is None:
         db_session.add(Counter(name=name, value=1))
         db_session.flush()
         return 1
-    return db_session.exec(select(Counter.value).where(Counter.name == name)).one()
+    return int(taken)
 
 
 def add_entry(
