@@ -67,8 +67,7 @@ def declare_incident(
         status="investigating", commander=declarer, declarer=declarer, rotation=rotation,
         declared_at=now, last_update_at=now, dedup_key=dedup_key,
     )
-    db_session.add(incident)
-    db_session.flush()
+    db_session.add(incident)  # inserted before its entry at the flush (the entry's foreign key)
     add_entry(
         db_session=db_session, incident=incident, at=now, actor=declarer, kind="declared",
         text=f"Declared {severity_label(severity)}: {incident.title}", new=severity_label(severity),

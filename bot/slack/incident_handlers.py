@@ -84,7 +84,7 @@ class IncidentFlows:
             self.enqueue(session, "incident.open", incident_id=incident.id, invite=invite)
             if rotation is not None and responder is not None and responder != declarer:
                 self.rt.extras["paging_flows"].page(session, incident=incident, user_id=responder, rotation=rotation.name,
-                                                    paged_by=declarer, now=now)
+                                                    paged_by=declarer, now=now, invite=False)  # incident.open invites them
             elif responder == declarer:
                 rotation_note = f"\nYou are on call for `{rotation.name}` yourself."
             self.schedule_reminder(session, incident)

@@ -47,13 +47,15 @@ class PagingFlows:
 
     def page(self, session: Session, *, incident: Incident | None, user_id: str, rotation: str | None,
              paged_by: str, now: datetime, level: int = 0, reason: str | None = None,
-             dedup_key: str | None = None) -> Page:
-        """Page one person: the DM, an invite to the channel, and the escalation timer."""
+             dedup_key: str | None = None, invite: bool = True) -> Page:
+        """Page one person: the DM, an invite to the channel (unless the caller's own step
+        invites them already), and the escalation timer."""
         page = paging.page_person(db_session=session, user=user_id, paged_by=paged_by, now=now, incident=incident,
                                   rotation=rotation, level=level, reason=reason, dedup_key=dedup_key)
         self._enqueue(session, "page.send", now, page_id=page.id)
         if incident is not None:
-            self._enqueue(session, "incident.invite", now, incident_id=incident.id, users=[user_id])
+            if invite:
+                self._enqueue(session, "incident.invite", now, incident_id=incident.id, users=[user_id])
             via = f" (on call for `{safe(rotation)}`)" if rotation else ""
             step = f" — escalation step {level}" if level else ""
             self._enqueue(session, "incident.post", now, incident_id=incident.id,
