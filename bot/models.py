@@ -78,6 +78,9 @@ class TimelineEntry(SQLModel, table=True):
 class Page(SQLModel, table=True):
     """A person paged: for an incident, or straight from an alert that declared none."""
 
+    # /metrics counts escalated and unanswered pages from this index, not from the table.
+    __table_args__ = (Index("ix_page_answer", "escalated_at", "acknowledged_at"),)
+
     id: Optional[int] = Field(default=None, primary_key=True)
     incident_id: Optional[int] = Field(default=None, foreign_key="incident.id", index=True)
     user: str
