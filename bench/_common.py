@@ -364,6 +364,7 @@ def bot_env(workdir: Path, standin: Any, database_url: str, port: int) -> dict[s
             "TEMPLATES_DIR": str(ROOT / "templates"),
             "INCIDENTS_CHANNEL": INCIDENTS_CHANNEL,
             "PORT": str(port),
+            "HOST": "127.0.0.1",
         }
     )
     return env

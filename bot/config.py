@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -33,6 +35,7 @@ class Settings:
     templates_dir: Path = Path("templates")
     incidents_channel: str | None = None
     port: int = 3000
+    host: str = "0.0.0.0"
     alertmanager_token: str | None = None
     postmortems_dir: Path | None = None
     status_reminder_minutes: int = 30
@@ -66,6 +69,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
     port_text = get("PORT") or "3000"
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
         raise ConfigError(f"PORT must be a TCP port number (1-65535), got {port_text!r}")
+    host = get("HOST") or "0.0.0.0"
+    if not _is_host(host):
+        raise ConfigError(f"HOST must be an IP address or host name to listen on, got {host!r}")
     api_url = get("SLACK_API_URL") or "https://slack.com/api/"
     if not api_url.startswith(("http://", "https://")):
         raise ConfigError(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
@@ -88,12 +94,21 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         templates_dir=Path(get("TEMPLATES_DIR") or "templates"),
         incidents_channel=get("INCIDENTS_CHANNEL"),
         port=int(port_text),
+        host=host,
         alertmanager_token=get("ALERTMANAGER_TOKEN"),
         postmortems_dir=Path(postmortems) if postmortems else None,
         status_reminder_minutes=int(reminder),
         alert_severities=_severity_map(get("ALERT_SEVERITIES")),
         outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
     )
+
+
+def _is_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+        return True
+    except ValueError:
+        return re.fullmatch(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})", text) is not None
 
 
 def parse_severity_map(text: str) -> dict[str, int]:

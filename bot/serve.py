@@ -65,7 +65,8 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
-            self.cfg.set("bind", f"0.0.0.0:{settings.port}")
+            host = f"[{settings.host}]" if ":" in settings.host else settings.host  # IPv6 in brackets
+            self.cfg.set("bind", f"{host}:{settings.port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
             self.cfg.set("worker_class", "gthread")

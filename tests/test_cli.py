@@ -47,6 +47,11 @@ def test_a_malformed_port_is_one_line_and_exit_2():
     assert result.returncode == 2 and "PORT" in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_malformed_host_is_one_line_and_exit_2():
+    result = run_bot("serve", env={"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s", "HOST": "my host!"})
+    assert result.returncode == 2 and "HOST" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_console_demo_scenario_runs_a_full_incident_across_a_handoff():
     result = run_bot("console", "--script", "examples/follow-the-sun-incident.txt", timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -75,7 +80,7 @@ def test_serve_runs_under_gunicorn_and_answers_signed_commands(tmp_path, standin
     env.update({
         "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": standin.api_url,
         "DATABASE_URL": f"sqlite:///{tmp_path / 'serve.db'}", "ROTATIONS_DIR": str(ROTATIONS), "PORT": str(port),
-        "INCIDENTS_CHANNEL": "C0INCIDENTS",
+        "INCIDENTS_CHANNEL": "C0INCIDENTS", "HOST": "127.0.0.1",
     })
     process = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
@@ -99,6 +104,7 @@ def test_serve_runs_under_gunicorn_and_answers_signed_commands(tmp_path, standin
         output, _ = process.communicate(timeout=30)
     assert process.returncode == 0, output[-2000:]
     assert "Traceback" not in output
+    assert f"Listening at: http://127.0.0.1:{port}" in output  # HOST, not every interface
 
 
 def test_check_validates_postmortem_templates_too(tmp_path):
