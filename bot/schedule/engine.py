@@ -28,14 +28,20 @@ class Timeline:
 
     def __init__(self, shifts: Sequence[Shift]) -> None:
         self.shifts = list(shifts)
-        self._starts = [shift.start for shift in self.shifts]
-        self._end = self.shifts[-1].end if self.shifts else None
+        # POSIX seconds: bisecting floats is several times faster than comparing aware
+        # datetimes, and a double still tells instants a microsecond apart (spacing ~0.24 us).
+        self._starts = [shift.start.timestamp() for shift in self.shifts]
+        self._end = self.shifts[-1].end.timestamp() if self.shifts else None
 
     def at(self, when: datetime) -> Shift:
-        """The shift covering when; ValueError when when lies outside the timeline."""
+        """The shift covering when (an aware datetime; TypeError when naive); ValueError when
+        when lies outside the timeline."""
+        if when.utcoffset() is None:
+            raise TypeError(f"{when.isoformat()} has no time zone")
+        instant = when.timestamp()
         # Shifts are back to back, so only the two ends of the timeline need checking.
-        index = bisect_right(self._starts, when) - 1
-        if index < 0 or self._end is None or when >= self._end:
+        index = bisect_right(self._starts, instant) - 1
+        if index < 0 or self._end is None or instant >= self._end:
             raise ValueError(f"{when.isoformat()} is outside this timeline")
         return self.shifts[index]
 
