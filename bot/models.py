@@ -94,6 +94,7 @@ class Page(SQLModel, table=True):
     acknowledged_by: Optional[str] = None
     escalated_at: Optional[datetime] = _when()
     escalated_by: Optional[str] = None
+    resolved_at: Optional[datetime] = _when()  # its alert group resolved before anyone answered
     dm_channel: Optional[str] = None
     dm_ts: Optional[str] = None
 

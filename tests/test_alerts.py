@@ -197,6 +197,23 @@ def test_an_alert_page_whose_group_resolves_stops_escalating(bot, standin):
     assert reply.json()["action"] == "paged" and len(rows(bot, Page)) == 2  # a new episode pages again
 
 
+def test_an_alert_page_whose_group_resolves_loses_its_buttons_and_cannot_be_answered(bot, standin):
+    alertmanager(bot, am_alert("DiskFilling", severity="warning"))
+    page = rows(bot, Page)[0]
+    alertmanager(bot, am_alert("DiskFilling", severity="warning", status="resolved"))
+    [update] = [c for c in standin.calls_to("chat.update") if c.args.get("ts") == rows(bot, Page)[0].dm_ts]
+    shown = json.dumps(update.args.get("blocks"))
+    assert "Resolved by itself before anyone answered" in shown and "page_ack" not in shown
+    seen = len(standin.ephemerals("U0FRANK"))
+    bot.press("U0FRANK", "page_ack", str(page.id))
+    bot.press("U0FRANK", "page_escalate", str(page.id))
+    answers = [m["text"] for m in standin.ephemerals("U0FRANK")[seen:]]
+    assert answers == ["This alert resolved by itself; there is nothing left to acknowledge.",
+                       "This alert resolved by itself; there is nothing left to escalate."]
+    [after] = rows(bot, Page)
+    assert after.acknowledged_at is None and after.escalated_at is None and after.resolved_at is not None
+
+
 def test_an_unacknowledged_alert_page_escalates_along_the_chain(bot, standin):
     alertmanager(bot, am_alert("DiskFilling", severity="warning"))
     bot.advance(timedelta(minutes=11))

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.alerts.alertmanager import Alert, Notification
+from bot.incidents import paging
 from bot.incidents import service as incidents
 from bot.jobs.scheduler import cancel_job, claim
 from bot.models import Claim, Counter, Incident, Page
@@ -147,7 +148,7 @@ def open_alert_page(*, db_session: Session, group: Group, since: datetime | None
     page = db_session.exec(
         select(Page).where(Page.dedup_key == group.key, col(Page.incident_id).is_(None)).order_by(col(Page.id).desc())
     ).first()
-    if page is None or page.acknowledged_at is not None or page.escalated_at is not None:
+    if page is None or page.acknowledged_at is not None or page.escalated_at is not None or page.resolved_at is not None:
         return None
     if since is not None and page.paged_at <= since:
         return None  # paged before the group last resolved: that episode is over
@@ -364,6 +365,8 @@ class AlertFlows:
         page = open_alert_page(db_session=session, group=group, since=resolved_at) if group_resolved else None
         if page is not None:
             cancel_job(session, key=escalation_key(page))
+            paging.resolve_page(db_session=session, page=page, now=now)
+            enqueue(session, "page.refresh", {"page_id": page.id}, now=now)  # its buttons go
             text = f":white_check_mark: Resolved: {names}. The page above stops escalating."
             enqueue(session, "slack.post", {"channel": page.user, "text": text}, now=now)
             if outcome.action == "duplicate":

@@ -44,6 +44,8 @@ def acknowledge_page(*, db_session: Session, page: Page, actor: str, now: dateti
         raise IncidentError(f"Already acknowledged by <@{page.acknowledged_by}>.")
     if page.escalated_at is not None:
         raise IncidentError("This page was already escalated to the next responder.")
+    if page.resolved_at is not None:
+        raise IncidentError("This alert resolved by itself; there is nothing left to acknowledge.")
     page.acknowledged_at, page.acknowledged_by = now, actor
     db_session.add(page)
     if page.incident_id is not None:
@@ -58,8 +60,8 @@ def acknowledge_page(*, db_session: Session, page: Page, actor: str, now: dateti
 
 
 def mark_escalated(*, db_session: Session, page: Page, actor: str, now: datetime) -> bool:
-    """Close a page as escalated; False when it was acknowledged or escalated already."""
-    if page.acknowledged_at is not None or page.escalated_at is not None:
+    """Close a page as escalated; False when it was acknowledged, escalated or resolved already."""
+    if page.acknowledged_at is not None or page.escalated_at is not None or page.resolved_at is not None:
         return False
     if page.incident_id is not None:
         incident = db_session.get(Incident, page.incident_id)
@@ -72,6 +74,12 @@ def mark_escalated(*, db_session: Session, page: Page, actor: str, now: datetime
 
 def pages_of(*, db_session: Session, incident: Incident) -> list[Page]:
     return list(db_session.exec(select(Page).where(Page.incident_id == incident.id).order_by(col(Page.id))).all())
+
+
+def resolve_page(*, db_session: Session, page: Page, now: datetime) -> None:
+    """The alert behind an unanswered page resolved by itself: the page needs no answer now."""
+    page.resolved_at = now
+    db_session.add(page)
 
 
 def open_pages(*, db_session: Session, incident: Incident) -> list[Page]:

@@ -212,7 +212,7 @@ class DatabaseCollector:
             ),
             (
                 GaugeMetricFamily(
-                    "oncall_pages_unanswered", "Pages neither acknowledged nor escalated"
+                    "oncall_pages_unanswered", "Pages neither acknowledged nor escalated (nor resolved by their alert)"
                 ),
                 "unanswered",
             ),
@@ -272,6 +272,7 @@ class DatabaseCollector:
                 select(func.count())
                 .select_from(Page)
                 .where(col(Page.escalated_at).is_(None), col(Page.acknowledged_at).is_(None))
+                .where(col(Page.resolved_at).is_(None))
             ).one()
             outbox_rows = session.exec(
                 select(OutboxTask.status, func.count())

@@ -109,6 +109,8 @@ class PagingFlows:
     def escalate(self, session: Session, page: Page, actor: str, now: datetime) -> str:
         """Close the page as escalated and page the next rotation of the chain."""
         if not paging.mark_escalated(db_session=session, page=page, actor=actor, now=now):
+            if page.resolved_at is not None:
+                return "This alert resolved by itself; there is nothing left to escalate."
             return "This page was already acknowledged or escalated."
         cancel_job(session, key=escalation_key(page))
         self._enqueue(session, "page.refresh", now, page_id=page.id)
@@ -205,4 +207,6 @@ def page_message(page: Page, incident: Incident | None) -> tuple[str, list[dict[
         dm_blocks = dm_blocks[:1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": f":white_check_mark: Acknowledged by {user(page.acknowledged_by)}"}]}]
     elif page.escalated_at is not None:
         dm_blocks = dm_blocks[:1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": ":arrow_double_up: Escalated to the next responder"}]}]
+    elif page.resolved_at is not None:
+        dm_blocks = dm_blocks[:1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": ":white_check_mark: Resolved by itself before anyone answered"}]}]
     return text, dm_blocks
