@@ -82,3 +82,25 @@ def test_settings_never_show_secrets():
                               "DATABASE_URL": "postgresql://bot:hunter2@db/oncall"})
     shown = repr(settings) + str(settings)
     assert "xoxb-secret-token" not in shown and "s3cr3t" not in shown and "hunter2" not in shown
+
+
+def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_not_failed(postgres, monkeypatch):
+    import psycopg
+
+    import bot.storage
+
+    url = postgres.create_database()
+    storage = Storage(url)
+    storage.migrate()
+    with storage.read() as session:
+        assert session.exec(select(Incident.id)).all() == []  # leaves a connection in the pool
+    database = url.rsplit("/", 1)[1]
+    with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres", autocommit=True) as admin:
+        # What a database restart, a failover or a proxy's idle timeout does to pooled connections.
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+    monkeypatch.setattr(bot.storage, "TRUST_IDLE_SECONDS", 0.0)  # as if it had idled past the limit
+    try:
+        with storage.read() as session:
+            assert session.exec(select(Incident.id)).all() == []
+    finally:
+        storage.dispose()
