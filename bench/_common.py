@@ -314,7 +314,10 @@ class Server:
                     process.wait(timeout=10)
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str], port: int, workdir: Path) -> Server:
+def _launch(
+    name: str, command: list[str], env: dict[str, str], workdir: Path
+) -> tuple[subprocess.Popen, Path]:
+    """A process from the repository root, its output in workdir/name.log."""
     log_path = workdir / f"{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
@@ -325,6 +328,11 @@ def _spawn(name: str, command: list[str], env: dict[str, str], port: int, workdi
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
+    return process, log_path
+
+
+def _spawn(name: str, command: list[str], env: dict[str, str], port: int, workdir: Path) -> Server:
+    process, log_path = _launch(name, command, env, workdir)
     server = Server(name, process, port, log_path)
     try:
         server.wait_healthy()
@@ -386,16 +394,7 @@ def start_bot(
     env["WEB_CONCURRENCY"] = str(workers)
     web = [sys.executable, "-m", "bot", "serve", "--no-scheduler", "--no-outbox", "--threads", str(threads)]
     server = _spawn(name, web, env, port, workdir)
-    log_path = workdir / f"{name}-clock.log"
-    with open(log_path, "w") as log:
-        clock = subprocess.Popen(
-            [sys.executable, "-m", "bot", "clock"],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
+    clock, log_path = _launch(f"{name}-clock", [sys.executable, "-m", "bot", "clock"], env, workdir)
     server.companions.append(clock)
     deadline = time.monotonic() + 60
     while "clock running" not in log_path.read_text(errors="replace"):
