@@ -48,23 +48,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 CONTEXT_KEY = "observation"
-INCIDENT_VERBS = frozenset(
-    {
-        "declare",
-        "sev",
-        "status",
-        "note",
-        "commander",
-        "page",
-        "action",
-        "timeline",
-        "resolve",
-        "postmortem",
-        "list",
-        "help",
-    }
-)
-ONCALL_VERBS = frozenset({"help", "me", "next", "schedule", "override", "swap"})
 # Commands that never act on the channel they are typed in: no incident to look up.
 CHANNEL_FREE = ("/oncall", "/incident declare", "/incident list", "/incident help")
 _current = threading.local()  # the observation of the listener running on this thread
@@ -98,11 +81,11 @@ def command_name(command: str, text: str) -> str:
     if command == "/incident":
         return (
             f"/incident {verb or 'help'}"
-            if verb in INCIDENT_VERBS or not verb
+            if verb in commands.INCIDENT_VERBS or not verb
             else "/incident (unknown)"
         )
     if command == "/oncall":
-        if not verb or verb in ONCALL_VERBS:
+        if not verb or verb in commands.ONCALL_VERBS:
             return f"/oncall {verb}".rstrip()
         return "/oncall ROTATION" if commands.ROTATION_NAME.match(verb) else "/oncall (unknown)"
     return label(command)

@@ -12,6 +12,12 @@ STATUSES = ("investigating", "identified", "monitoring", "resolved")
 # Slack escapes a mention as <@U123> or <@U123|name>; a typed-in plain @name stays text.
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+# The first words the parsers below understand (metrics and logs name requests by them).
+INCIDENT_VERBS = frozenset(
+    {"declare", "sev", "status", "note", "commander", "page", "action", "timeline", "resolve",
+     "postmortem", "list", "help"}
+)
+ONCALL_VERBS = frozenset({"help", "me", "next", "schedule", "override", "swap"})
 
 
 class UsageError(Exception):
