@@ -40,6 +40,27 @@ def test_declaring_opens_a_channel_invites_pins_and_broadcasts(bot, standin):
     assert standin.calls_to("conversations.history") == []  # a brand-new channel holds no summary yet
 
 
+def test_a_declaration_is_saved_before_the_reply_and_its_incident_follows_once(bot, standin):
+    import json
+
+    from bot.models import OutboxTask, Page
+
+    reply = bot.command("U0ALICE", "/incident", "declare sev2 Checkout down", settle=False)
+    assert "Declared incident #1" in reply.text and "<@U0FRANK> (invited and paged)" in reply.text
+    with bot.rt.storage.read() as session:  # acknowledged: the number and the declaration are committed
+        task = session.exec(select(OutboxTask).where(OutboxTask.kind == "incident.declare")).one()
+        assert json.loads(task.payload)["number"] == 1 and json.loads(task.payload)["responder"] == "U0FRANK"
+    bot.settle()
+    assert standin.channel_by_name("inc-1-checkout-down")
+    bot.rt.extras["incident_flows"].record_declaration(json.loads(task.payload))  # a replay after a crash
+    bot.settle()
+    with bot.rt.storage.read() as session:
+        assert len(session.exec(select(Incident)).all()) == 1
+        assert len(session.exec(select(Page)).all()) == 1
+    assert [e.kind for e in entries(bot)] == ["declared", "page"]
+    assert len(standin.channel_list()) == len({c["name"] for c in standin.channel_list()})
+
+
 def test_two_incidents_with_the_same_title_get_two_channels(bot, standin):
     declare(bot)
     declare(bot)

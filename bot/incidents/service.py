@@ -51,17 +51,25 @@ def add_entry(
     return entry
 
 
-def declare_incident(
-    *, db_session: Session, title: str, severity: int, declarer: str, now: datetime,
-    rotation: str | None = None, description: str | None = None, dedup_key: str | None = None,
-) -> Incident:
-    """Save a new incident with the declarer as commander; numbers are 1, 2, 3... without gaps."""
+def check_declaration(*, title: str, severity: int) -> str:
+    """The title as it will be saved (whitespace folded), or IncidentError for a bad one."""
     title = " ".join(title.split())
     if not title:
         raise IncidentError("The incident needs a title.")
     if severity not in (1, 2, 3, 4):
         raise IncidentError("Severity must be SEV1 to SEV4.")
-    number = next_number(db_session=db_session)
+    return title
+
+
+def declare_incident(
+    *, db_session: Session, title: str, severity: int, declarer: str, now: datetime,
+    rotation: str | None = None, description: str | None = None, dedup_key: str | None = None,
+    number: int | None = None,
+) -> Incident:
+    """Save a new incident with the declarer as commander; numbers are 1, 2, 3... without gaps
+    (pass `number` when it was taken from next_number in an earlier transaction)."""
+    title = check_declaration(title=title, severity=severity)
+    number = next_number(db_session=db_session) if number is None else number
     incident = Incident(
         id=number, title=title[:500], description=description, severity=severity,
         status="investigating", commander=declarer, declarer=declarer, rotation=rotation,

@@ -4,7 +4,7 @@ queue the Slack side effects in that same transaction, reply."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Callable
 
 from slack_bolt import Ack, App
@@ -61,8 +61,11 @@ class IncidentFlows:
         )
 
     def declare(self, *, title: str, severity: int, declarer: str, rotation_name: str | None,
-                description: str | None = None, origin_channel: str | None = None) -> str:
+                description: str | None = None) -> str:
+        """Take the incident's number and record the declaration in one short transaction; the
+        incident itself, its page and its channel follow from the outbox (`record_declaration`)."""
         now = self.rt.clock.now()
+        title = incidents.check_declaration(title=title, severity=severity)
         rotation_note, invite, responder = "", [declarer], None
         try:
             rotation = oncall.find_rotation(self.rt.rotations, rotation_name) if (rotation_name or self.rt.rotations) else None
@@ -76,25 +79,42 @@ class IncidentFlows:
             responder = self.people.resolve(shift.user)
             invite.append(responder)
             rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."
-        with self.rt.storage.session() as session:
-            incident = incidents.declare_incident(
-                db_session=session, title=title, severity=severity, declarer=declarer, now=now,
-                rotation=rotation.name if rotation else None, description=description,
-            )
-            self.enqueue(session, "incident.open", incident_id=incident.id, invite=invite)
-            if rotation is not None and responder is not None and responder != declarer:
-                self.rt.extras["paging_flows"].page(session, incident=incident, user_id=responder, rotation=rotation.name,
-                                                    paged_by=declarer, now=now, invite=False)  # incident.open invites them
-            elif responder == declarer:
+            if responder == declarer:
                 rotation_note = f"\nYou are on call for `{rotation.name}` yourself."
-            self.schedule_reminder(session, incident)
-            number = incident.id
+        with self.rt.storage.session() as session:
+            number = incidents.next_number(db_session=session)
+            self.enqueue(
+                session, "incident.declare", number=number, title=title, severity=severity, declarer=declarer,
+                rotation=rotation.name if rotation else None, description=description, invite=invite,
+                responder=responder if responder != declarer else None, declared_at=now.isoformat(),
+            )
         self.rt.after_commit()
         log.info("incident %s declared by %s", number, declarer)
         return (
-            f"Declared incident #{number} *{safe(incident.title)}* ({severity_label(severity)}). "
+            f"Declared incident #{number} *{safe(title)}* ({severity_label(severity)}). "
             f"Its channel is being created; you will be invited.{rotation_note}"
         )
+
+    def record_declaration(self, declaration: dict[str, Any]) -> None:
+        """Outbox task: save the acknowledged incident with its first timeline entry, page whoever
+        was named on call in the reply, and queue its channel. Run twice, it saves nothing twice."""
+        now = datetime.fromisoformat(declaration["declared_at"])
+        with self.rt.storage.session() as session:
+            if session.get(Incident, declaration["number"]) is not None:
+                return
+            incident = incidents.declare_incident(
+                db_session=session, number=declaration["number"], title=declaration["title"],
+                severity=declaration["severity"], declarer=declaration["declarer"], now=now,
+                rotation=declaration["rotation"], description=declaration["description"],
+            )
+            self.enqueue(session, "incident.open", incident_id=incident.id, invite=declaration["invite"])
+            if declaration["responder"]:
+                self.rt.extras["paging_flows"].page(
+                    session, incident=incident, user_id=declaration["responder"], rotation=declaration["rotation"],
+                    paged_by=incident.declarer, now=now, invite=False,  # incident.open invites them
+                )
+            self.schedule_reminder(session, incident)
+        self.rt.after_commit()
 
     def in_channel(self, command: Any, channel_id: str, actor: str) -> str:
         """Run a command that acts on the incident whose channel this is."""
@@ -195,7 +215,9 @@ class IncidentFlows:
 
 
 def install(runtime: "Runtime") -> None:
-    runtime.extras["incident_flows"] = IncidentFlows(runtime, runtime.extras["people"])
+    flows = IncidentFlows(runtime, runtime.extras["people"])
+    runtime.extras["incident_flows"] = flows
+    runtime.outbox.register("incident.declare", flows.record_declaration)
 
 
 def register(app: App, runtime: "Runtime", people: People) -> None:
@@ -220,7 +242,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
                 reply = flows.list_text()
             elif isinstance(parsed, commands.Declare):
                 reply = flows.declare(title=parsed.title, severity=parsed.severity, declarer=actor,
-                                      rotation_name=None, origin_channel=channel_id)
+                                      rotation_name=None)
             else:
                 reply = flows.in_channel(parsed, channel_id, actor)
         except (IncidentError, OncallError) as exc:
