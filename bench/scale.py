@@ -65,7 +65,7 @@ class InProcessBot:
         self.runtime = build_runtime(
             settings, client=make_client(token=BOT_TOKEN, base_url=standin.api_url)
         )
-        bolt = create_app(self.runtime, signing_secret=SIGNING_SECRET, process_before_response=True)
+        bolt = create_app(self.runtime, signing_secret=SIGNING_SECRET)
         self.client = create_web_app(self.runtime, bolt).test_client()
         self.count = 0
 

@@ -24,9 +24,10 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from concurrent.futures import Executor, Future
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Callable, TextIO
 
 from slack_bolt.request import BoltRequest
 
@@ -49,13 +50,26 @@ class ConsoleError(Exception):
     """A console line that cannot be understood."""
 
 
+class InlineExecutor(Executor):
+    """Runs what a listener hands on after its acknowledgement at once, in the listener's own
+    thread, so that the console shows everything in the order it happened."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001  (kept in the future, as a pool would)
+            future.set_exception(exc)
+        return future
+
+
 class Console:
     def __init__(self, runtime: Runtime, slack: SlackStandIn, out: TextIO) -> None:
         self.rt = runtime
         self.slack = slack
         self.out = out
         self.clock: ManualClock = runtime.clock  # type: ignore[assignment]
-        self.bolt = create_app(runtime, signing_secret=SECRET, process_before_response=True)
+        self.bolt = create_app(runtime, signing_secret=SECRET, listener_executor=InlineExecutor())
         self.names: dict[str, str] = {}
         self._stamp: str | None = None  # printed before the first line a fired job shows
         slack.on_call(self._show)

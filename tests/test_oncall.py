@@ -37,6 +37,18 @@ def test_oncall_answers_in_the_acknowledgement_once_time_zones_are_known(bot, st
     assert len(standin.calls_to("users.info")) == asked  # the profiles came from memory
 
 
+def test_oncall_acknowledges_before_slack_has_answered_for_a_time_zone(bot, standin):
+    import time
+
+    standin.fail_next("users.info", status=429, retry_after=1)  # the lookup waits a second
+    started = time.monotonic()
+    acknowledged = bot.command("U0BOB", "/oncall", "payments", settle=False)
+    assert acknowledged.status == 200 and acknowledged.text == ""
+    assert time.monotonic() - started < 0.8  # the 3-second reply never waits on Slack
+    bot.settle()
+    assert "*payments*: <@U0FRANK>" in standin.ephemerals("U0BOB")[-1]["text"]
+
+
 def test_oncall_lists_every_rotation_in_the_askers_time_zone(bot, standin):
     text = reply(bot, standin, "U0BOB", "")
     # Los Angeles' window ends 23:00 UTC, Singapore's starts 00:00 UTC: frank keeps the pager

@@ -11,6 +11,10 @@ Bolt carry on), so the measurement is taken at the points Bolt offers:
 - the listener error handler ``app.error`` installed is wrapped so an exception counts as
   ``error`` (and is still logged by it).
 
+A listener that hands the rest of its work to another thread once it has acknowledged
+(``hand_off``: Slack calls that must not hold up the reply) is measured until that rest ends,
+in the request's log context, and an exception there counts as ``error`` too.
+
 Outcomes: ``ok``; ``usage_error`` (slash-command text the parser refuses, or a form sent back
 with field errors); ``refused`` (a listener said so with ``mark_outcome("refused")``: not
 allowed, already done...); ``error`` (the listener raised).
@@ -18,6 +22,7 @@ allowed, already done...); ``error`` (the listener raised).
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -62,6 +67,8 @@ class Observation:
     outcome: str | None = None
     acknowledged: bool = False
     finished: bool = False
+    handed_off: bool = False  # the rest runs in another thread, which finishes the observation
+    metrics: BotMetrics | None = None
     tokens: list[Any] = field(default_factory=list)
 
 
@@ -205,28 +212,56 @@ class _Start(ListenerStartHandler):
 
 
 class _Completion(ListenerCompletionHandler):
-    def __init__(self, metrics: BotMetrics | None) -> None:
-        self.metrics = metrics
-
     def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
         obs: Observation | None = request.context.get(CONTEXT_KEY)
         _current.observation = None
-        if obs is None or obs.finished:
+        if obs is None:
             return
-        obs.finished = True
-        seconds, outcome = time.perf_counter() - obs.started, obs.outcome or "ok"
-        # One line per Slack request, like an access log, inside the request's log context.
-        log.info("slack %s %s: %s in %.0f ms", obs.kind, obs.name, outcome, seconds * 1000)
+        if not obs.handed_off:
+            _finish(obs)  # its log line still inside the request's log context
         for var, token in reversed(obs.tokens):
             try:
                 var.reset(token)
             except ValueError:  # bound in another thread's context (should not happen)
                 var.set(None)
         obs.tokens = []
-        if self.metrics is not None:
-            self.metrics.request_handled(
-                kind=obs.kind, name=obs.name, outcome=outcome, seconds=seconds
-            )
+
+
+def _finish(obs: Observation) -> None:
+    """Record a request once: its outcome and handling time, in the logs and the metrics."""
+    if obs.finished:
+        return
+    obs.finished = True
+    seconds, outcome = time.perf_counter() - obs.started, obs.outcome or "ok"
+    # One line per Slack request, like an access log, inside the request's log context.
+    log.info("slack %s %s: %s in %.0f ms", obs.kind, obs.name, outcome, seconds * 1000)
+    if obs.metrics is not None:
+        obs.metrics.request_handled(kind=obs.kind, name=obs.name, outcome=outcome, seconds=seconds)
+
+
+def hand_off(work: Callable[[], object]) -> Callable[[], None]:
+    """The rest of the running listener's request, to be called in another thread: there it
+    runs in the request's log context and outcome, an exception is logged and counted as
+    ``error``, and the request is measured as handled when it ends."""
+    obs: Observation | None = getattr(_current, "observation", None)
+    context = contextvars.copy_context()  # the request ID and incident bound for the listener
+    if obs is not None:
+        obs.handed_off = True
+
+    def rest() -> None:
+        _current.observation = obs
+        try:
+            context.run(work)
+        except Exception:  # noqa: BLE001  (a bug in the listener: logged and counted, as Bolt would)
+            if obs is not None:
+                obs.outcome = "error"
+            context.run(log.exception, "unhandled error in a Slack listener after its acknowledgement")
+        finally:
+            _current.observation = None
+            if obs is not None:
+                context.run(_finish, obs)
+
+    return rest
 
 
 class _ErrorSpy(ListenerErrorHandler):
@@ -249,7 +284,7 @@ def observe_requests(app: App, runtime: Runtime) -> None:
     metrics: BotMetrics | None = runtime.extras.get("metrics")
     runner = app.listener_runner
     runner.listener_start_handler = _Start(runtime)
-    runner.listener_completion_handler = _Completion(metrics)
+    runner.listener_completion_handler = _Completion()
 
     def spy_on_errors() -> None:
         if not isinstance(runner.listener_error_handler, _ErrorSpy):
@@ -265,6 +300,7 @@ def observe_requests(app: App, runtime: Runtime) -> None:
             name=name,
             started=time.perf_counter(),
             request_id=request_id_var.get() or uuid.uuid4().hex[:16],
+            metrics=metrics,
         )
         if kind == "command" and _usage_error(body):
             obs.outcome = "usage_error"

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltResponse, Respond
 
 from bot.jobs.scheduler import claim
-from bot.observability.slack_requests import observe_requests
+from bot.observability.slack_requests import hand_off, mark_outcome, observe_requests
 from bot.slack import (
     event_handlers,
     incident_handlers,
@@ -25,26 +25,59 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+class AfterAck:
+    """What a listener must do after its acknowledgement has left (Slack calls: opening a
+    form, replying through response_url, ephemeral messages) runs on a pool thread, so that
+    the 3-second reply never waits for it."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def __call__(self, work: Callable[[], object]) -> None:
+        self.executor.submit(hand_off(work))
+
+    def answer(self, respond: Respond, work: Callable[[], str | None], refusals: tuple[type[Exception], ...]) -> None:
+        """Run a button's work after its acknowledgement and tell the presser, ephemerally, what
+        happened (the text work returns, if any) or why not (a refusal's message)."""
+
+        def run() -> None:
+            try:
+                text = work()
+            except refusals as exc:
+                mark_outcome("refused")
+                text = str(exc)
+            if text:
+                respond(text=text, response_type="ephemeral", replace_original=False)
+
+        self(run)
+
+
 def create_app(
     runtime: "Runtime", *, signing_secret: str | None, token_verification: bool = False,
-    listener_executor: Executor | None = None, process_before_response: bool = False,
+    listener_executor: Executor | None = None,
 ) -> App:
-    """A Bolt App bound to the runtime's storage, client and clock, with every listener."""
+    """A Bolt App bound to the runtime's storage, client and clock, with every listener.
+
+    Listeners run in the request's own thread (Bolt's process_before_response), so a reply
+    leaves the moment its listener returns rather than at Bolt's next 10 ms look at the
+    acknowledgement; listener_executor runs what they hand to AfterAck."""
+    executor = listener_executor or ThreadPoolExecutor(max_workers=8, thread_name_prefix="after-ack")
     app = App(
-        listener_executor=listener_executor,
+        listener_executor=executor,
         client=runtime.client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
         token_verification_enabled=token_verification,
-        process_before_response=process_before_response,
+        process_before_response=True,
     )
     people: People = runtime.extras["people"]
+    after_ack = AfterAck(executor)
     app.middleware(_dedupe_events(runtime))
     app.error(_log_errors)
-    incident_handlers.register(app, runtime, people)
-    oncall_handlers.register(app, runtime, people)
-    event_handlers.register(app, runtime, people)
-    paging_handlers.register(app, runtime, people)
+    incident_handlers.register(app, runtime, people, after_ack)
+    oncall_handlers.register(app, runtime, people, after_ack)
+    event_handlers.register(app, runtime, people, after_ack)
+    paging_handlers.register(app, runtime, people, after_ack)
     postmortem_handlers.register(app, runtime, people)
     observe_requests(app, runtime)  # metrics and log context of every request; after app.error
     return app

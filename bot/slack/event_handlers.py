@@ -12,7 +12,6 @@ from slack_sdk.errors import SlackApiError
 from bot.incidents import service as incidents
 from bot.incidents.service import IncidentError
 from bot.models import Incident
-from bot.observability.slack_requests import mark_outcome
 from bot.outbox import enqueue
 from bot.slack.commands import Resolve, SetCommander
 from bot.slack.people import People
@@ -20,6 +19,7 @@ from bot.slack.text import user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from bot.slack.app import AfterAck
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def install(runtime: "Runtime") -> None:
     runtime.outbox.register("timeline.capture", capture.fetch_and_record)
 
 
-def register(app: App, runtime: "Runtime", people: People) -> None:
+def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck") -> None:
     capture: TimelineCapture = runtime.extras["timeline_capture"]
 
     @app.event("reaction_added")
@@ -99,18 +99,22 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
         channel = body.get("channel", {}).get("id", "")
         actor = body.get("user", {}).get("id", "")
         message = body.get("message") or {}
-        with runtime.storage.read() as session:
-            incident = incidents.get_by_channel(db_session=session, channel_id=channel)
-        if incident is None:
-            text = "That message is not in an incident channel, so it has no timeline to join."
-        elif capture.record(channel, message, capture._permalink(channel, message.get("ts", ""))):
-            text = f"Added to the timeline of incident #{incident.id}."
-        else:
-            text = f"That message is already on the timeline of incident #{incident.id}."
-        try:
-            client.chat_postEphemeral(channel=channel, user=actor, text=text)
-        except SlackApiError:
-            client.chat_postMessage(channel=actor, text=text)
+
+        def add() -> None:  # a permalink and an ephemeral reply: Slack calls, after the ack
+            with runtime.storage.read() as session:
+                incident = incidents.get_by_channel(db_session=session, channel_id=channel)
+            if incident is None:
+                text = "That message is not in an incident channel, so it has no timeline to join."
+            elif capture.record(channel, message, capture._permalink(channel, message.get("ts", ""))):
+                text = f"Added to the timeline of incident #{incident.id}."
+            else:
+                text = f"That message is already on the timeline of incident #{incident.id}."
+            try:
+                client.chat_postEphemeral(channel=channel, user=actor, text=text)
+            except SlackApiError:
+                client.chat_postMessage(channel=actor, text=text)
+
+        after_ack(add)
 
     @app.event("member_joined_channel")
     def member_joined(event: dict[str, Any]) -> None:
@@ -129,16 +133,6 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             raise IncidentError("That button is not one of mine.")
         with runtime.storage.read() as session:
             return incidents.get_incident(db_session=session, number=int(value)), body["user"]["id"]
-
-    def answer(respond: Respond, work: Callable[[], str | None]) -> None:
-        """Run a button's work; tell the presser what happened or why not."""
-        try:
-            text = work()
-        except IncidentError as exc:
-            mark_outcome("refused")
-            text = str(exc)
-        if text:
-            respond(text=text, response_type="ephemeral", replace_original=False)
 
     @app.action("incident_ack")
     def acknowledge_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -159,7 +153,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             runtime.after_commit()
             return None
 
-        answer(respond, work)
+        after_ack.answer(respond, work, refusals=(IncidentError,))
 
     @app.action("incident_join")
     def join_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
@@ -174,7 +168,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             runtime.after_commit()
             return None
 
-        answer(respond, work)
+        after_ack.answer(respond, work, refusals=(IncidentError,))
 
     def in_channel_button(body: dict[str, Any], respond: Respond, command: Callable[[str], Any]) -> None:
         """A button that runs an /incident command in the incident's channel as the presser."""
@@ -183,7 +177,7 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             incident, actor = button_incident(body)
             return str(runtime.extras["incident_flows"].in_channel(command(actor), incident.channel_id or "", actor))
 
-        answer(respond, work)
+        after_ack.answer(respond, work, refusals=(IncidentError,))
 
     @app.action("take_command")
     def take_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -26,6 +26,7 @@ from bot.slack.text import escape, safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from bot.slack.app import AfterAck
 
 log = logging.getLogger(__name__)
 NOT_AN_INCIDENT_CHANNEL = (
@@ -220,7 +221,7 @@ def install(runtime: "Runtime") -> None:
     runtime.outbox.register("incident.declare", flows.record_declaration)
 
 
-def register(app: App, runtime: "Runtime", people: People) -> None:
+def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck") -> None:
     flows: IncidentFlows = runtime.extras["incident_flows"]
 
     @app.command("/incident")
@@ -232,8 +233,9 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             return
         actor, channel_id = command["user_id"], command.get("channel_id", "")
         if isinstance(parsed, commands.OpenDeclareForm):
-            ack()  # the trigger_id lives 3 s: open the form before anything else
-            client.views_open(trigger_id=command["trigger_id"], view=blocks.declare_modal(channel_id, sorted(runtime.rotations)))
+            ack()  # the trigger_id lives 3 s: the form opens right behind the acknowledgement
+            view = blocks.declare_modal(channel_id, sorted(runtime.rotations))
+            after_ack(lambda: client.views_open(trigger_id=command["trigger_id"], view=view))
             return
         try:
             if isinstance(parsed, commands.Help):

@@ -20,6 +20,7 @@ from bot.slack.text import safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from bot.slack.app import AfterAck
 
 log = logging.getLogger(__name__)
 # Questions that change nothing: answered in the acknowledgement when no profile is missing.
@@ -185,7 +186,7 @@ def install(runtime: "Runtime") -> None:
     runtime.extras["oncall_flows"] = OncallFlows(runtime, runtime.extras["people"])
 
 
-def register(app: App, runtime: "Runtime", people: People) -> None:
+def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck") -> None:
     flows: OncallFlows = runtime.extras["oncall_flows"]
 
     @app.command("/oncall")
@@ -207,11 +208,11 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
             except NotCached:
                 pass
         ack()  # a time zone has to come from Slack first: reply through response_url
-        respond(text=flows.reply(parsed, asker), response_type="ephemeral")
+        after_ack(lambda: respond(text=flows.reply(parsed, asker), response_type="ephemeral"))
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: Any) -> None:
         if event.get("tab", "home") != "home":
             return
-        client.views_publish(user_id=event["user"], view=flows.home_view(event["user"]))
+        after_ack(lambda: client.views_publish(user_id=event["user"], view=flows.home_view(event["user"])))
 

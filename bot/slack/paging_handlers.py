@@ -18,7 +18,6 @@ from bot.incidents import paging
 from bot.incidents.service import IncidentError
 from bot.jobs.scheduler import cancel_job, request_job
 from bot.models import Incident, Page
-from bot.observability.slack_requests import mark_outcome
 from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.outbox import enqueue
@@ -28,6 +27,7 @@ from bot.slack.text import safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
+    from bot.slack.app import AfterAck
 
 log = logging.getLogger(__name__)
 TIMEOUT_ACTOR = "escalation-timer"
@@ -161,7 +161,7 @@ def install(runtime: "Runtime") -> None:
     runtime.scheduler.register("page.escalate", on_timeout)
 
 
-def register(app: App, runtime: "Runtime", people: People) -> None:
+def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck") -> None:
     flows: PagingFlows = runtime.extras["paging_flows"]
 
     def page_id_of(body: dict[str, Any]) -> int:
@@ -173,27 +173,21 @@ def register(app: App, runtime: "Runtime", people: People) -> None:
     @app.action("page_ack")
     def acknowledge(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        try:
-            text = flows.acknowledge(page_id_of(body), body["user"]["id"])
-        except IncidentError as exc:
-            mark_outcome("refused")
-            text = str(exc)
-        respond(text=text, response_type="ephemeral", replace_original=False)
+        after_ack.answer(respond, lambda: flows.acknowledge(page_id_of(body), body["user"]["id"]),
+                         refusals=(IncidentError, OncallError))
 
     @app.action("page_escalate")
     def escalate(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        actor = body["user"]["id"]
-        try:
-            page_id = page_id_of(body)
+
+        def work() -> str:
             with runtime.storage.session() as session:
-                page = paging.get_page(db_session=session, page_id=page_id)
-                text = flows.escalate(session, page, actor, runtime.clock.now())
-        except (IncidentError, OncallError) as exc:
-            mark_outcome("refused")
-            text = str(exc)
-        runtime.after_commit()
-        respond(text=text, response_type="ephemeral", replace_original=False)
+                page = paging.get_page(db_session=session, page_id=page_id_of(body))
+                text = flows.escalate(session, page, body["user"]["id"], runtime.clock.now())
+            runtime.after_commit()
+            return text
+
+        after_ack.answer(respond, work, refusals=(IncidentError, OncallError))
 
 
 def page_message(page: Page, incident: Incident | None) -> tuple[str, list[dict[str, Any]]]:
