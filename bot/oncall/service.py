@@ -40,10 +40,12 @@ def find_rotation(rotations: dict[str, Rotation], name: str | None) -> Rotation:
 
 def overrides(*, db_session: Session, rotation: Rotation) -> tuple[Override, ...]:
     """The file's overrides followed by the stored ones (later ones win)."""
-    rows = db_session.exec(
-        select(OverrideRecord).where(OverrideRecord.rotation == rotation.name).order_by(col(OverrideRecord.id))
+    rows = db_session.execute(  # three columns, not whole records: this runs on every /oncall
+        select(OverrideRecord.user, OverrideRecord.start, OverrideRecord.end)
+        .where(OverrideRecord.rotation == rotation.name)
+        .order_by(col(OverrideRecord.id))
     ).all()
-    stored = tuple(Override(user=row.user, start=row.start, end=row.end) for row in rows)
+    stored = tuple(Override(user=user, start=start, end=end) for user, start, end in rows)
     return tuple(rotation.overrides) + stored
 
 
