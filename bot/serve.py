@@ -13,6 +13,7 @@ from bot.runtime import Runtime, build_runtime
 from bot.slack.client import make_client
 
 log = logging.getLogger(__name__)
+CLOCK_NICENESS = 10  # added to the clock process's niceness: a lower CPU priority than `serve`
 
 
 def _runtime(settings: Settings) -> Runtime:
@@ -102,6 +103,9 @@ def socket_mode(*, with_scheduler: bool) -> int:
 def clock() -> int:
     """The scheduler and the outbox worker, without HTTP, until SIGTERM or SIGINT."""
     settings = load_settings(require=("SLACK_BOT_TOKEN",))
+    # Side effects can wait a few milliseconds, Slack's 3-second acknowledgement cannot: on a
+    # host shared with web processes, they get the CPU first (alone, this costs nothing).
+    os.nice(CLOCK_NICENESS)
     runtime = _runtime(settings)
     _start_workers(runtime, with_scheduler=True)
     stopped = threading.Event()
