@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -49,6 +50,9 @@ def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = T
     web = create_web_app(runtime, bolt)
     _start_workers(runtime, with_scheduler, with_outbox)
     web.config["runtime"] = runtime
+    # The ~130,000 objects made at start-up live as long as the process: keep them out of the
+    # garbage collector's full passes, each of which held every request up for 60-80 ms.
+    gc.freeze()
     return web
 
 
