@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import or_, update
+from sqlalchemy import insert, or_, update
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
@@ -29,13 +29,13 @@ class PermanentError(Exception):
     """A task that can never succeed; it is marked failed at once and reported."""
 
 
-def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime) -> OutboxTask:
+def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime) -> None:
     """Record a side effect in the caller's transaction; it runs after the commit."""
-    task = OutboxTask(
-        kind=kind, payload=json.dumps(payload), next_attempt_at=now, created_at=now
+    session.connection().execute(  # a plain INSERT at once: no ORM object for the flush to track
+        insert(OutboxTask.__table__),  # type: ignore[arg-type]
+        {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
+         "next_attempt_at": now, "created_at": now},
     )
-    session.add(task)
-    return task
 
 
 class Outbox:

@@ -24,11 +24,9 @@ def severity_label(severity: int) -> str:
 
 def next_number(*, db_session: Session, name: str = "incident") -> int:
     """Take the next number of a gap-free counter; concurrent callers queue on the row lock."""
-    taken = db_session.execute(
-        update(Counter)
-        .where(col(Counter.name) == name)
-        .values(value=Counter.value + 1)
-        .returning(col(Counter.value))
+    counter = Counter.metadata.tables["counter"]  # a plain UPDATE: no ORM session state to synchronize
+    taken = db_session.connection().execute(
+        update(counter).where(counter.c.name == name).values(value=counter.c.value + 1).returning(counter.c.value)
     ).scalar()
     if taken is None:
         db_session.add(Counter(name=name, value=1))
