@@ -32,7 +32,7 @@ class PermanentError(Exception):
 def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime) -> None:
     """Record a side effect in the caller's transaction; it runs after the commit."""
     session.connection().execute(  # a plain INSERT at once: no ORM object for the flush to track
-        insert(OutboxTask.__table__),  # type: ignore[arg-type]
+        insert(OutboxTask.__table__),
         {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
          "next_attempt_at": now, "created_at": now},
     )
