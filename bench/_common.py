@@ -297,6 +297,20 @@ class Server:
             total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15 of stat)
         return total / os.sysconf("SC_CLK_TCK")
 
+    def wait_idle(self, busy_below: float = 0.1, window: float = 0.5, timeout: float = 60.0) -> float:
+        """Wait until the server's processes used under `busy_below` of a core over `window`
+        seconds (the clock's work that makes no Slack call, such as saving declarations or
+        storing escalation timers, included); returns the seconds waited."""
+        began = time.monotonic()
+        before = self.cpu_seconds()
+        while time.monotonic() - began < timeout:
+            time.sleep(window)
+            after = self.cpu_seconds()
+            if after - before < busy_below * window:
+                break
+            before = after
+        return time.monotonic() - began
+
     def tail(self, lines: int = 30) -> str:
         try:
             return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
