@@ -86,6 +86,14 @@ def test_a_long_mixed_script_title_still_gets_a_valid_channel_and_topic(bot, sta
     assert len(standin.topic(incident.channel_id)) <= 250
 
 
+def test_the_reply_names_a_long_title_as_it_is_saved(bot):
+    reply = declare(bot, "declare sev3 " + "checkout " * 80)  # 720 characters
+    with bot.rt.storage.read() as session:
+        saved = session.get(Incident, 1).title
+    assert len(saved) == 500
+    assert f"*{saved}*" in reply.text
+
+
 def test_a_title_of_only_emoji_gets_a_plain_channel_name(bot, standin):
     declare(bot, "declare 🔥🔥🔥 !!!")
     assert standin.channel_by_name("inc-1")

@@ -50,13 +50,14 @@ def add_entry(
 
 
 def check_declaration(*, title: str, severity: int) -> str:
-    """The title as it will be saved (whitespace folded), or IncidentError for a bad one."""
+    """The title as it will be saved (whitespace folded, at most 500 characters), or
+    IncidentError for a bad one."""
     title = " ".join(title.split())
     if not title:
         raise IncidentError("The incident needs a title.")
     if severity not in (1, 2, 3, 4):
         raise IncidentError("Severity must be SEV1 to SEV4.")
-    return title
+    return title[:500]
 
 
 def declare_incident(
@@ -69,7 +70,7 @@ def declare_incident(
     title = check_declaration(title=title, severity=severity)
     number = next_number(db_session=db_session) if number is None else number
     incident = Incident(
-        id=number, title=title[:500], description=description, severity=severity,
+        id=number, title=title, description=description, severity=severity,
         status="investigating", commander=declarer, declarer=declarer, rotation=rotation,
         declared_at=now, last_update_at=now, dedup_key=dedup_key,
     )
