@@ -214,7 +214,7 @@ def run(
     )
     print(
         "\nserver CPU: user + system time of the gunicorn master and workers over each round, "
-        "the bot's outbox work (channels, invites, pins, DMs) until the stand-in went quiet included"
+        "the bot's outbox work (channels, invites, pins, DMs) until the stand-in went quiet and its processes idle included"
     )
     print(
         f"between rounds the bot's processes went idle within {lagged:.1f} s of the stand-in's last call\n"
