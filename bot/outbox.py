@@ -10,12 +10,12 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator
 
-from sqlalchemy import insert, or_, update
+from sqlalchemy import Connection, insert, or_, update
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock
 from bot.models import OutboxTask
-from bot.storage import Storage
+from bot.storage import Storage, connection_of
 
 log = logging.getLogger(__name__)
 
@@ -29,10 +29,14 @@ class PermanentError(Exception):
     """A task that can never succeed; it is marked failed at once and reported."""
 
 
-def enqueue(session: Session, kind: str, payload: dict[str, Any], *, now: datetime) -> None:
-    """Record a side effect in the caller's transaction; it runs after the commit."""
-    session.connection().execute(  # a plain INSERT at once: no ORM object for the flush to track
-        insert(OutboxTask.__table__),
+_INSERT_TASK = insert(OutboxTask.__table__)  # built once: every declaration runs it
+
+
+def enqueue(session: Session | Connection, kind: str, payload: dict[str, Any], *, now: datetime) -> None:
+    """Record a side effect in the caller's transaction (a session or a plain connection); it
+    runs after the commit."""
+    connection_of(session).execute(  # a plain INSERT at once: no ORM object for the flush to track
+        _INSERT_TASK,
         {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
          "next_attempt_at": now, "created_at": now},
     )

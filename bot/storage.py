@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
 from bot import models  # noqa: F401  (registers the tables on SQLModel.metadata)
@@ -33,8 +33,7 @@ class Storage:
         return self.engine.dialect.name == "sqlite"
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back if it raises."""
+    def _writing(self) -> Iterator[None]:
         if self.in_transaction():  # a nested write would wait forever on our own lock
             raise RuntimeError("nested write transaction in one thread")
         self._local.writing = True
@@ -43,20 +42,32 @@ class Storage:
         if self._writers is not None:
             self._writers.acquire()
         try:
-            with Session(self.engine, expire_on_commit=False) as session:
-                try:
-                    yield session
-                    session.commit()
-                except BaseException:
-                    session.rollback()
-                    raise
+            yield
         finally:
             if self._writers is not None:
                 self._writers.release()
             self._local.writing = False
 
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """One transaction: committed when the block ends, rolled back if it raises."""
+        with self._writing(), Session(self.engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """session() without the ORM, for writes made of plain statements (a declaration's
+        acknowledgement): committed when the block ends, rolled back if it raises."""
+        with self._writing(), self.engine.begin() as connection:
+            yield connection
+
     def in_transaction(self) -> bool:
-        """True inside session() on this thread."""
+        """True inside session() or transaction() on this thread."""
         return bool(getattr(self._local, "writing", False))
 
     @contextmanager
@@ -64,6 +75,14 @@ class Storage:
         """A read-only look (never holds SQLite's write lock); nothing is committed."""
         with Session(self.read_engine, expire_on_commit=False) as session:
             yield session  # closing ends the transaction and keeps loaded objects usable
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        """read() without the ORM: a plain connection for the hot read paths (/oncall, the
+        declaration's on-call lookup), where a Session's set-up and tear-down cost more than
+        the query."""
+        with self.read_engine.connect() as connection:
+            yield connection  # closing rolls the read transaction back
 
     def migrate(self) -> None:
         """Bring the schema up to date with the Alembic migrations in bot/migrations."""
@@ -88,6 +107,11 @@ class Storage:
     def dispose(self) -> None:
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def connection_of(db: Session | Connection) -> Connection:
+    """The connection behind a session (or the connection itself), for Core statements."""
+    return db.connection() if isinstance(db, Session) else db
 
 
 def alembic_config():  # type: ignore[no-untyped-def]

@@ -82,6 +82,7 @@ def test_oncall_schedule_lists_shifts_and_overrides(bot, standin):
 
 
 def test_a_member_overrides_and_the_override_is_listed_and_removable(bot, standin):
+    assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")  # the shift is remembered
     text = reply(bot, standin, "U0ALICE", "override payments <@U0BOB|bob> 2026-03-10T14:00Z 2026-03-10T17:00Z")
     assert text.startswith("Override #1: <@U0BOB> is on call for *payments*")
     assert "<@U0BOB> (override)" in reply(bot, standin, "U0ALICE", "payments")

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
+from bot.storage import connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
 OPEN = ("investigating", "identified", "monitoring")
@@ -22,15 +23,22 @@ def severity_label(severity: int) -> str:
     return f"SEV{severity}"
 
 
-def next_number(*, db_session: Session, name: str = "incident") -> int:
+_COUNTER = Counter.metadata.tables["counter"]
+# Built once (a plain UPDATE: no ORM session state to synchronize); it runs on every declaration.
+_TAKE_NUMBER = (
+    update(_COUNTER)
+    .where(_COUNTER.c.name == bindparam("counter"))
+    .values(value=_COUNTER.c.value + 1)
+    .returning(_COUNTER.c.value)
+)
+
+
+def next_number(*, db_session: Session | Connection, name: str = "incident") -> int:
     """Take the next number of a gap-free counter; concurrent callers queue on the row lock."""
-    counter = Counter.metadata.tables["counter"]  # a plain UPDATE: no ORM session state to synchronize
-    taken = db_session.connection().execute(
-        update(counter).where(counter.c.name == name).values(value=counter.c.value + 1).returning(counter.c.value)
-    ).scalar()
+    connection = connection_of(db_session)
+    taken = connection.execute(_TAKE_NUMBER, {"counter": name}).scalar()
     if taken is None:
-        db_session.add(Counter(name=name, value=1))
-        db_session.flush()
+        connection.execute(insert(_COUNTER), {"name": name, "value": 1})
         return 1
     return int(taken)
 

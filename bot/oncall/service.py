@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timedelta
 
+from sqlalchemy import Connection, bindparam
 from sqlmodel import Session, col, select
 
 from bot.models import OverrideRecord
@@ -16,6 +18,8 @@ from bot.schedule import (
     shifts_between,
     who_is_on_call,
 )
+from bot.schedule.engine import LONGEST_EXACT_SPAN
+from bot.storage import connection_of
 
 
 class OncallError(Exception):
@@ -38,20 +42,51 @@ def find_rotation(rotations: dict[str, Rotation], name: str | None) -> Rotation:
     return rotation
 
 
-def overrides(*, db_session: Session, rotation: Rotation) -> tuple[Override, ...]:
-    """The file's overrides followed by the stored ones (later ones win)."""
-    rows = db_session.execute(  # three columns, not whole records: this runs on every /oncall
-        select(OverrideRecord.user, OverrideRecord.start, OverrideRecord.end)
-        .where(OverrideRecord.rotation == rotation.name)
-        .order_by(col(OverrideRecord.id))
-    ).all()
+# Built once: every /oncall and every declaration runs it, and building and compiling a
+# statement each time cost more than running it.
+_STORED_OVERRIDES = (
+    select(OverrideRecord.user, OverrideRecord.start, OverrideRecord.end)
+    .where(OverrideRecord.rotation == bindparam("rotation"))
+    .order_by(col(OverrideRecord.id))
+)
+
+
+def overrides(*, db_session: Session | Connection, rotation: Rotation) -> tuple[Override, ...]:
+    """The file's overrides followed by the stored ones (later ones win). A plain connection
+    (Storage.connect) does for a session: the hot paths need no ORM objects."""
+    rows = connection_of(db_session).execute(_STORED_OVERRIDES, {"rotation": rotation.name}).all()
     stored = tuple(Override(user=user, start=start, end=end) for user, start, end in rows)
     return tuple(rotation.overrides) + stored
 
 
-def on_call_at(*, db_session: Session, rotation: Rotation, at: datetime) -> Shift:
+class _ShiftMemo:
+    """The last shift found per rotation: any instant inside it, with the same rotation and
+    overrides, has the same answer, so repeated questions skip the schedule engine."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: dict[str, tuple[Rotation, tuple[Override, ...], Shift]] = {}
+
+    def on_call_at(self, rotation: Rotation, at: datetime, found: tuple[Override, ...]) -> Shift:
+        with self._lock:
+            kept = self._last.get(rotation.name)
+        if kept is not None:
+            kept_rotation, kept_overrides, shift = kept
+            if kept_rotation is rotation and shift.start <= at < shift.end and kept_overrides == found:
+                return shift
+        shift = who_is_on_call(rotation, at, found)
+        if shift.end - shift.start < LONGEST_EXACT_SPAN:  # longer ones may be cut to the search span
+            with self._lock:
+                self._last[rotation.name] = (rotation, found, shift)
+        return shift
+
+
+_memo = _ShiftMemo()
+
+
+def on_call_at(*, db_session: Session | Connection, rotation: Rotation, at: datetime) -> Shift:
     """Whoever holds the pager of the rotation at an instant."""
-    return who_is_on_call(rotation, at, overrides(db_session=db_session, rotation=rotation))
+    return _memo.on_call_at(rotation, at, overrides(db_session=db_session, rotation=rotation))
 
 
 def shifts(*, db_session: Session, rotation: Rotation, start: datetime, days: int) -> list[Shift]:

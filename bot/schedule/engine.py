@@ -17,7 +17,7 @@ LOOKBACK = timedelta(days=10)
 # Local dates differ from UTC by at most 14 h and windows last at most 25 h, so two days either
 # side of an interval take in every window that can touch it.
 MARGIN = timedelta(days=2)
-_LONGEST_EXACT_SPAN = timedelta(days=400)
+LONGEST_EXACT_SPAN = timedelta(days=400)
 
 # A resolved piece of the timeline before it becomes a Shift: [start, end, region order, user].
 _Segment = list
@@ -89,7 +89,7 @@ def who_is_on_call(rotation: Rotation, at: datetime, overrides: Iterable[Overrid
     while True:
         low, high = at - span, at + span
         shift = Timeline(shifts_between(rotation, low, high, overrides)).at(at)
-        if (low < shift.start and shift.end < high) or span > _LONGEST_EXACT_SPAN:
+        if (low < shift.start and shift.end < high) or span > LONGEST_EXACT_SPAN:
             return shift
         span *= 4
 

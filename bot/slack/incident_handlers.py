@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from slack_bolt import Ack, App
 from slack_sdk.errors import SlackApiError
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from bot.incidents import service as incidents
@@ -42,7 +43,7 @@ class IncidentFlows:
         self.rt = runtime
         self.people = people
 
-    def enqueue(self, session: Session, kind: str, **payload: Any) -> None:
+    def enqueue(self, session: Session | Connection, kind: str, **payload: Any) -> None:
         enqueue(session, kind, payload, now=self.rt.clock.now())
 
     def post(self, session: Session, incident: Incident, text: str) -> None:
@@ -75,17 +76,17 @@ class IncidentFlows:
                 raise IncidentError(str(exc)) from exc
             rotation, rotation_note = None, f"\nNobody was paged automatically: {exc} Use `/incident page ROTATION`."
         if rotation is not None:  # reads first: the write transaction below holds the number lock
-            with self.rt.storage.read() as session:
-                shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
+            with self.rt.storage.connect() as connection:
+                shift = oncall.on_call_at(db_session=connection, rotation=rotation, at=now)
             responder = self.people.resolve(shift.user)
             invite.append(responder)
             rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."
             if responder == declarer:
                 rotation_note = f"\nYou are on call for `{rotation.name}` yourself."
-        with self.rt.storage.session() as session:
-            number = incidents.next_number(db_session=session)
+        with self.rt.storage.transaction() as connection:
+            number = incidents.next_number(db_session=connection)
             self.enqueue(
-                session, "incident.declare", number=number, title=title, severity=severity, declarer=declarer,
+                connection, "incident.declare", number=number, title=title, severity=severity, declarer=declarer,
                 rotation=rotation.name if rotation else None, description=description, invite=invite,
                 responder=responder if responder != declarer else None, declared_at=now.isoformat(),
             )

@@ -55,20 +55,20 @@ class OncallFlows:
         if not names:
             return "No rotations are configured: add TOML files to the rotations folder."
         lines = []
-        with self.rt.storage.read() as session:
+        with self.rt.storage.connect() as connection:
             for name in names:
                 rotation = oncall.find_rotation(self.rt.rotations, name)
-                shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
+                shift = oncall.on_call_at(db_session=connection, rotation=rotation, at=now)
                 lines.append(f"*{safe(rotation.name)}*: {self.shift_line(shift, tz)}")
         return "\n".join(lines)
 
     def next(self, rotation_name: str, asker: str) -> str:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
-        with self.rt.storage.read() as session:
+        with self.rt.storage.connect() as connection:
             rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
-            current = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
-            following = oncall.on_call_at(db_session=session, rotation=rotation, at=current.end)
+            current = oncall.on_call_at(db_session=connection, rotation=rotation, at=now)
+            following = oncall.on_call_at(db_session=connection, rotation=rotation, at=current.end)
         who = self.people.resolve(following.user)
         return (
             f"*{safe(rotation.name)}*: next is {user(who)} ({safe(following.region)}) "
