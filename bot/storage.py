@@ -78,11 +78,17 @@ class Storage:
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """read() without the ORM: a plain connection for the hot read paths (/oncall, the
-        declaration's on-call lookup), where a Session's set-up and tear-down cost more than
-        the query."""
+        """read() without the ORM and without a transaction: a plain connection for the hot
+        read paths (/oncall, the declaration's on-call lookup) whose answer is one statement.
+        A Session's set-up and tear-down, and BEGIN and ROLLBACK around the statement, cost
+        more than the statement; several statements here would each see the database as of
+        their own start, so callers needing one view of several reads use read()."""
         with self.read_engine.connect() as connection:
-            yield connection  # closing rolls the read transaction back
+            if self.is_sqlite:
+                connection.execution_options(**{SINGLE_STATEMENTS: True})
+            else:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
 
     def migrate(self) -> None:
         """Bring the schema up to date with the Alembic migrations in bot/migrations."""
@@ -133,7 +139,7 @@ def _make_engine(url: str, *, immediate: bool = True) -> Engine:
         if immediate:
             event.listen(engine, "begin", lambda conn: _begin_immediate(conn.connection.driver_connection))
         else:
-            event.listen(engine, "begin", lambda conn: conn.connection.driver_connection.execute("BEGIN"))
+            event.listen(engine, "begin", _begin_deferred)
         return engine
     if url.startswith("postgres://"):
         url = "postgresql://" + url[len("postgres://") :]
@@ -164,6 +170,15 @@ def _ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-
         dbapi_connection.rollback()
     except Exception as exc:  # the pool drops this connection and checks out another
         raise DisconnectionError(f"connection idle since before the database went away: {exc}") from exc
+
+
+# An execution option of Storage.connect's SQLite connections: no BEGIN, each statement reads alone.
+SINGLE_STATEMENTS = "oncall_bot_single_statements"
+
+
+def _begin_deferred(conn: Connection) -> None:
+    if not conn.get_execution_options().get(SINGLE_STATEMENTS):
+        conn.connection.driver_connection.execute("BEGIN")
 
 
 SQLITE_BUSY_TIMEOUT_MS = 30000

@@ -45,18 +45,24 @@ def find_rotation(rotations: dict[str, Rotation], name: str | None) -> Rotation:
 # Built once: every /oncall and every declaration runs it, and building and compiling a
 # statement each time cost more than running it.
 _STORED_OVERRIDES = (
-    select(OverrideRecord.user, OverrideRecord.start, OverrideRecord.end)
-    .where(OverrideRecord.rotation == bindparam("rotation"))
+    select(OverrideRecord.rotation, OverrideRecord.user, OverrideRecord.start, OverrideRecord.end)
+    .where(col(OverrideRecord.rotation).in_(bindparam("rotations", expanding=True)))
     .order_by(col(OverrideRecord.id))
 )
 
 
+def overrides_of(*, db_session: Session | Connection, rotations: list[Rotation]) -> dict[str, tuple[Override, ...]]:
+    """Each rotation's overrides, by name, from one query: the file's followed by the stored
+    ones (later ones win). A plain connection (Storage.connect) does for a session."""
+    stored: dict[str, list[Override]] = {rotation.name: [] for rotation in rotations}
+    for name, user, start, end in connection_of(db_session).execute(_STORED_OVERRIDES, {"rotations": list(stored)}):
+        stored[name].append(Override(user=user, start=start, end=end))
+    return {rotation.name: tuple(rotation.overrides) + tuple(stored[rotation.name]) for rotation in rotations}
+
+
 def overrides(*, db_session: Session | Connection, rotation: Rotation) -> tuple[Override, ...]:
-    """The file's overrides followed by the stored ones (later ones win). A plain connection
-    (Storage.connect) does for a session: the hot paths need no ORM objects."""
-    rows = connection_of(db_session).execute(_STORED_OVERRIDES, {"rotation": rotation.name}).all()
-    stored = tuple(Override(user=user, start=start, end=end) for user, start, end in rows)
-    return tuple(rotation.overrides) + stored
+    """The file's overrides followed by the stored ones (later ones win)."""
+    return overrides_of(db_session=db_session, rotations=[rotation])[rotation.name]
 
 
 class _ShiftMemo:
@@ -84,9 +90,14 @@ class _ShiftMemo:
 _memo = _ShiftMemo()
 
 
+def shift_at(rotation: Rotation, at: datetime, found: tuple[Override, ...]) -> Shift:
+    """The effective shift containing at, given the rotation's overrides (overrides_of)."""
+    return _memo.on_call_at(rotation, at, found)
+
+
 def on_call_at(*, db_session: Session | Connection, rotation: Rotation, at: datetime) -> Shift:
     """Whoever holds the pager of the rotation at an instant."""
-    return _memo.on_call_at(rotation, at, overrides(db_session=db_session, rotation=rotation))
+    return shift_at(rotation, at, overrides(db_session=db_session, rotation=rotation))
 
 
 def shifts(*, db_session: Session, rotation: Rotation, start: datetime, days: int) -> list[Shift]:

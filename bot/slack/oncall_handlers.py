@@ -54,21 +54,22 @@ class OncallFlows:
         names = [rotation_name] if rotation_name else sorted(self.rt.rotations)
         if not names:
             return "No rotations are configured: add TOML files to the rotations folder."
-        lines = []
-        with self.rt.storage.connect() as connection:
-            for name in names:
-                rotation = oncall.find_rotation(self.rt.rotations, name)
-                shift = oncall.on_call_at(db_session=connection, rotation=rotation, at=now)
-                lines.append(f"*{safe(rotation.name)}*: {self.shift_line(shift, tz)}")
-        return "\n".join(lines)
+        rotations = [oncall.find_rotation(self.rt.rotations, name) for name in names]
+        with self.rt.storage.connect() as connection:  # one query for every rotation's overrides
+            found = oncall.overrides_of(db_session=connection, rotations=rotations)
+        return "\n".join(
+            f"*{safe(rotation.name)}*: {self.shift_line(oncall.shift_at(rotation, now, found[rotation.name]), tz)}"
+            for rotation in rotations
+        )
 
     def next(self, rotation_name: str, asker: str) -> str:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
+        rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
         with self.rt.storage.connect() as connection:
-            rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
-            current = oncall.on_call_at(db_session=connection, rotation=rotation, at=now)
-            following = oncall.on_call_at(db_session=connection, rotation=rotation, at=current.end)
+            found = oncall.overrides(db_session=connection, rotation=rotation)
+        current = oncall.shift_at(rotation, now, found)
+        following = oncall.shift_at(rotation, current.end, found)
         who = self.people.resolve(following.user)
         return (
             f"*{safe(rotation.name)}*: next is {user(who)} ({safe(following.region)}) "
