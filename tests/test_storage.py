@@ -87,10 +87,9 @@ def test_hot_reads_run_outside_a_transaction_and_plain_writes_inside_one(databas
     with storage.read() as session:
         session.execute(select(Incident.id)).all()
         assert in_transaction(session.connection().connection.driver_connection)
-    with pytest.raises(RuntimeError):
-        with storage.transaction() as connection:
-            assert next_number(db_session=connection) == 1
-            raise RuntimeError("crash before commit")
+    with pytest.raises(RuntimeError), storage.transaction() as connection:
+        assert next_number(db_session=connection) == 1
+        raise RuntimeError("crash before commit")
     with storage.transaction() as connection:
         assert next_number(db_session=connection) == 1  # the rolled-back number is taken again
     with storage.transaction() as connection:
