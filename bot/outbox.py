@@ -8,10 +8,10 @@ import logging
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
-from sqlalchemy import Connection, insert, or_, update
-from sqlmodel import Session, col, select
+from sqlalchemy import Connection, bindparam, insert, or_, update
+from sqlmodel import Session, select
 
 from bot.clock import Clock
 from bot.models import OutboxTask
@@ -23,6 +23,37 @@ Handler = Callable[[dict[str, Any]], None]
 # An idle worker looks again this often: tasks committed by another process (a web process
 # run with --no-outbox) start within it; this process's own commits wake the worker at once.
 IDLE_POLL_SECONDS = 0.1
+
+
+_TASKS = OutboxTask.__table__
+# Built once: the clock runs them for every task.
+_DUE = (
+    select(_TASKS.c.id)
+    .where(_TASKS.c.status == "pending", _TASKS.c.next_attempt_at <= bindparam("now"))
+    .where(or_(_TASKS.c.lease_until.is_(None), _TASKS.c.lease_until < bindparam("now")))
+    .where(_TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
+    .order_by(_TASKS.c.id)
+    .limit(bindparam("limit"))
+)
+_CLAIM = (
+    update(_TASKS)
+    .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.status == "pending")
+    .where(or_(_TASKS.c.lease_until.is_(None), _TASKS.c.lease_until < bindparam("now")))
+    .values(lease_until=bindparam("until"), attempts=_TASKS.c.attempts + 1)
+    .returning(_TASKS.c.kind, _TASKS.c.payload, _TASKS.c.attempts)
+)
+
+
+class _Outcome(NamedTuple):
+    """How a task went, as the column values to write on its row."""
+
+    task_id: int
+    kind: str
+    payload: dict[str, Any]
+    values: dict[str, Any]
+
+    def write(self, connection: Connection) -> None:
+        connection.execute(update(_TASKS).where(_TASKS.c.id == self.task_id).values(**self.values))
 
 
 class PermanentError(Exception):
@@ -107,24 +138,32 @@ class Outbox:
                 self._wake.clear()
 
     def run_due(self, limit: int = 50) -> int:
-        """Claim and run the tasks that are due now; returns how many ran."""
+        """Claim and run the tasks that are due now; returns how many ran. A task's outcome is
+        written in the transaction that claims the next one: half the commits of writing
+        each on its own, and no later than that (the next claim follows at once)."""
         with self._count_running():
             now = self.clock.now()
-            with self.storage.read() as session:
-                ids = session.exec(
-                    select(OutboxTask.id)
-                    .where(OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now)
-                    .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
-                    .where(col(OutboxTask.kind).in_(list(self.handlers)))  # others are for other processes
-                    .order_by(OutboxTask.id)  # type: ignore[arg-type]
-                    .limit(limit)
-                ).all()
+            with self.storage.connect() as connection:
+                ids = connection.execute(_DUE, {"now": now, "kinds": list(self.handlers), "limit": limit}).scalars().all()
             ran = 0
-            for task_id in ids:
-                claimed = self._claim(task_id, now)
-                if claimed is not None:
-                    self._run(task_id, *claimed)
-                    ran += 1
+            outcome: _Outcome | None = None  # the last task's, not yet written
+            try:
+                for task_id in ids:
+                    with self.storage.transaction() as connection:
+                        if outcome is not None:
+                            outcome.write(connection)
+                        claimed = self._claim(connection, task_id, now)
+                    if outcome is not None:
+                        self._report(outcome)
+                        outcome = None
+                    if claimed is not None:
+                        outcome = self._run(task_id, *claimed)
+                        ran += 1
+            finally:
+                if outcome is not None:
+                    with self.storage.transaction() as connection:
+                        outcome.write(connection)
+                    self._report(outcome)
             return ran
 
     @contextmanager
@@ -165,20 +204,13 @@ class Outbox:
             waited += 0.02
         return False
 
-    def _claim(self, task_id: int, now: datetime) -> tuple[str, dict[str, Any], int] | None:
+    def _claim(self, connection: Connection, task_id: int, now: datetime) -> tuple[str, dict[str, Any], int] | None:
         """Take a lease on one task, so a second worker (another process) skips it; its
         (kind, payload, attempts), or None when someone else has it or it is done."""
-        with self.storage.session() as session:
-            row = session.execute(
-                update(OutboxTask)
-                .where(OutboxTask.id == task_id, OutboxTask.status == "pending")  # type: ignore[arg-type]
-                .where(or_(OutboxTask.lease_until.is_(None), OutboxTask.lease_until < now))  # type: ignore[union-attr]
-                .values(lease_until=now + self.lease, attempts=OutboxTask.attempts + 1)
-                .returning(OutboxTask.kind, OutboxTask.payload, OutboxTask.attempts)
-            ).first()
+        row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
         return None if row is None else (row.kind, json.loads(row.payload), row.attempts)
 
-    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int) -> None:
+    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int) -> _Outcome:
         handler = self.handlers.get(kind)
         error: str | None = None
         permanent = False
@@ -204,8 +236,12 @@ class Outbox:
         else:
             delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
             values["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay)
-        with self.storage.session() as session:
-            session.execute(update(OutboxTask).where(col(OutboxTask.id) == task_id).values(**values))
+        return _Outcome(task_id, kind, payload, values)
+
+    def _report(self, outcome: _Outcome) -> None:
+        """After a task's outcome is written: a task given up on is logged and reported."""
+        task_id, kind, payload, values = outcome
+        error = values["last_error"]
         failed = values.get("status") == "failed"
         if failed:
             log.error("outbox task %s (%s) gave up: %s", task_id, kind, error)
