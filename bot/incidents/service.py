@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import Connection, bindparam, insert, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
@@ -240,16 +240,27 @@ def action_items(*, db_session: Session, incident: Incident) -> list[ActionItem]
     )
 
 
+def note_members(*, db_session: Session | Connection, channel_id: str, user_ids: list[str]) -> None:
+    """Remember that these people are in a channel; those already noted (perhaps by another
+    process right now) are left as they are. One statement for all of them."""
+    if not user_ids:
+        return
+    table = ChannelMember.metadata.tables["channelmember"]
+    connection = connection_of(db_session)
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    connection.execute(
+        dialect.insert(table).on_conflict_do_nothing(),
+        [{"channel_id": channel_id, "user_id": user_id} for user_id in user_ids],
+    )
+
+
 def note_member(*, db_session: Session, channel_id: str, user_id: str, present: bool = True) -> None:
     """Remember who is in a channel (from our invites and Slack's member events)."""
+    if present:
+        note_members(db_session=db_session, channel_id=channel_id, user_ids=[user_id])
+        return
     row = db_session.get(ChannelMember, (channel_id, user_id))
-    if present and row is None:
-        try:  # another process may be noting the same join right now
-            with db_session.begin_nested():
-                db_session.add(ChannelMember(channel_id=channel_id, user_id=user_id))
-        except IntegrityError:
-            pass
-    elif not present and row is not None:
+    if row is not None:
         db_session.delete(row)
 
 

@@ -21,7 +21,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import delete
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from bot.clock import Clock
 from bot.jobs.leader import LeaderLock
@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 JobHandler = Callable[[Session, dict[str, Any]], None]
 # Jobs in a persistent store are saved by reference, so they find their process's scheduler here.
 _SCHEDULERS: dict[str, "JobScheduler"] = {}
+_REQUEST_TABLE = JobRequest.__table__
+_REQUESTS = select(_REQUEST_TABLE).order_by(_REQUEST_TABLE.c.id)  # built once: read at every wake-up
 
 
 def request_job(session: Session, *, kind: str, key: str, run_at: datetime, payload: dict[str, Any]) -> None:
@@ -181,16 +183,17 @@ class JobScheduler:
         if self._aps is None:
             return 0
         with self._lock:
-            with self.storage.read() as session:
-                requests = session.exec(select(JobRequest).order_by(JobRequest.id)).all()  # type: ignore[arg-type]
+            with self.storage.connect() as connection:  # mostly finds none: one plain statement
+                requests = connection.execute(_REQUESTS).all()
             for request in requests:  # applying twice after a crash is harmless: ids replace
                 self._apply(request)
             if requests:
-                with self.storage.session() as session:
-                    session.execute(delete(JobRequest).where(col(JobRequest.id).in_([r.id for r in requests])))
+                with self.storage.transaction() as connection:
+                    connection.execute(delete(_REQUEST_TABLE).where(_REQUEST_TABLE.c.id.in_([r.id for r in requests])))
             return len(requests)
 
-    def _apply(self, request: JobRequest) -> None:
+    def _apply(self, request: Any) -> None:
+        """Carry out one job request (a row of JobRequest's columns)."""
         assert self._aps is not None
         if request.action == "add":
             assert request.run_at is not None

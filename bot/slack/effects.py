@@ -138,9 +138,8 @@ class Effects:
                 for one in users:
                     self.invite({"channel": channel, "users": [one]})
                 return
-        with self.rt.storage.session() as session:
-            for one in users:
-                incidents.note_member(db_session=session, channel_id=channel, user_id=one)
+        with self.rt.storage.transaction() as connection:
+            incidents.note_members(db_session=connection, channel_id=channel, user_ids=users)
         for one in users:  # names and zones cached now, so postmortems and timelines show them
             self.rt.extras["people"].profile(one)
 
