@@ -296,6 +296,7 @@ def test_random_bodies_on_the_slack_endpoint_never_fail(bot, signed):
     @given(_bodies, _content_types, st.sampled_from([None, "1", "x"]))
     @example(b"\x00", "application/json", None)  # not JSON: Bolt parses before verifying
     @example(b"null", "application/json", None)  # JSON, but not an object
+    @example(b'{"type":"event_callback","event":{"type":"member_joined_channel"}}', "application/json", None)
     @example(b'{"type": "block_actions", "actions": null}', "application/json", None)
     @example(b'{"type": "view_submission", "view": null}', "application/json", None)
     def check(body, content_type, retry):

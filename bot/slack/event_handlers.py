@@ -116,15 +116,22 @@ def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck"
 
         after_ack(add)
 
+    def member_event(event: dict[str, Any]) -> tuple[str, str] | None:
+        """(channel, user) of a member event; None when either is missing (not Slack's shape)."""
+        channel, member = event.get("channel"), event.get("user")
+        return (channel, member) if isinstance(channel, str) and isinstance(member, str) else None
+
     @app.event("member_joined_channel")
     def member_joined(event: dict[str, Any]) -> None:
-        with runtime.storage.session() as session:
-            incidents.note_member(db_session=session, channel_id=event["channel"], user_id=event["user"])
+        if (found := member_event(event)) is not None:
+            with runtime.storage.session() as session:
+                incidents.note_member(db_session=session, channel_id=found[0], user_id=found[1])
 
     @app.event("member_left_channel")
     def member_left(event: dict[str, Any]) -> None:
-        with runtime.storage.session() as session:
-            incidents.note_member(db_session=session, channel_id=event["channel"], user_id=event["user"], present=False)
+        if (found := member_event(event)) is not None:
+            with runtime.storage.session() as session:
+                incidents.note_member(db_session=session, channel_id=found[0], user_id=found[1], present=False)
 
     def button_incident(body: dict[str, Any]) -> tuple[Incident, str]:
         """The incident a summary button belongs to, and who pressed it."""
