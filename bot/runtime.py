@@ -66,15 +66,16 @@ class Runtime:
 
 def build_runtime(
     settings: Settings, *, client: WebClient, clock: Clock | None = None, manual: bool = False,
-    outbox_base_delay: float = 1.0,
+    outbox_base_delay: float = 1.0, background: bool = False,
 ) -> Runtime:
     """Storage migrated, rotations loaded, outbox and scheduler wired with their handlers
-    (not started: the caller decides which process runs them)."""
+    (not started: the caller decides which process runs them). background: a process whose
+    writes can wait for the acknowledgements' (the clock)."""
     from bot.jobs import handlers as job_handlers
     from bot.slack import effects
 
     clock = clock or Clock()
-    storage = Storage(settings.database_url)
+    storage = Storage(settings.database_url, background=background)
     storage.migrate()
     rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import mmap
+import os
 import sqlite3
+import struct
 import threading
 import time
 from contextlib import contextmanager
@@ -20,9 +23,11 @@ from bot import models  # noqa: F401  (registers the tables on SQLModel.metadata
 class Storage:
     """Owns the engine; hands out sessions that commit on success and roll back on error."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, *, background: bool = False) -> None:
+        """background: this process's writes can wait (the clock); on SQLite they let a
+        waiting acknowledgement in first (WriteTurns)."""
         self.url = database_url
-        self.engine = _make_engine(database_url)
+        self.engine = _make_engine(database_url, background=background)
         # SQLite: writers take the lock up front (BEGIN IMMEDIATE); readers must not queue behind them.
         self.read_engine = _make_engine(database_url, immediate=False) if self.is_sqlite else self.engine
         self._local = threading.local()
@@ -129,7 +134,7 @@ def alembic_config():  # type: ignore[no-untyped-def]
     return config
 
 
-def _make_engine(url: str, *, immediate: bool = True) -> Engine:
+def _make_engine(url: str, *, immediate: bool = True, background: bool = False) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -137,7 +142,11 @@ def _make_engine(url: str, *, immediate: bool = True) -> Engine:
         # instead, so concurrent writers queue rather than fail with "database is locked".
         # Straight to the driver: exec_driver_sql's execution machinery costs more than the BEGIN.
         if immediate:
-            event.listen(engine, "begin", lambda conn: _begin_immediate(conn.connection.driver_connection))
+            turns = WriteTurns.beside(engine.url.database)
+            event.listen(
+                engine, "begin",
+                lambda conn: _begin_immediate(conn.connection.driver_connection, turns=turns, background=background),
+            )
         else:
             event.listen(engine, "begin", _begin_deferred)
         return engine
@@ -185,21 +194,81 @@ SQLITE_BUSY_TIMEOUT_MS = 30000
 WRITE_LOCK_POLL_SECONDS = 0.001
 
 
-def _begin_immediate(connection: sqlite3.Connection) -> None:
+class WriteTurns:
+    """Who is waiting for SQLite's write lock, in 8 bytes of a file beside the database that
+    every process maps. SQLite keeps no queue: whoever asks first after a commit gets the lock.
+    The clock writes transaction after transaction, each asked for microseconds after the last
+    commit, while an acknowledgement looks only once a millisecond, so the clock kept winning
+    (acknowledgements waited 9 ms at the 90th percentile, 22 ms at the 99th, in the bench).
+    A foreground writer that finds the lock taken notes the time, and clears the note once it
+    has the lock; a background writer about to begin waits while a note is fresh, for at most
+    MAX_DEFER_SECONDS."""
+
+    # A waiting writer notes again each millisecond; a note this old belongs to a writer that
+    # is gone (or whose sleeps overran badly on a busy host).
+    FRESH_NS = 10_000_000
+    MAX_DEFER_SECONDS = 0.05
+
+    def __init__(self, path: str) -> None:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(descriptor).st_size < 8:
+                os.ftruncate(descriptor, 8)
+            self._shared = mmap.mmap(descriptor, 8)
+        finally:
+            os.close(descriptor)
+
+    @classmethod
+    def beside(cls, database: str | None) -> WriteTurns | None:
+        """The turns of a database file; None for an in-memory database or an unwritable folder."""
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        try:
+            return cls(f"{database}-turns")
+        except OSError:
+            return None
+
+    def waiting(self) -> None:
+        """A foreground writer found the lock taken."""
+        struct.pack_into("q", self._shared, 0, time.monotonic_ns())
+
+    def served(self) -> None:
+        """The foreground writer that noted it was waiting has the lock now."""
+        struct.pack_into("q", self._shared, 0, 0)
+
+    def defer(self) -> None:
+        """A background writer lets a waiting foreground writer go first."""
+        deadline = time.monotonic() + self.MAX_DEFER_SECONDS
+        while time.monotonic_ns() - struct.unpack_from("q", self._shared, 0)[0] < self.FRESH_NS:
+            if time.monotonic() > deadline:
+                return
+            time.sleep(WRITE_LOCK_POLL_SECONDS)
+
+
+def _begin_immediate(connection: sqlite3.Connection, *, turns: WriteTurns | None = None, background: bool = False) -> None:
     """Take SQLite's write lock, looking again every millisecond while another process holds
     it. SQLite's own busy handler sleeps longer and longer between its looks (1, 2, 5, 10, 15,
     20, 25 ms, later 50 and 100), so a writer often waited 25 ms past the moment the lock was
-    free: the tail latency of acknowledgements while the clock process was writing."""
+    free: the tail latency of acknowledgements while the clock process was writing. A
+    background writer first lets a waiting foreground writer go (WriteTurns)."""
+    if background and turns is not None:
+        turns.defer()
     connection.execute("PRAGMA busy_timeout=0")
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    noted = False
     try:
         while True:
             try:
                 connection.execute("BEGIN IMMEDIATE")
+                if noted and turns is not None:
+                    turns.served()
                 return
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                     raise
+            if turns is not None and not background:
+                turns.waiting()
+                noted = True
             time.sleep(WRITE_LOCK_POLL_SECONDS)
     finally:  # every other statement keeps SQLite's own patience
         connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

@@ -134,6 +134,40 @@ def test_a_sqlite_writer_gets_the_lock_within_milliseconds_of_another_process_le
     storage.dispose()
 
 
+def test_the_clock_lets_a_waiting_acknowledgement_take_the_write_lock_first(tmp_path):
+    """SQLite gives its write lock to whoever asks first after a commit; the clock (a background
+    writer) defers to a web writer that is already waiting (WriteTurns)."""
+    import time
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    web, clock = Storage(url), Storage(url, background=True)
+    web.migrate()
+    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None, check_same_thread=False)
+    for _ in range(5):
+        order: list[str] = []
+
+        def write(storage: Storage, name: str) -> None:
+            with storage.transaction() as connection:
+                next_number(db_session=connection)
+                order.append(name)
+
+        other.execute("BEGIN IMMEDIATE")  # another process is writing
+        waiting = threading.Thread(target=write, args=(web, "acknowledgement"))
+        waiting.start()
+        time.sleep(0.02)  # the acknowledgement has been looking for the lock for a while
+        later = threading.Thread(target=write, args=(clock, "clock"))
+        later.start()
+        time.sleep(0.02)
+        other.execute("COMMIT")
+        waiting.join()
+        later.join()
+        assert order == ["acknowledgement", "clock"]
+    assert (tmp_path / "x.db-turns").stat().st_size == 8
+    other.close()
+    web.dispose()
+    clock.dispose()
+
+
 def test_settings_never_show_secrets():
     settings = load_settings({"SLACK_BOT_TOKEN": "xoxb-secret-token", "SLACK_SIGNING_SECRET": "s3cr3t",
                               "DATABASE_URL": "postgresql://bot:hunter2@db/oncall"})
