@@ -35,6 +35,7 @@ _DUE = (
     .order_by(_TASKS.c.id)
     .limit(bindparam("limit"))
 )
+_INSERT_TASK = insert(_TASKS)  # every declaration runs it
 _CLAIM = (
     update(_TASKS)
     .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.status == "pending")
@@ -58,9 +59,6 @@ class _Outcome(NamedTuple):
 
 class PermanentError(Exception):
     """A task that can never succeed; it is marked failed at once and reported."""
-
-
-_INSERT_TASK = insert(OutboxTask.__table__)  # built once: every declaration runs it
 
 
 def enqueue(session: Session | Connection, kind: str, payload: dict[str, Any], *, now: datetime) -> None:

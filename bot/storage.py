@@ -84,7 +84,8 @@ class Storage:
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """read() without the ORM and without a transaction: a plain connection for the hot
-        read paths (/oncall, the declaration's on-call lookup) whose answer is one statement.
+        read paths whose answer is one statement (/oncall, the declaration's on-call lookup,
+        the outbox's due tasks, the scheduler's job requests).
         A Session's set-up and tear-down, and BEGIN and ROLLBACK around the statement, cost
         more than the statement; several statements here would each see the database as of
         their own start, so callers needing one view of several reads use read()."""

@@ -240,16 +240,18 @@ def action_items(*, db_session: Session, incident: Incident) -> list[ActionItem]
     )
 
 
+_MEMBERS = ChannelMember.metadata.tables["channelmember"]
+
+
 def note_members(*, db_session: Session | Connection, channel_id: str, user_ids: list[str]) -> None:
     """Remember that these people are in a channel; those already noted (perhaps by another
     process right now) are left as they are. One statement for all of them."""
     if not user_ids:
         return
-    table = ChannelMember.metadata.tables["channelmember"]
     connection = connection_of(db_session)
     dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
     connection.execute(
-        dialect.insert(table).on_conflict_do_nothing(),
+        dialect.insert(_MEMBERS).on_conflict_do_nothing(),
         [{"channel_id": channel_id, "user_id": user_id} for user_id in user_ids],
     )
 
