@@ -100,6 +100,8 @@ def clear_engine_caches() -> None:
         schedule_windows.day_spans,
         schedule_zones._steady_offset,
         schedule_zones._offset_changes,
+        schedule_zones._probed_offset,
+        schedule_zones._probed_changes,
         schedule_zones._localize_exactly,
         schedule_zones.get_zone,
     ):

@@ -1,7 +1,7 @@
 """Who holds the pager: turns, follow-the-sun precedence, gap extension, overrides, queries."""
 
 from collections import Counter
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from textwrap import dedent
 
 import pytest
@@ -256,6 +256,24 @@ def test_naive_datetimes_are_refused():
         shifts_between(rotation, datetime(2026, 1, 12), utc(2026, 1, 13))
     with pytest.raises(ValueError, match="timezone-aware"):
         Override("X", datetime(2026, 1, 12), utc(2026, 1, 13))
+
+
+class NoOffset(tzinfo):
+    """A tzinfo that knows no offset: Python counts its datetimes as naive."""
+
+    def utcoffset(self, dt):
+        return None
+
+
+def test_timeline_refuses_naive_instants_and_answers_any_aware_one():
+    timeline = build_timeline(rotation_from(FOLLOW_THE_SUN), utc(2026, 1, 5), utc(2026, 2, 1))
+    for naive in (datetime(2026, 1, 12, 3), datetime(2026, 1, 12, 3, tzinfo=NoOffset())):
+        with pytest.raises(TypeError, match="no time zone"):
+            timeline.at(naive)
+    in_singapore = datetime(2026, 1, 12, 9, tzinfo=timezone(timedelta(hours=8)))
+    assert timeline.at(in_singapore) == timeline.at(utc(2026, 1, 12, 1))
+    with pytest.raises(ValueError, match="outside this timeline"):
+        timeline.at(utc(2026, 2, 1))
 
 
 def test_other_aware_zones_are_accepted_and_answered_in_utc():

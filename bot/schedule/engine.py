@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
 from bot.schedule.model import Override, Rotation, Shift
@@ -18,6 +18,9 @@ LOOKBACK = timedelta(days=10)
 # side of an interval take in every window that can touch it.
 MARGIN = timedelta(days=2)
 LONGEST_EXACT_SPAN = timedelta(days=400)
+
+# Builds a Shift from a tuple in C, skipping NamedTuple's Python-level __new__ (a hot path).
+_new_shift = tuple.__new__
 
 # A resolved piece of the timeline before it becomes a Shift: [start, end, region order, user].
 _Segment = list
@@ -36,7 +39,8 @@ class Timeline:
     def at(self, when: datetime) -> Shift:
         """The shift covering when (an aware datetime; TypeError when naive); ValueError when
         when lies outside the timeline."""
-        if when.utcoffset() is None:
+        zone = when.tzinfo
+        if zone is not UTC and (zone is None or when.utcoffset() is None):
             raise TypeError(f"{when.isoformat()} has no time zone")
         instant = when.timestamp()
         # Shifts are back to back, so only the two ends of the timeline need checking.
@@ -73,10 +77,13 @@ def shifts_between(
     segments = _resolve(windows, start, end)
     pieces = _override_pieces([*rotation.overrides, *overrides], start, end)
     names = [region.name for region in rotation.regions]
+    rotation_name = rotation.name
     if not pieces:
-        return [Shift(rotation.name, names[o], u, s, e) for s, e, o, u in segments]
+        return [
+            _new_shift(Shift, (rotation_name, names[o], u, s, e, False)) for s, e, o, u in segments
+        ]
     return [
-        Shift(rotation.name, names[o], u, s, e, is_override)
+        _new_shift(Shift, (rotation_name, names[o], u, s, e, is_override))
         for s, e, o, u, is_override in _apply_overrides(segments, pieces)
     ]
 

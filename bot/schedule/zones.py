@@ -18,6 +18,7 @@ import pytz
 # [day - 16h, day + 40h] sends that day's conversions through pytz's localize.
 _BEFORE_DAY, _AFTER_DAY = timedelta(hours=-16), timedelta(hours=40)
 _PROBE_EVERY = timedelta(days=3)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_DAY = timedelta(days=1)
 _UTC_MIDNIGHT = time(0, tzinfo=UTC)  # datetime.combine(day, this) is the fast way to a UTC midnight
 
@@ -166,24 +167,42 @@ def _offset_changes(zone: str, year: int, month: int) -> tuple[list[datetime], l
     """The UTC instants at which zone's offset changes from two days before the month to at least
     three days after it, and the offsets before, between and after them.
 
-    Probes every three days and bisects each change to the second. Since 1970 tzdata has no two
+    Looks at zone's offset every three days (on a grid from the epoch, so neighbouring months
+    share their looks) and bisects each change to the second. Since 1970 tzdata has no two
     changes less than a week apart that cancel out (the closest: Brazil, October 2000), so equal
     offsets three days apart mean no change between them.
     """
-    tz = get_zone(zone)
     first = datetime(year, month, 1, tzinfo=UTC) - timedelta(days=2)
+    probe = (first - _EPOCH) // _PROBE_EVERY
     changes: list[datetime] = []
-    offsets = [_utc_offset(first, tz)]
-    low = first
-    for step in range(1, 13):
-        probe = first + _PROBE_EVERY * step
-        offset = probe.astimezone(tz).utcoffset()
-        while offset != offsets[-1]:  # a loop, in case two changes fall between probes
-            low = _clock_change_near(tz, low, probe)
-            changes.append(low)
-            offsets.append(_utc_offset(low, tz))
-        low = probe
+    offsets = [_probed_offset(zone, probe)]
+    for step in range(probe, probe + 13):
+        if _probed_offset(zone, step + 1) != offsets[-1]:
+            found, after = _probed_changes(zone, step)
+            changes.extend(found)
+            offsets.extend(after)
     return changes, offsets
+
+
+@lru_cache(maxsize=1 << 16)
+def _probed_offset(zone: str, probe: int) -> timedelta:
+    """zone's UTC offset at the probe-th instant of the three-day grid from the epoch."""
+    return _utc_offset(_EPOCH + _PROBE_EVERY * probe, get_zone(zone))
+
+
+@lru_cache(maxsize=1 << 12)
+def _probed_changes(zone: str, probe: int) -> tuple[list[datetime], list[timedelta]]:
+    """The clock changes in (probe, probe + 1] of the grid, and the offset after each."""
+    tz = get_zone(zone)
+    low, high = _EPOCH + _PROBE_EVERY * probe, _EPOCH + _PROBE_EVERY * (probe + 1)
+    changes: list[datetime] = []
+    offsets = [_probed_offset(zone, probe)]
+    target = _probed_offset(zone, probe + 1)
+    while offsets[-1] != target:  # a loop, in case two changes fall between probes
+        low = _clock_change_near(tz, low, high)
+        changes.append(low)
+        offsets.append(_utc_offset(low, tz))
+    return changes, offsets[1:]
 
 
 @lru_cache(maxsize=1 << 14)
