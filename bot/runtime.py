@@ -11,6 +11,7 @@ from slack_sdk import WebClient
 
 from bot.clock import Clock, ManualClock
 from bot.config import Settings
+from bot.foreground import Foreground
 from bot.jobs.scheduler import JobScheduler
 from bot.observability.metrics import BotMetrics
 from bot.outbox import Outbox
@@ -30,6 +31,8 @@ class Runtime:
     scheduler: JobScheduler
     rotations: dict[str, Rotation]
     extras: dict[str, Any] = field(default_factory=dict)
+    # When the web process last answered Slack, shared with the clock (None: not shared).
+    foreground: Foreground | None = None
 
     def after_commit(self) -> None:
         """Wake the workers: an outbox task or a job request was just committed."""
@@ -70,7 +73,8 @@ def build_runtime(
 ) -> Runtime:
     """Storage migrated, rotations loaded, outbox and scheduler wired with their handlers
     (not started: the caller decides which process runs them). background: a process whose
-    writes can wait for the acknowledgements' (the clock)."""
+    writes can wait for the acknowledgements' (the clock); its outbox also waits for a quiet
+    moment in the web process before each task (Foreground)."""
     from bot.jobs import handlers as job_handlers
     from bot.slack import effects
 
@@ -80,9 +84,12 @@ def build_runtime(
     rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
+    foreground = Foreground.of(settings.database_url)
+    if background and foreground is not None:
+        outbox.yield_to = foreground.wait_until_quiet
     runtime = Runtime(
         settings=settings, storage=storage, client=client, clock=clock, outbox=outbox,
-        scheduler=scheduler, rotations=rotations,
+        scheduler=scheduler, rotations=rotations, foreground=foreground,
     )
     from bot.slack.people import People
 

@@ -24,6 +24,12 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
 
     @web.post("/slack/events")
     def slack_events():  # type: ignore[no-untyped-def]
+        if runtime.foreground is None:
+            return answer_slack()
+        with runtime.foreground.answering():  # the clock's outbox waits while requests queue
+            return answer_slack()
+
+    def answer_slack():  # type: ignore[no-untyped-def]
         # Bolt reads the body (JSON, a form's payload, its team and user...) before verifying the
         # signature, and everywhere assumes Slack's shapes: anything else is refused here.
         try:

@@ -1,0 +1,76 @@
+"""The clock's outbox lets the web process answer Slack first while requests queue there."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+from conftest import BOT_TOKEN, START
+
+from bot.clock import ManualClock
+from bot.config import load_settings
+from bot.foreground import Foreground
+from bot.runtime import build_runtime
+from bot.slack.client import make_client
+
+
+def test_the_clock_waits_while_two_requests_are_in_flight_and_never_longer_than_its_bound(tmp_path):
+    web, clock = Foreground(tmp_path / "note"), Foreground(tmp_path / "note")  # two processes
+    assert clock.wait_until_quiet() < 0.01
+    with web.answering():
+        assert not clock.busy()  # one request at a time: declarations one by one wait for nothing
+        with web.answering():
+            assert clock.busy()
+            waited = clock.wait_until_quiet()
+            assert Foreground.MAX_WAIT_SECONDS <= waited < Foreground.MAX_WAIT_SECONDS + 0.5
+    assert not clock.busy()
+    with ExitStack() as requests:
+        for _ in range(3):
+            requests.enter_context(web.answering())
+        assert clock.busy()
+        time.sleep(Foreground.STALE_NS / 1e9 + 0.01)
+        assert not clock.busy()  # a web process that stopped mid-request holds nothing back
+
+
+def test_the_note_is_shared_by_the_processes_of_one_installation_only(tmp_path):
+    sqlite = Foreground.of(f"sqlite:///{tmp_path / 'bot.db'}")
+    assert sqlite is not None and sqlite.path == tmp_path / "bot.db-foreground"
+    assert Foreground.of("sqlite://") is None and Foreground.of("sqlite:///:memory:") is None
+    one = Foreground.of("postgresql://bot:secret@db.example/oncall")
+    same = Foreground.of("postgresql://bot:other-secret@db.example/oncall")
+    other = Foreground.of("postgresql://bot:secret@db.example/staging")
+    assert one is not None and same is not None and other is not None
+    assert one.path == same.path != other.path and "secret" not in str(one.path)
+
+
+def test_the_clock_outbox_holds_back_while_acknowledgements_queue_and_then_does_the_work(bot, settings_env, standin):
+    """Web and clock as the Procfile runs them: the web app notes each signed request it
+    answers, and the clock's outbox (background) waits while two or more are in flight."""
+    settings = load_settings(settings_env)
+    client = make_client(token=BOT_TOKEN, base_url=standin.api_url, retries=3)
+    clock = build_runtime(settings, client=client, clock=ManualClock(START), manual=True,
+                          outbox_base_delay=0, background=True)
+    try:
+        assert bot.rt.outbox.yield_to is None  # the web process's own outbox never waits
+        assert clock.foreground is not None and clock.outbox.yield_to == clock.foreground.wait_until_quiet
+        noted_before = time.monotonic_ns()
+        reply = bot.command("U0ALICE", "/incident", "declare sev2 Checkout is down", settle=False)
+        assert reply.status == 200 and "Declared incident #1" in reply.text
+        bot.executor.wait_idle()
+        web_note = bot.rt.foreground
+        assert web_note is not None and web_note.path == clock.foreground.path
+        assert web_note._in_flight == 0 and not clock.foreground.busy()
+        assert noted_before <= _noted_at(clock.foreground) <= time.monotonic_ns()
+
+        with web_note.answering(), web_note.answering():  # acknowledgements queuing in web
+            ran = clock.outbox.run_due()
+        assert ran >= 1 and clock.outbox.yielded_seconds >= ran * Foreground.MAX_WAIT_SECONDS * 0.9
+        clock.outbox.drain()
+        assert bot.channel_of(1) in {channel["id"] for channel in standin.channel_list()}
+    finally:
+        clock.storage.dispose()
+
+
+def _noted_at(note: Foreground) -> int:
+    """When the web process last took or finished a request (the note's first field)."""
+    return int.from_bytes(note._shared[:8], "little", signed=True)
