@@ -8,10 +8,11 @@ import sqlite3
 import struct
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -32,6 +33,8 @@ class Storage:
         self.read_engine = _make_engine(database_url, immediate=False) if self.is_sqlite else self.engine
         self._local = threading.local()
         self._writers = threading.Lock() if self.is_sqlite else None
+        # PostgreSQL tells this process when another one changed rows it keeps a copy of.
+        self.notifications = None if self.is_sqlite else Notifications(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -117,8 +120,71 @@ class Storage:
             return False
 
     def dispose(self) -> None:
+        if self.notifications is not None:
+            self.notifications.close()
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+class Notifications:
+    """Which rarely changed rows may have changed since this process last read them, from
+    PostgreSQL's LISTEN/NOTIFY: a writer sends NOTIFY in its transaction (delivered at commit)
+    and every process listens on a connection of its own, which `generation` polls without a
+    round trip. The generation moves on with every notification and whenever the listening
+    connection is made again (what happened while it was down is unknown); None means it
+    cannot listen now, and nothing should be kept."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._url = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._lock = threading.Lock()
+        self._connection: Any = None
+        self._pid = 0
+        self._channels: set[str] = set()
+        self._generation = 0
+
+    def generation(self, channel: str) -> int | None:
+        """A number that stays the same while nothing was announced on channel; None when
+        this process cannot listen (the database is away)."""
+        with self._lock:
+            try:
+                if self._connection is None or self._connection.closed or self._pid != os.getpid():
+                    self._connection = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+                    self._pid = os.getpid()  # a forked worker listens on its own connection
+                    self._channels = set()
+                    self._generation += 1
+                if channel not in self._channels:
+                    self._connection.execute(f'LISTEN "{channel}"')
+                    self._channels.add(channel)
+                    self._generation += 1
+                for _ in self._connection.notifies(timeout=0):
+                    self._generation += 1
+                return self._generation
+            except psycopg.Error:
+                self._drop()
+                return None
+
+    def changed(self) -> None:
+        """This process just committed a change it announced: do not wait for the echo."""
+        with self._lock:
+            self._generation += 1
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _drop(self) -> None:
+        if self._connection is not None and self._pid == os.getpid():
+            with suppress(psycopg.Error):  # already broken: nothing more to do
+                self._connection.close()
+        self._connection = None
+
+
+def announce(db: Session | Connection, channel: str) -> None:
+    """Tell every listening process, at commit, that rows behind channel changed
+    (PostgreSQL; SQLite has no listeners and keeps no copies)."""
+    connection = connection_of(db)
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(f'NOTIFY "{channel}"')
 
 
 def connection_of(db: Session | Connection) -> Connection:

@@ -91,6 +91,34 @@ def test_a_member_overrides_and_the_override_is_listed_and_removable(bot, standi
     assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
 
 
+def test_an_override_made_in_another_web_process_is_seen_at_once(bot, standin, settings_env):
+    """Two web processes on one database. On PostgreSQL each keeps a copy of the stored
+    overrides and reads again only when the database announces a change (LISTEN/NOTIFY); on
+    SQLite each /oncall reads."""
+    from sqlalchemy import event
+
+    reads: list[str] = []
+    for engine in {bot.rt.storage.engine, bot.rt.storage.read_engine}:
+        event.listen(engine, "before_cursor_execute",
+                     lambda _c, _cur, statement, *_: reads.append(statement) if "FROM override" in statement else None)
+    assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
+    assert "<@U0FRANK>" in reply(bot, standin, "U0BOB", "payments")
+    postgres = not bot.rt.storage.is_sqlite
+    assert len(reads) == (1 if postgres else 2)  # the copy answered the second time
+
+    other, stop = start_bot(settings_env, standin, ManualClock(START))
+    try:
+        text = reply(other, standin, "U0ALICE", "override payments <@U0BOB|bob> 2026-03-10T14:00Z 2026-03-10T17:00Z")
+        assert text.startswith("Override #1: <@U0BOB> is on call for *payments*")
+        assert "<@U0BOB> (override)" in reply(bot, standin, "U0ALICE", "payments")
+        assert reply(other, standin, "U0ALICE", "override remove 1") == "Override #1 on *payments* removed."
+        assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
+        assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
+        assert len(reads) == (3 if postgres else 5)
+    finally:
+        stop()
+
+
 def test_override_times_without_offset_are_in_the_askers_zone(bot, standin):
     text = reply(bot, standin, "U0ALICE", "override payments <@U0BOB|bob> 2026-03-10T07:00 2026-03-10T10:00")
     assert "(14:00 UTC)" in text and "(17:00 UTC)" in text

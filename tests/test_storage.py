@@ -195,3 +195,32 @@ def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_not_faile
             assert session.exec(select(Incident.id)).all() == []
     finally:
         storage.dispose()
+
+
+def test_postgresql_tells_every_process_of_an_announced_change_and_a_lost_listener_reads_again(postgres):
+    """Notifications: the generation moves when another process announces a change (at its
+    commit, not before), is None while the listening connection is lost, and moves again once
+    listening resumes (what happened meanwhile is unknown)."""
+    from bot.storage import announce
+    from tests.conftest import eventually
+
+    url = postgres.create_database()
+    here, there = Storage(url), Storage(url)
+    here.migrate()
+    notifications = here.notifications
+    assert notifications is not None
+    first = notifications.generation("things")
+    assert first is not None and notifications.generation("things") == first
+    with there.transaction() as connection:
+        announce(connection, "things")
+        assert notifications.generation("things") == first  # not committed yet
+    moved = eventually(lambda: notifications.generation("things") != first and notifications.generation("things"))
+    with there.transaction() as connection:
+        connection.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE starts_with(query, 'LISTEN')"
+        )
+    eventually(lambda: notifications.generation("things") is None, message="the lost listener noticed")
+    again = notifications.generation("things")  # listening anew
+    assert again is not None and again > moved
+    here.dispose()
+    there.dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timedelta
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, bindparam
 from sqlmodel import Session, col, select
@@ -19,7 +20,7 @@ from bot.schedule import (
     who_is_on_call,
 )
 from bot.schedule.engine import LONGEST_EXACT_SPAN
-from bot.storage import connection_of
+from bot.storage import Storage, announce, connection_of
 
 
 class OncallError(Exception):
@@ -54,10 +55,69 @@ _STORED_OVERRIDES = (
 def overrides_of(*, db_session: Session | Connection, rotations: list[Rotation]) -> dict[str, tuple[Override, ...]]:
     """Each rotation's overrides, by name, from one query: the file's followed by the stored
     ones (later ones win). A plain connection (Storage.connect) does for a session."""
-    stored: dict[str, list[Override]] = {rotation.name: [] for rotation in rotations}
-    for name, user, start, end in connection_of(db_session).execute(_STORED_OVERRIDES, {"rotations": list(stored)}):
+    stored = _stored_overrides(connection_of(db_session), tuple(rotation.name for rotation in rotations))
+    return {rotation.name: tuple(rotation.overrides) + stored[rotation.name] for rotation in rotations}
+
+
+def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[str, tuple[Override, ...]]:
+    """The stored overrides of each named rotation, oldest first."""
+    stored: dict[str, list[Override]] = {name: [] for name in names}
+    for name, user, start, end in connection.execute(_STORED_OVERRIDES, {"rotations": list(names)}):
         stored[name].append(Override(user=user, start=start, end=end))
-    return {rotation.name: tuple(rotation.overrides) + tuple(stored[rotation.name]) for rotation in rotations}
+    return {name: tuple(found) for name, found in stored.items()}
+
+
+# Announced (storage.announce) in every transaction that adds or removes a stored override.
+OVERRIDES_CHANNEL = "oncall_bot_overrides"
+
+
+class KeptOverrides:
+    """Stored overrides kept between changes, for the hot paths (/oncall, a declaration's
+    on-call lookup): on PostgreSQL, where the database announces each change and a read costs
+    a round trip, the copy is used until an announcement; on SQLite (a local read) every call
+    reads."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._lock = threading.Lock()
+        self._kept: dict[tuple[str, ...], tuple[int, dict[str, tuple[Override, ...]]]] = {}
+
+    def of(self, rotations: list[Rotation]) -> dict[str, tuple[Override, ...]]:
+        """overrides_of the rotations, from the copy when nothing changed since it was read."""
+        notifications = self.storage.notifications
+        # Asked before reading: a change announced meanwhile makes the next call read again.
+        generation = None if notifications is None else notifications.generation(OVERRIDES_CHANNEL)
+        names = tuple(rotation.name for rotation in rotations)
+        with self._lock:
+            kept = self._kept.get(names)
+        if generation is None or kept is None or kept[0] != generation:
+            with self.storage.connect() as connection:
+                stored = _stored_overrides(connection, names)
+            if generation is not None:
+                with self._lock:
+                    self._kept[names] = (generation, stored)
+        else:
+            stored = kept[1]
+        return {rotation.name: tuple(rotation.overrides) + stored[rotation.name] for rotation in rotations}
+
+    def changed(self) -> None:
+        """This process just committed an override change (its announcement may still be on
+        the way back)."""
+        if self.storage.notifications is not None:
+            self.storage.notifications.changed()
+
+
+_kept_overrides: WeakKeyDictionary[Storage, KeptOverrides] = WeakKeyDictionary()
+_kept_lock = threading.Lock()
+
+
+def kept_overrides(storage: Storage) -> KeptOverrides:
+    """The process's copy of the stored overrides of that database."""
+    with _kept_lock:
+        kept = _kept_overrides.get(storage)
+        if kept is None:
+            kept = _kept_overrides[storage] = KeptOverrides(storage)
+        return kept
 
 
 def overrides(*, db_session: Session | Connection, rotation: Rotation) -> tuple[Override, ...]:
@@ -135,6 +195,7 @@ def add_override(
     )
     db_session.add(record)
     db_session.flush()
+    announce(db_session, OVERRIDES_CHANNEL)
     return record
 
 
@@ -147,6 +208,7 @@ def remove_override(*, db_session: Session, rotations: dict[str, Rotation], over
     if rotation is not None and not is_member(rotation, actor):
         raise OncallError(f"Only members of `{record.rotation}` may remove its overrides.")
     db_session.delete(record)
+    announce(db_session, OVERRIDES_CHANNEL)
     return record
 
 

@@ -76,8 +76,8 @@ class IncidentFlows:
                 raise IncidentError(str(exc)) from exc
             rotation, rotation_note = None, f"\nNobody was paged automatically: {exc} Use `/incident page ROTATION`."
         if rotation is not None:  # reads first: the write transaction below holds the number lock
-            with self.rt.storage.connect() as connection:
-                shift = oncall.on_call_at(db_session=connection, rotation=rotation, at=now)
+            found = oncall.kept_overrides(self.rt.storage).of([rotation])[rotation.name]
+            shift = oncall.shift_at(rotation, now, found)
             responder = self.people.resolve(shift.user)
             invite.append(responder)
             rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."

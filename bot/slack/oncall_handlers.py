@@ -55,8 +55,7 @@ class OncallFlows:
         if not names:
             return "No rotations are configured: add TOML files to the rotations folder."
         rotations = [oncall.find_rotation(self.rt.rotations, name) for name in names]
-        with self.rt.storage.connect() as connection:  # one query for every rotation's overrides
-            found = oncall.overrides_of(db_session=connection, rotations=rotations)
+        found = oncall.kept_overrides(self.rt.storage).of(rotations)  # one query at most
         return "\n".join(
             f"*{safe(rotation.name)}*: {self.shift_line(oncall.shift_at(rotation, now, found[rotation.name]), tz)}"
             for rotation in rotations
@@ -66,8 +65,7 @@ class OncallFlows:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
         rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
-        with self.rt.storage.connect() as connection:
-            found = oncall.overrides(db_session=connection, rotation=rotation)
+        found = oncall.kept_overrides(self.rt.storage).of([rotation])[rotation.name]
         current = oncall.shift_at(rotation, now, found)
         following = oncall.shift_at(rotation, current.end, found)
         who = self.people.resolve(following.user)
@@ -128,6 +126,7 @@ class OncallFlows:
             rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
             record = oncall.add_override(db_session=session, rotation=rotation, user=cmd.user, start=start, end=end, actor=asker, now=self.rt.clock.now())
             number = record.id
+        oncall.kept_overrides(self.rt.storage).changed()
         return f"Override #{number}: {user(cmd.user)} is on call for *{safe(cmd.rotation)}* from {when(start, tz)} to {when(end, tz)}."
 
     def swap(self, cmd: commands.Swap, asker: str) -> str:
@@ -145,11 +144,13 @@ class OncallFlows:
             start = max(shift.start, now)
             record = oncall.add_override(db_session=session, rotation=rotation, user=asker, start=start, end=shift.end, actor=asker, now=now, reason=f"swap with {cmd.user}")
             number = record.id
+        oncall.kept_overrides(self.rt.storage).changed()
         return f"Override #{number}: you take {user(cmd.user)}'s *{safe(cmd.rotation)}* shift {when(start, tz)} → {when(shift.end, tz)}."
 
     def remove(self, cmd: commands.RemoveOverride, asker: str) -> str:
         with self.rt.storage.session() as session:
             record = oncall.remove_override(db_session=session, rotations=self.rt.rotations, override_id=cmd.override_id, actor=asker)
+        oncall.kept_overrides(self.rt.storage).changed()
         return f"Override #{record.id} on *{safe(record.rotation)}* removed."
 
     def answer(self, parsed: Any, asker: str) -> str:
