@@ -58,6 +58,44 @@ def test_concurrent_declarations_get_numbers_without_gaps_or_repeats(database_ur
     storage.dispose()
 
 
+def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_task(database_url):
+    """The acknowledgement's number and outbox task (one statement on PostgreSQL), from many
+    threads at once: numbers 1..N, each task carrying its own, none lost to a rollback."""
+    import json
+
+    from bot.incidents.service import take_number_with_task
+    from bot.models import OutboxTask
+
+    storage = Storage(database_url)
+    storage.migrate()
+    taken: list[int] = []
+    errors: list[Exception] = []
+
+    def acknowledge(i: int) -> None:
+        try:
+            with storage.transaction() as connection:
+                number = take_number_with_task(db_session=connection, kind="incident.declare", payload={"title": f"T{i}"}, now=NOW)
+                if i == 7:
+                    raise RuntimeError("crash before commit")
+            taken.append(number)
+        except Exception as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=acknowledge, args=(i,)) for i in range(30)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [str(e) for e in errors] == ["crash before commit"]
+    assert sorted(taken) == list(range(1, 30))
+    with storage.read() as session:
+        tasks = session.exec(select(OutboxTask)).all()
+    payloads = [json.loads(task.payload) for task in tasks]
+    assert sorted(p["number"] for p in payloads) == list(range(1, 30))
+    assert {task.status for task in tasks} == {"pending"} and all(p["title"].startswith("T") for p in payloads)
+    storage.dispose()
+
+
 def test_a_failed_declaration_leaves_no_gap(database_url):
     storage = Storage(database_url)
     storage.migrate()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, Text, bindparam, cast, func, insert, literal, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
+from bot.models import ActionItem, ChannelMember, Counter, Incident, OutboxTask, TimelineEntry
+from bot.outbox import enqueue
 from bot.storage import connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
@@ -41,6 +44,53 @@ def next_number(*, db_session: Session | Connection, name: str = "incident") -> 
         connection.execute(insert(_COUNTER), {"name": name, "value": 1})
         return 1
     return int(taken)
+
+
+_TASKS = OutboxTask.__table__
+_TAKEN = _TAKE_NUMBER.cte("taken")
+# PostgreSQL: the number and the task that carries it in one statement, so the counter's row
+# lock is held for that statement, not across two round trips (while the thread that holds it
+# may wait for the interpreter lock).
+_NUMBERED_TASK = (
+    insert(_TASKS)
+    .from_select(
+        ["kind", "payload", "status", "attempts", "next_attempt_at", "created_at"],
+        select(
+            bindparam("kind", type_=_TASKS.c.kind.type),
+            cast(
+                func.jsonb_set(
+                    cast(bindparam("payload", type_=Text), postgresql.JSONB),
+                    cast(literal("{number}"), postgresql.ARRAY(Text)),
+                    func.to_jsonb(_TAKEN.c.value),
+                ),
+                Text,
+            ),
+            literal("pending"),
+            literal(0),
+            bindparam("now", type_=_TASKS.c.next_attempt_at.type),
+            bindparam("now", type_=_TASKS.c.created_at.type),
+        ).select_from(_TAKEN),
+    )
+    .returning(_TASKS.c.payload)
+)
+
+
+def take_number_with_task(
+    *, db_session: Session | Connection, kind: str, payload: dict[str, Any], now: datetime,
+    name: str = "incident",
+) -> int:
+    """next_number, and an outbox task (as enqueue) whose payload carries it as "number", in
+    the caller's transaction: one statement on PostgreSQL, two elsewhere."""
+    connection = connection_of(db_session)
+    if connection.dialect.name == "postgresql":
+        stored = connection.execute(
+            _NUMBERED_TASK, {"counter": name, "kind": kind, "payload": json.dumps(payload), "now": now}
+        ).scalar()
+        if stored is not None:  # None: the counter has no row yet, taken below
+            return int(json.loads(stored)["number"])
+    number = next_number(db_session=connection, name=name)
+    enqueue(connection, kind, {**payload, "number": number}, now=now)
+    return number
 
 
 def add_entry(

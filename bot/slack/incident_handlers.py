@@ -83,13 +83,13 @@ class IncidentFlows:
             rotation_note = f"\nOn call for `{rotation.name}`: {user(responder)} (invited and paged)."
             if responder == declarer:
                 rotation_note = f"\nYou are on call for `{rotation.name}` yourself."
+        declaration = {
+            "title": title, "severity": severity, "declarer": declarer, "rotation": rotation.name if rotation else None,
+            "description": description, "invite": invite, "responder": responder if responder != declarer else None,
+            "declared_at": now.isoformat(),
+        }
         with self.rt.storage.transaction() as connection:
-            number = incidents.next_number(db_session=connection)
-            self.enqueue(
-                connection, "incident.declare", number=number, title=title, severity=severity, declarer=declarer,
-                rotation=rotation.name if rotation else None, description=description, invite=invite,
-                responder=responder if responder != declarer else None, declared_at=now.isoformat(),
-            )
+            number = incidents.take_number_with_task(db_session=connection, kind="incident.declare", payload=declaration, now=now)
         self.rt.after_commit()
         log.info("incident %s declared by %s", number, declarer)
         return (
