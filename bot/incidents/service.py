@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Text, bindparam, cast, func, insert, literal, update
+from sqlalchemy import select as select_columns  # sqlmodel's select types at most four columns
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -46,7 +47,7 @@ def next_number(*, db_session: Session | Connection, name: str = "incident") -> 
     return int(taken)
 
 
-_TASKS = OutboxTask.__table__
+_TASKS = OutboxTask.metadata.tables["outboxtask"]
 _TAKEN = _TAKE_NUMBER.cte("taken")
 # PostgreSQL: the number and the task that carries it in one statement, so the counter's row
 # lock is held for that statement, not across two round trips (while the thread that holds it
@@ -55,7 +56,7 @@ _NUMBERED_TASK = (
     insert(_TASKS)
     .from_select(
         ["kind", "payload", "status", "attempts", "next_attempt_at", "created_at"],
-        select(
+        select_columns(
             bindparam("kind", type_=_TASKS.c.kind.type),
             cast(
                 func.jsonb_set(
