@@ -12,7 +12,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator
 
-import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -145,6 +144,8 @@ class Notifications:
     def generation(self, channel: str) -> int | None:
         """A number that stays the same while nothing was announced on channel; None when
         this process cannot listen (the database is away)."""
+        import psycopg  # here: a SQLite installation never loads libpq (~12 MiB per process)
+
         with self._lock:
             try:
                 if self._connection is None or self._connection.closed or self._pid != os.getpid():
@@ -174,6 +175,8 @@ class Notifications:
 
     def _drop(self) -> None:
         if self._connection is not None and self._pid == os.getpid():
+            import psycopg
+
             with suppress(psycopg.Error):  # already broken: nothing more to do
                 self._connection.close()
         self._connection = None
