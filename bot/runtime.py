@@ -31,7 +31,7 @@ class Runtime:
     scheduler: JobScheduler
     rotations: dict[str, Rotation]
     extras: dict[str, Any] = field(default_factory=dict)
-    # When the web process last answered Slack, shared with the clock (None: not shared).
+    # How many Slack requests the web process is answering, shared with the clock (None: not shared).
     foreground: Foreground | None = None
 
     def after_commit(self) -> None:

@@ -34,24 +34,33 @@ def test_migrations_create_exactly_the_models(database_url):
     storage.dispose()
 
 
-def test_concurrent_declarations_get_numbers_without_gaps_or_repeats(database_url):
-    storage = Storage(database_url)
-    storage.migrate()
+def at_once(work, count: int) -> list[Exception]:  # type: ignore[no-untyped-def]
+    """work(0) … work(count - 1), each in its own thread, all started together; what they raised."""
     errors: list[Exception] = []
 
-    def declare(i: int) -> None:
+    def run(i: int) -> None:
         try:
-            with storage.session() as session:
-                declare_incident(db_session=session, title=f"Incident {i}", severity=2, declarer="U0ALICE", now=NOW)
-        except Exception as exc:  # pragma: no cover - reported below
+            work(i)
+        except Exception as exc:  # noqa: BLE001  (returned to the test)
             errors.append(exc)
 
-    threads = [threading.Thread(target=declare, args=(i,)) for i in range(40)]
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    assert errors == []
+    return errors
+
+
+def test_concurrent_declarations_get_numbers_without_gaps_or_repeats(database_url):
+    storage = Storage(database_url)
+    storage.migrate()
+
+    def declare(i: int) -> None:
+        with storage.session() as session:
+            declare_incident(db_session=session, title=f"Incident {i}", severity=2, declarer="U0ALICE", now=NOW)
+
+    assert at_once(declare, 40) == []
     with storage.read() as session:
         numbers = sorted(session.exec(select(Incident.id)).all())
     assert numbers == list(range(1, 41))
@@ -69,30 +78,23 @@ def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_tas
     storage = Storage(database_url)
     storage.migrate()
     taken: list[int] = []
-    errors: list[Exception] = []
 
     def acknowledge(i: int) -> None:
-        try:
-            with storage.transaction() as connection:
-                number = take_number_with_task(db_session=connection, kind="incident.declare", payload={"title": f"T{i}"}, now=NOW)
-                if i == 7:
-                    raise RuntimeError("crash before commit")
-            taken.append(number)
-        except Exception as exc:  # noqa: BLE001  (reported below)
-            errors.append(exc)
+        with storage.transaction() as connection:
+            title = f"T{i}" + ("\x00" if i == 3 else "")  # user text may carry NUL, which jsonb refuses
+            number = take_number_with_task(db_session=connection, kind="incident.declare", payload={"title": title}, now=NOW)
+            if i == 7:
+                raise RuntimeError("crash before commit")
+        taken.append(number)
 
-    threads = [threading.Thread(target=acknowledge, args=(i,)) for i in range(30)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert [str(e) for e in errors] == ["crash before commit"]
+    assert [str(e) for e in at_once(acknowledge, 30)] == ["crash before commit"]
     assert sorted(taken) == list(range(1, 30))
     with storage.read() as session:
         tasks = session.exec(select(OutboxTask)).all()
     payloads = [json.loads(task.payload) for task in tasks]
     assert sorted(p["number"] for p in payloads) == list(range(1, 30))
     assert {task.status for task in tasks} == {"pending"} and all(p["title"].startswith("T") for p in payloads)
+    assert "T3\x00" in {p["title"] for p in payloads}
     storage.dispose()
 
 

@@ -83,9 +83,10 @@ def take_number_with_task(
     """next_number, and an outbox task (as enqueue) whose payload carries it as "number", in
     the caller's transaction: one statement on PostgreSQL, two elsewhere."""
     connection = connection_of(db_session)
-    if connection.dialect.name == "postgresql":
+    text = json.dumps(payload)
+    if connection.dialect.name == "postgresql" and "\\u0000" not in text:  # jsonb refuses NUL
         stored = connection.execute(
-            _NUMBERED_TASK, {"counter": name, "kind": kind, "payload": json.dumps(payload), "now": now}
+            _NUMBERED_TASK, {"counter": name, "kind": kind, "payload": text, "now": now}
         ).scalar()
         if stored is not None:  # None: the counter has no row yet, taken below
             return int(json.loads(stored)["number"])
