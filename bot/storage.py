@@ -32,8 +32,10 @@ class Storage:
         self.read_engine = _make_engine(database_url, immediate=False) if self.is_sqlite else self.engine
         self._local = threading.local()
         self._writers = threading.Lock() if self.is_sqlite else None
-        # PostgreSQL tells this process when another one changed rows it keeps a copy of.
-        self.notifications = None if self.is_sqlite else Notifications(self.engine)
+        # Tells this process when another one changed rows it keeps a copy of.
+        self.notifications: Notifications | SharedChanges | None = (
+            SharedChanges.beside(self.engine.url.database) if self.is_sqlite else Notifications(self.engine)
+        )
 
     @property
     def is_sqlite(self) -> bool:
@@ -182,9 +184,46 @@ class Notifications:
         self._connection = None
 
 
+class SharedChanges:
+    """Notifications for SQLite, whose processes share a host: 8 bytes in a file beside the
+    database that every process maps, rewritten with a fresh random value by `changed`, which
+    the writing process calls after its commit (random, not a count: two processes writing at
+    once cannot both leave the value a reader already saw)."""
+
+    def __init__(self, path: str) -> None:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            if os.fstat(descriptor).st_size < 8:
+                os.ftruncate(descriptor, 8)
+            self._shared = mmap.mmap(descriptor, 8)
+        finally:
+            os.close(descriptor)
+
+    @classmethod
+    def beside(cls, database: str | None) -> SharedChanges | None:
+        """The note of a database file; None for an in-memory database or an unwritable folder."""
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return None
+        try:
+            return cls(f"{database}-changes")
+        except OSError:
+            return None
+
+    def generation(self, channel: str) -> int | None:
+        """The value now: it changes whenever any process committed an announced change."""
+        return int.from_bytes(self._shared[:8], "little")
+
+    def changed(self) -> None:
+        """This process just committed a change to rows that others keep copies of."""
+        self._shared[:8] = os.urandom(8)
+
+    def close(self) -> None:
+        """Nothing to let go: the mapping lasts as long as the process."""
+
+
 def announce(db: Session | Connection, channel: str) -> None:
     """Tell every listening process, at commit, that rows behind channel changed
-    (PostgreSQL; SQLite has no listeners and keeps no copies)."""
+    (PostgreSQL's NOTIFY; on SQLite the writer calls SharedChanges.changed after committing)."""
     connection = connection_of(db)
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f'NOTIFY "{channel}"')

@@ -92,9 +92,9 @@ def test_a_member_overrides_and_the_override_is_listed_and_removable(bot, standi
 
 
 def test_an_override_made_in_another_web_process_is_seen_at_once(bot, standin, settings_env):
-    """Two web processes on one database. On PostgreSQL each keeps a copy of the stored
-    overrides and reads again only when the database announces a change (LISTEN/NOTIFY); on
-    SQLite each /oncall reads."""
+    """Two web processes on one database. Each keeps a copy of the stored overrides and reads
+    again only when a change is announced (PostgreSQL's LISTEN/NOTIFY; on SQLite a note in a
+    file beside the database that both map)."""
     from sqlalchemy import event
 
     reads: list[str] = []
@@ -103,8 +103,7 @@ def test_an_override_made_in_another_web_process_is_seen_at_once(bot, standin, s
                      lambda _c, _cur, statement, *_: reads.append(statement) if "FROM override" in statement else None)
     assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
     assert "<@U0FRANK>" in reply(bot, standin, "U0BOB", "payments")
-    postgres = not bot.rt.storage.is_sqlite
-    assert len(reads) == (1 if postgres else 2)  # the copy answered the second time
+    assert len(reads) == 1  # the copy answered the second time
 
     other, stop = start_bot(settings_env, standin, ManualClock(START))
     try:
@@ -114,7 +113,7 @@ def test_an_override_made_in_another_web_process_is_seen_at_once(bot, standin, s
         assert reply(other, standin, "U0ALICE", "override remove 1") == "Override #1 on *payments* removed."
         assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
         assert "<@U0FRANK>" in reply(bot, standin, "U0ALICE", "payments")
-        assert len(reads) == (3 if postgres else 5)
+        assert len(reads) == 3
     finally:
         stop()
 

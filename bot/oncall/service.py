@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timedelta
 from weakref import WeakKeyDictionary
 
@@ -73,14 +74,16 @@ OVERRIDES_CHANNEL = "oncall_bot_overrides"
 
 class KeptOverrides:
     """Stored overrides kept between changes, for the hot paths (/oncall, a declaration's
-    on-call lookup): on PostgreSQL, where the database announces each change and a read costs
-    a round trip, the copy is used until an announcement; on SQLite (a local read) every call
-    reads."""
+    on-call lookup): the copy is used until the storage's notifications say an override was
+    added or removed (PostgreSQL's LISTEN/NOTIFY, or SQLite's shared note), and at most
+    KEEP_SECONDS in any case."""
+
+    KEEP_SECONDS = 30.0  # should a writer ever fail to announce its change
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._lock = threading.Lock()
-        self._kept: dict[tuple[str, ...], tuple[int, dict[str, tuple[Override, ...]]]] = {}
+        self._kept: dict[tuple[str, ...], tuple[int, float, dict[str, tuple[Override, ...]]]] = {}
 
     def of(self, rotations: list[Rotation]) -> dict[str, tuple[Override, ...]]:
         """overrides_of the rotations, from the copy when nothing changed since it was read."""
@@ -88,21 +91,22 @@ class KeptOverrides:
         # Asked before reading: a change announced meanwhile makes the next call read again.
         generation = None if notifications is None else notifications.generation(OVERRIDES_CHANNEL)
         names = tuple(rotation.name for rotation in rotations)
+        now = time.monotonic()
         with self._lock:
             kept = self._kept.get(names)
-        if generation is None or kept is None or kept[0] != generation:
+        if generation is None or kept is None or kept[0] != generation or now - kept[1] > self.KEEP_SECONDS:
             with self.storage.connect() as connection:
                 stored = _stored_overrides(connection, names)
             if generation is not None:
                 with self._lock:
-                    self._kept[names] = (generation, stored)
+                    self._kept[names] = (generation, now, stored)
         else:
-            stored = kept[1]
+            stored = kept[2]
         return {rotation.name: tuple(rotation.overrides) + stored[rotation.name] for rotation in rotations}
 
     def changed(self) -> None:
-        """This process just committed an override change (its announcement may still be on
-        the way back)."""
+        """This process just committed an override change: on PostgreSQL its announcement may
+        still be on the way back; on SQLite this is the announcement."""
         if self.storage.notifications is not None:
             self.storage.notifications.changed()
 
