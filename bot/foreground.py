@@ -12,8 +12,6 @@ process that is never quiet slows the outbox but never stops it.
 from __future__ import annotations
 
 import hashlib
-import mmap
-import os
 import struct
 import tempfile
 import threading
@@ -23,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
+
+from bot.storage import shared_memory
 
 # The note: when the web process last took or finished a request (CLOCK_MONOTONIC, which all
 # processes share), and how many it was answering then.
@@ -41,13 +41,7 @@ class Foreground:
     POLL_SECONDS = 0.002
 
     def __init__(self, path: Path) -> None:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(descriptor).st_size < _NOTE.size:
-                os.ftruncate(descriptor, _NOTE.size)
-            self._shared = mmap.mmap(descriptor, _NOTE.size)
-        finally:
-            os.close(descriptor)
+        self._shared = shared_memory(path, _NOTE.size)
         self.path = path
         self._lock = threading.Lock()
         self._in_flight = 0  # this process's requests

@@ -8,9 +8,10 @@ import sqlite3
 import struct
 import threading
 import time
+from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -18,6 +19,8 @@ from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, create_engine
 
 from bot import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+
+_Note = TypeVar("_Note")
 
 
 class Storage:
@@ -34,7 +37,9 @@ class Storage:
         self._writers = threading.Lock() if self.is_sqlite else None
         # Tells this process when another one changed rows it keeps a copy of.
         self.notifications: Notifications | SharedChanges | None = (
-            SharedChanges.beside(self.engine.url.database) if self.is_sqlite else Notifications(self.engine)
+            beside_database(SharedChanges, self.engine.url.database, "changes")
+            if self.is_sqlite
+            else Notifications(self.engine)
         )
 
     @property
@@ -184,6 +189,29 @@ class Notifications:
         self._connection = None
 
 
+def shared_memory(path: str | Path, size: int) -> mmap.mmap:
+    """size bytes of the file at path (made, zero-filled, when missing), mapped so that every
+    process that maps the file sees the same bytes."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_size < size:
+            os.ftruncate(descriptor, size)
+        return mmap.mmap(descriptor, size)
+    finally:
+        os.close(descriptor)
+
+
+def beside_database(kind: Callable[[str], _Note], database: str | None, suffix: str) -> _Note | None:
+    """kind made on the file <database>-<suffix>, beside a SQLite database file; None for an
+    in-memory database or a folder where the file cannot be made."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    try:
+        return kind(f"{database}-{suffix}")
+    except OSError:
+        return None
+
+
 class SharedChanges:
     """Notifications for SQLite, whose processes share a host: 8 bytes in a file beside the
     database that every process maps, rewritten with a fresh random value by `changed`, which
@@ -191,23 +219,7 @@ class SharedChanges:
     once cannot both leave the value a reader already saw)."""
 
     def __init__(self, path: str) -> None:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(descriptor).st_size < 8:
-                os.ftruncate(descriptor, 8)
-            self._shared = mmap.mmap(descriptor, 8)
-        finally:
-            os.close(descriptor)
-
-    @classmethod
-    def beside(cls, database: str | None) -> SharedChanges | None:
-        """The note of a database file; None for an in-memory database or an unwritable folder."""
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        try:
-            return cls(f"{database}-changes")
-        except OSError:
-            return None
+        self._shared = shared_memory(path, 8)
 
     def generation(self, channel: str) -> int | None:
         """The value now: it changes whenever any process committed an announced change."""
@@ -251,7 +263,7 @@ def _make_engine(url: str, *, immediate: bool = True, background: bool = False) 
         # instead, so concurrent writers queue rather than fail with "database is locked".
         # Straight to the driver: exec_driver_sql's execution machinery costs more than the BEGIN.
         if immediate:
-            turns = WriteTurns.beside(engine.url.database)
+            turns = beside_database(WriteTurns, engine.url.database, "turns")
             event.listen(
                 engine, "begin",
                 lambda conn: _begin_immediate(conn.connection.driver_connection, turns=turns, background=background),
@@ -319,23 +331,7 @@ class WriteTurns:
     MAX_DEFER_SECONDS = 0.05
 
     def __init__(self, path: str) -> None:
-        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            if os.fstat(descriptor).st_size < 8:
-                os.ftruncate(descriptor, 8)
-            self._shared = mmap.mmap(descriptor, 8)
-        finally:
-            os.close(descriptor)
-
-    @classmethod
-    def beside(cls, database: str | None) -> WriteTurns | None:
-        """The turns of a database file; None for an in-memory database or an unwritable folder."""
-        if not database or database == ":memory:" or database.startswith("file:"):
-            return None
-        try:
-            return cls(f"{database}-turns")
-        except OSError:
-            return None
+        self._shared = shared_memory(path, 8)
 
     def waiting(self) -> None:
         """A foreground writer found the lock taken."""
