@@ -25,23 +25,24 @@ Handler = Callable[[dict[str, Any]], None]
 IDLE_POLL_SECONDS = 0.1
 
 
-_TASKS = OutboxTask.__table__
+# The outbox table, for Core statements here and wherever a task is recorded with other rows.
+TASKS = OutboxTask.__table__
 # Built once: the clock runs them for every task.
 _DUE = (
-    select(_TASKS.c.id)
-    .where(_TASKS.c.status == "pending", _TASKS.c.next_attempt_at <= bindparam("now"))
-    .where(or_(_TASKS.c.lease_until.is_(None), _TASKS.c.lease_until < bindparam("now")))
-    .where(_TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
-    .order_by(_TASKS.c.id)
+    select(TASKS.c.id)
+    .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"))
+    .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
+    .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
+    .order_by(TASKS.c.id)
     .limit(bindparam("limit"))
 )
-_INSERT_TASK = insert(_TASKS)  # every declaration runs it
+_INSERT_TASK = insert(TASKS)  # every declaration runs it
 _CLAIM = (
-    update(_TASKS)
-    .where(_TASKS.c.id == bindparam("task_id"), _TASKS.c.status == "pending")
-    .where(or_(_TASKS.c.lease_until.is_(None), _TASKS.c.lease_until < bindparam("now")))
-    .values(lease_until=bindparam("until"), attempts=_TASKS.c.attempts + 1)
-    .returning(_TASKS.c.kind, _TASKS.c.payload, _TASKS.c.attempts)
+    update(TASKS)
+    .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status == "pending")
+    .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
+    .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
+    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts)
 )
 
 
@@ -54,7 +55,7 @@ class _Outcome(NamedTuple):
     values: dict[str, Any]
 
     def write(self, connection: Connection) -> None:
-        connection.execute(update(_TASKS).where(_TASKS.c.id == self.task_id).values(**self.values))
+        connection.execute(update(TASKS).where(TASKS.c.id == self.task_id).values(**self.values))
 
 
 class PermanentError(Exception):

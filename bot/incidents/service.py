@@ -11,8 +11,8 @@ from sqlalchemy import select as select_columns  # sqlmodel's select types at mo
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from bot.models import ActionItem, ChannelMember, Counter, Incident, OutboxTask, TimelineEntry
-from bot.outbox import enqueue
+from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
+from bot.outbox import TASKS, enqueue
 from bot.storage import connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
@@ -47,17 +47,16 @@ def next_number(*, db_session: Session | Connection, name: str = "incident") -> 
     return int(taken)
 
 
-_TASKS = OutboxTask.metadata.tables["outboxtask"]
 _TAKEN = _TAKE_NUMBER.cte("taken")
 # PostgreSQL: the number and the task that carries it in one statement, so the counter's row
 # lock is held for that statement, not across two round trips (while the thread that holds it
 # may wait for the interpreter lock).
 _NUMBERED_TASK = (
-    insert(_TASKS)
+    insert(TASKS)
     .from_select(
         ["kind", "payload", "status", "attempts", "next_attempt_at", "created_at"],
         select_columns(
-            bindparam("kind", type_=_TASKS.c.kind.type),
+            bindparam("kind", type_=TASKS.c.kind.type),
             cast(
                 func.jsonb_set(
                     cast(bindparam("payload", type_=Text), postgresql.JSONB),
@@ -68,11 +67,11 @@ _NUMBERED_TASK = (
             ),
             literal("pending"),
             literal(0),
-            bindparam("now", type_=_TASKS.c.next_attempt_at.type),
-            bindparam("now", type_=_TASKS.c.created_at.type),
+            bindparam("now", type_=TASKS.c.next_attempt_at.type),
+            bindparam("now", type_=TASKS.c.created_at.type),
         ).select_from(_TAKEN),
     )
-    .returning(_TASKS.c.payload)
+    .returning(TASKS.c.payload)
 )
 
 
