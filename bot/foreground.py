@@ -22,7 +22,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bot.storage import shared_memory
+from bot.storage import beside_database, shared_memory
 
 # The note: when the web process last took or finished a request (CLOCK_MONOTONIC, which all
 # processes share), and how many it was answering then.
@@ -40,9 +40,9 @@ class Foreground:
     MAX_WAIT_SECONDS = 0.05  # per outbox task, however busy the web stays
     POLL_SECONDS = 0.002
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: str | Path) -> None:
         self._shared = shared_memory(path, _NOTE.size)
-        self.path = path
+        self.path = Path(path)
         self._lock = threading.Lock()
         self._in_flight = 0  # this process's requests
 
@@ -53,15 +53,10 @@ class Foreground:
         an in-memory database or where the file cannot be made."""
         url = make_url(database_url)
         if url.get_backend_name() == "sqlite":
-            database = url.database
-            if not database or database == ":memory:" or database.startswith("file:"):
-                return None
-            path = Path(f"{database}-foreground")
-        else:
-            digest = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()
-            path = Path(tempfile.gettempdir()) / f"oncall-bot-{digest[:16]}-foreground"
+            return beside_database(cls, url.database, "foreground")
+        digest = hashlib.sha256(url.render_as_string(hide_password=True).encode()).hexdigest()
         try:
-            return cls(path)
+            return cls(Path(tempfile.gettempdir()) / f"oncall-bot-{digest[:16]}-foreground")
         except OSError:
             return None
 
