@@ -12,6 +12,7 @@ from collections.abc import Callable
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterator, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
@@ -41,6 +42,8 @@ class Storage:
             if self.is_sqlite
             else Notifications(self.engine)
         )
+        if self.notifications is not None:
+            _NOTIFICATIONS[self.engine] = self.notifications
 
     @property
     def is_sqlite(self) -> bool:
@@ -172,7 +175,8 @@ class Notifications:
                 return None
 
     def changed(self) -> None:
-        """This process just committed a change it announced: do not wait for the echo."""
+        """This process just committed a change it announced (announce calls this after the
+        commit): do not wait for the echo."""
         with self._lock:
             self._generation += 1
 
@@ -215,8 +219,8 @@ def beside_database(kind: Callable[[str], _Note], database: str | None, suffix: 
 class SharedChanges:
     """Notifications for SQLite, whose processes share a host: 8 bytes in a file beside the
     database that every process maps, rewritten with a fresh random value by `changed`, which
-    the writing process calls after its commit (random, not a count: two processes writing at
-    once cannot both leave the value a reader already saw)."""
+    announce calls in the writing process after its commit (random, not a count: two processes
+    writing at once cannot both leave the value a reader already saw)."""
 
     def __init__(self, path: str) -> None:
         self._shared = shared_memory(path, 8)
@@ -233,12 +237,21 @@ class SharedChanges:
         """Nothing to let go: the mapping lasts as long as the process."""
 
 
-def announce(db: Session | Connection, channel: str) -> None:
-    """Tell every listening process, at commit, that rows behind channel changed
-    (PostgreSQL's NOTIFY; on SQLite the writer calls SharedChanges.changed after committing)."""
-    connection = connection_of(db)
+# Each Storage's notifications by its write engine, so that announce finds them from a session.
+_NOTIFICATIONS: WeakKeyDictionary[Engine, Notifications | SharedChanges] = WeakKeyDictionary()
+
+
+def announce(session: Session, channel: str) -> None:
+    """Tell every process that rows behind channel changed, once the session commits: other
+    processes through PostgreSQL's NOTIFY (delivered at commit), and after the commit this
+    storage's own notifications (on PostgreSQL this process need not wait for its echo; on
+    SQLite it is the shared note that every process reads)."""
+    connection = session.connection()
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(f'NOTIFY "{channel}"')
+    notifications = _NOTIFICATIONS.get(connection.engine)
+    if notifications is not None:
+        event.listen(session, "after_commit", lambda _session: notifications.changed(), once=True)
 
 
 def connection_of(db: Session | Connection) -> Connection:

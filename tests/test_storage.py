@@ -251,8 +251,8 @@ def test_postgresql_tells_every_process_of_an_announced_change_and_a_lost_listen
     assert notifications is not None
     first = notifications.generation("things")
     assert first is not None and notifications.generation("things") == first
-    with there.transaction() as connection:
-        announce(connection, "things")
+    with there.session() as session:
+        announce(session, "things")
         assert notifications.generation("things") == first  # not committed yet
     moved = eventually(lambda: notifications.generation("things") != first and notifications.generation("things"))
     with there.transaction() as connection:

@@ -104,12 +104,6 @@ class KeptOverrides:
             stored = kept[2]
         return {rotation.name: tuple(rotation.overrides) + stored[rotation.name] for rotation in rotations}
 
-    def changed(self) -> None:
-        """This process just committed an override change: on PostgreSQL its announcement may
-        still be on the way back; on SQLite this is the announcement."""
-        if self.storage.notifications is not None:
-            self.storage.notifications.changed()
-
 
 _kept_overrides: WeakKeyDictionary[Storage, KeptOverrides] = WeakKeyDictionary()
 _kept_lock = threading.Lock()

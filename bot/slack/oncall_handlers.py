@@ -126,7 +126,6 @@ class OncallFlows:
             rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
             record = oncall.add_override(db_session=session, rotation=rotation, user=cmd.user, start=start, end=end, actor=asker, now=self.rt.clock.now())
             number = record.id
-        oncall.kept_overrides(self.rt.storage).changed()
         return f"Override #{number}: {user(cmd.user)} is on call for *{safe(cmd.rotation)}* from {when(start, tz)} to {when(end, tz)}."
 
     def swap(self, cmd: commands.Swap, asker: str) -> str:
@@ -144,13 +143,11 @@ class OncallFlows:
             start = max(shift.start, now)
             record = oncall.add_override(db_session=session, rotation=rotation, user=asker, start=start, end=shift.end, actor=asker, now=now, reason=f"swap with {cmd.user}")
             number = record.id
-        oncall.kept_overrides(self.rt.storage).changed()
         return f"Override #{number}: you take {user(cmd.user)}'s *{safe(cmd.rotation)}* shift {when(start, tz)} → {when(shift.end, tz)}."
 
     def remove(self, cmd: commands.RemoveOverride, asker: str) -> str:
         with self.rt.storage.session() as session:
             record = oncall.remove_override(db_session=session, rotations=self.rt.rotations, override_id=cmd.override_id, actor=asker)
-        oncall.kept_overrides(self.rt.storage).changed()
         return f"Override #{record.id} on *{safe(record.rotation)}* removed."
 
     def answer(self, parsed: Any, asker: str) -> str:
