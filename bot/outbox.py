@@ -72,6 +72,15 @@ def enqueue(session: Session | Connection, kind: str, payload: dict[str, Any], *
     )
 
 
+def enqueue_many(connection: Connection, kind: str, tasks: list[tuple[dict[str, Any], datetime]]) -> None:
+    """enqueue for several (payload, now) pairs of one kind, in one statement."""
+    connection.execute(
+        _INSERT_TASK,
+        [{"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
+          "next_attempt_at": now, "created_at": now} for payload, now in tasks],
+    )
+
+
 class Outbox:
     """Runs due tasks: in a background thread (serve, socket, clock) or on demand (console)."""
 

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
 
+from sqlalchemy import event
 from sqlmodel import select
 
 from bot.models import Incident, TimelineEntry
+from tests.conftest import eventually
 
 
 def declare(bot, text="declare sev2 Checkout down", user="U0ALICE"):
@@ -59,6 +64,76 @@ def test_a_declaration_is_saved_before_the_reply_and_its_incident_follows_once(b
         assert len(session.exec(select(Page)).all()) == 1
     assert [e.kind for e in entries(bot)] == ["declared", "page"]
     assert len(standin.channel_list()) == len({c["name"] for c in standin.channel_list()})
+
+
+@contextmanager
+def counter_held(bot):
+    """Another connection's transaction holding what a declaration's number needs (SQLite's
+    write lock; PostgreSQL's counter table) until the block ends."""
+    with bot.rt.storage.engine.begin() as connection:  # SQLite: BEGIN IMMEDIATE
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("LOCK TABLE counter IN EXCLUSIVE MODE")
+        yield connection
+
+
+def counter_updates(bot) -> list[str]:
+    """The statements that will take numbers from the counter from now on."""
+    seen: list[str] = []
+
+    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "UPDATE counter" in statement:
+            seen.append(statement)
+
+    event.listen(bot.rt.storage.engine, "before_cursor_execute", note)
+    return seen
+
+
+def test_declarations_arriving_together_share_one_commit_and_keep_their_own_numbers(bot, standin):
+    """While one declaration commits, the next ones queue and then commit together: one
+    statement takes their numbers, and each reply, task and channel keeps its own."""
+    declare(bot, "declare sev3 First")  # the counter has its row: one statement takes a number
+    updates = counter_updates(bot)
+    with ThreadPoolExecutor(12) as pool, counter_held(bot):
+        replies = [pool.submit(bot.command, "U0ALICE", "/incident", f"declare sev3 Queue {i}", settle=False)
+                   for i in range(12)]
+        eventually(lambda: bot.rt.extras["incident_flows"].numbers.waiting == 11, message="eleven to queue")
+    said = {}
+    for i, reply in enumerate(replies):
+        found = re.search(r"Declared incident #(\d+) \*Queue (\d+)\*", reply.result().text)
+        assert found and int(found[2]) == i
+        said[int(found[1])] = i
+    assert sorted(said) == list(range(2, 14))
+    assert len(updates) == 2  # the first declaration's, then the eleven that queued behind it
+    bot.settle()
+    with bot.rt.storage.read() as session:
+        titles = {incident.id: incident.title for incident in session.exec(select(Incident)).all()}
+    assert titles == {1: "First"} | {number: f"Queue {i}" for number, i in said.items()}
+    for number, i in said.items():
+        assert standin.channel_by_name(f"inc-{number}-queue-{i}") is not None
+
+
+def test_a_shared_commit_that_fails_tells_each_declarer_and_leaves_no_gap(bot, standin):
+    failing = threading.Event()
+    holder = []
+
+    def fail(connection) -> None:  # type: ignore[no-untyped-def]
+        if failing.is_set() and connection not in holder:
+            raise RuntimeError("the database went away")
+
+    event.listen(bot.rt.storage.engine, "commit", fail)
+    with ThreadPoolExecutor(5) as pool, counter_held(bot) as held:
+        holder.append(held)
+        replies = [pool.submit(bot.command, "U0ALICE", "/incident", f"declare sev3 Lost {i}", settle=False)
+                   for i in range(5)]
+        eventually(lambda: bot.rt.extras["incident_flows"].numbers.waiting == 4, message="four to queue")
+        failing.set()
+    for reply in replies:
+        assert reply.result().status == 200
+        assert reply.result().text == "Nothing was declared: the incident could not be saved just now. Please try again."
+    failing.clear()
+    assert "Declared incident #1 *Found*" in declare(bot, "declare sev3 Found").text
+    assert standin.channel_by_name("inc-1-found") is not None
+    assert standin.channel_by_name("inc-1-lost-0") is None
 
 
 def test_two_incidents_with_the_same_title_get_two_channels(bot, standin):

@@ -98,6 +98,32 @@ def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_tas
     storage.dispose()
 
 
+def test_declarations_committed_together_take_consecutive_numbers_each_in_its_own_task(database_url):
+    """SharedCommits from many threads at once: numbers 1..N in shared transactions, each
+    task carrying its caller's payload and number, a NUL in user text included."""
+    import json
+
+    from bot.incidents.numbering import SharedCommits
+    from bot.models import OutboxTask
+
+    storage = Storage(database_url)
+    storage.migrate()
+    commits = SharedCommits(storage, "incident.declare")
+    taken: dict[int, str] = {}
+
+    def acknowledge(i: int) -> None:
+        title = f"T{i}" + ("\x00" if i == 3 else "")
+        taken[commits.take({"title": title}, NOW)] = title
+
+    assert at_once(acknowledge, 30) == []
+    assert sorted(taken) == list(range(1, 31))
+    with storage.read() as session:
+        tasks = session.exec(select(OutboxTask)).all()
+    assert {json.loads(task.payload)["number"]: json.loads(task.payload)["title"] for task in tasks} == taken
+    assert "T3\x00" in taken.values()
+    storage.dispose()
+
+
 def test_a_failed_declaration_leaves_no_gap(database_url):
     storage = Storage(database_url)
     storage.migrate()

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
-from bot.outbox import TASKS, enqueue
+from bot.outbox import TASKS, enqueue, enqueue_many
 from bot.storage import connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
@@ -92,6 +92,34 @@ def take_number_with_task(
     number = next_number(db_session=connection, name=name)
     enqueue(connection, kind, {**payload, "number": number}, now=now)
     return number
+
+
+_TAKE_NUMBERS = (
+    update(_COUNTER)
+    .where(_COUNTER.c.name == bindparam("counter"))
+    .values(value=_COUNTER.c.value + bindparam("count"))
+    .returning(_COUNTER.c.value)
+)
+
+
+def take_numbers_with_tasks(
+    *, db_session: Session | Connection, kind: str, payloads: list[tuple[dict[str, Any], datetime]],
+    name: str = "incident",
+) -> list[int]:
+    """take_number_with_task for several (payload, now) pairs in the caller's transaction: the
+    numbers in order, consecutive, with two statements for them all."""
+    if len(payloads) == 1:
+        payload, now = payloads[0]
+        return [take_number_with_task(db_session=db_session, kind=kind, payload=payload, now=now, name=name)]
+    connection = connection_of(db_session)
+    count = len(payloads)
+    last = connection.execute(_TAKE_NUMBERS, {"counter": name, "count": count}).scalar()
+    if last is None:
+        connection.execute(insert(_COUNTER), {"name": name, "value": count})
+        last = count
+    numbers = list(range(int(last) - count + 1, int(last) + 1))
+    enqueue_many(connection, kind, [({**payload, "number": number}, now) for (payload, now), number in zip(payloads, numbers)])
+    return numbers
 
 
 def add_entry(

@@ -13,6 +13,7 @@ from sqlalchemy import Connection
 from sqlmodel import Session
 
 from bot.incidents import service as incidents
+from bot.incidents.numbering import NotSaved, SharedCommits
 from bot.incidents.service import IncidentError, severity_label
 from bot.jobs.scheduler import cancel_job, request_job
 from bot.models import Incident
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from bot.slack.app import AfterAck
 
 log = logging.getLogger(__name__)
+NOT_SAVED = "Nothing was declared: the incident could not be saved just now. Please try again."
 NOT_AN_INCIDENT_CHANNEL = (
     "This is not an incident channel. Run this inside the incident's channel, or "
     "`/incident list` to find it."
@@ -42,6 +44,7 @@ class IncidentFlows:
     def __init__(self, runtime: "Runtime", people: People) -> None:
         self.rt = runtime
         self.people = people
+        self.numbers = SharedCommits(runtime.storage, "incident.declare")
 
     def enqueue(self, session: Session | Connection, kind: str, **payload: Any) -> None:
         enqueue(session, kind, payload, now=self.rt.clock.now())
@@ -88,8 +91,7 @@ class IncidentFlows:
             "description": description, "invite": invite, "responder": responder if responder != declarer else None,
             "declared_at": now.isoformat(),
         }
-        with self.rt.storage.transaction() as connection:
-            number = incidents.take_number_with_task(db_session=connection, kind="incident.declare", payload=declaration, now=now)
+        number = self.numbers.take(declaration, now)
         self.rt.after_commit()
         log.info("incident %s declared by %s", number, declarer)
         return (
@@ -251,6 +253,10 @@ def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck"
         except (IncidentError, OncallError) as exc:
             mark_outcome("refused")
             reply = str(exc)
+        except NotSaved:
+            log.exception("a declaration was not saved")
+            mark_outcome("error")
+            reply = NOT_SAVED
         ack(text=reply)
 
     @app.view("declare_incident")
@@ -270,6 +276,10 @@ def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck"
                                   description=escape(description) if description else None)
         except (IncidentError, OncallError) as exc:
             reply = str(exc)
+        except NotSaved:
+            log.exception("a declaration from the form was not saved")
+            mark_outcome("error")
+            reply = NOT_SAVED
         with runtime.storage.session() as session:
             enqueue(session, "slack.post", {"channel": actor, "text": reply}, now=runtime.clock.now())
         runtime.after_commit()
