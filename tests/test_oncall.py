@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from icalendar import Calendar
 
 from bot.clock import ManualClock
@@ -47,6 +48,34 @@ def test_oncall_acknowledges_before_slack_has_answered_for_a_time_zone(bot, stan
     assert time.monotonic() - started < 0.8  # the 3-second reply never waits on Slack
     bot.settle()
     assert "*payments*: <@U0FRANK>" in standin.ephemerals("U0BOB")[-1]["text"]
+
+
+def test_a_profile_saved_by_another_process_meanwhile_loses_no_answer(bot, standin):
+    """Two processes look up the same person at once: the other one saves the profile between
+    this one's look in the cache and its insert (PostgreSQL runs both; SQLite's write lock
+    makes them take turns). The answer still comes, and the profile is saved once."""
+    from sqlalchemy import event, text
+
+    from bot.models import UserProfile
+
+    storage = bot.rt.storage
+    if storage.is_sqlite:
+        pytest.skip("SQLite's write lock makes the two writers take turns: no race to lose")
+    saved_first: list[str] = []
+
+    def other_process_saves_first(_conn, _cursor, statement, parameters, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.startswith("INSERT INTO userprofile") and not saved_first:
+            saved_first.append(parameters["user_id"])
+            with storage.engine.begin() as other:
+                other.execute(text("INSERT INTO userprofile (user_id, name, tz, fetched_at) "
+                                   "VALUES (:u, 'other', 'UTC', now())"), {"u": parameters["user_id"]})
+
+    event.listen(storage.engine, "before_cursor_execute", other_process_saves_first)
+    assert bot.command("U0BOB", "/oncall", "payments").status == 200
+    assert saved_first
+    assert any("*payments*: <@U0FRANK>" in e["text"] for e in standin.ephemerals("U0BOB"))
+    with storage.read() as session:
+        assert session.get(UserProfile, saved_first[0]) is not None
 
 
 def test_oncall_lists_every_rotation_in_the_askers_time_zone(bot, standin):

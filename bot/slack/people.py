@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
 from bot.clock import Clock
@@ -71,8 +72,11 @@ class People:
             fetched_at=now,
         )
         if not self.storage.in_transaction():  # called from inside a write: skip the cache
-            with self.storage.session() as session:
-                session.merge(profile)
+            try:
+                with self.storage.session() as session:
+                    session.merge(profile)
+            except IntegrityError:  # another request or process saved it a moment ago: it stands
+                log.info("profile of %s was saved meanwhile by another request", user_id)
             self._memory[user_id] = profile
         return profile
 
