@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         (
             "ack",
             lambda: (
-                ack_latency.run(db="sqlite", requests=60 if quick else 200)
-                + ack_latency.run(db="postgresql", requests=60 if quick else 200)
+                ack_latency.run(db="sqlite", requests=60 if quick else 400, rounds=2 if quick else 4)
+                + ack_latency.run(db="postgresql", requests=60 if quick else 400, rounds=2 if quick else 4)
             ),
         ),
         (
