@@ -65,20 +65,18 @@ class PermanentError(Exception):
 def enqueue(session: Session | Connection, kind: str, payload: dict[str, Any], *, now: datetime) -> None:
     """Record a side effect in the caller's transaction (a session or a plain connection); it
     runs after the commit."""
-    connection_of(session).execute(  # a plain INSERT at once: no ORM object for the flush to track
-        _INSERT_TASK,
-        {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
-         "next_attempt_at": now, "created_at": now},
-    )
+    # a plain INSERT at once: no ORM object for the flush to track
+    connection_of(session).execute(_INSERT_TASK, _task_row(kind, payload, now))
 
 
-def enqueue_many(connection: Connection, kind: str, tasks: list[tuple[dict[str, Any], datetime]]) -> None:
-    """enqueue for several (payload, now) pairs of one kind, in one statement."""
-    connection.execute(
-        _INSERT_TASK,
-        [{"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
-          "next_attempt_at": now, "created_at": now} for payload, now in tasks],
-    )
+def enqueue_many(connection: Connection, kind: str, payloads: list[dict[str, Any]], *, now: datetime) -> None:
+    """enqueue for several payloads of one kind, in one statement."""
+    connection.execute(_INSERT_TASK, [_task_row(kind, payload, now) for payload in payloads])
+
+
+def _task_row(kind: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
+            "next_attempt_at": now, "created_at": now}
 
 
 class Outbox:

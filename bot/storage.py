@@ -83,6 +83,16 @@ class Storage:
         with self._writing(), self.engine.begin() as connection:
             yield connection
 
+    @contextmanager
+    def autocommit(self) -> Iterator[Connection]:
+        """PostgreSQL: a connection whose every statement is a transaction of its own, committed
+        as it returns, for a write made of one statement: no BEGIN or COMMIT round trips."""
+        if self.is_sqlite:
+            raise RuntimeError("SQLite writes take the write lock first: use transaction()")
+        with self._writing(), self.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+
     def in_transaction(self) -> bool:
         """True inside session() or transaction() on this thread."""
         return bool(getattr(self._local, "writing", False))

@@ -68,11 +68,11 @@ def test_concurrent_declarations_get_numbers_without_gaps_or_repeats(database_ur
 
 
 def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_task(database_url):
-    """The acknowledgement's number and outbox task (one statement on PostgreSQL), from many
-    threads at once: numbers 1..N, each task carrying its own, none lost to a rollback."""
+    """Numbers with their outbox tasks in the callers' transactions, from many threads at once:
+    numbers 1..N, each task carrying its own, none lost to a rollback."""
     import json
 
-    from bot.incidents.service import take_number_with_task
+    from bot.incidents.service import take_numbers_with_tasks
     from bot.models import OutboxTask
 
     storage = Storage(database_url)
@@ -82,7 +82,7 @@ def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_tas
     def acknowledge(i: int) -> None:
         with storage.transaction() as connection:
             title = f"T{i}" + ("\x00" if i == 3 else "")  # user text may carry NUL, which jsonb refuses
-            number = take_number_with_task(db_session=connection, kind="incident.declare", payload={"title": title}, now=NOW)
+            [number] = take_numbers_with_tasks(db_session=connection, kind="incident.declare", payloads=[{"title": title}], now=NOW)
             if i == 7:
                 raise RuntimeError("crash before commit")
         taken.append(number)
@@ -99,8 +99,9 @@ def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_tas
 
 
 def test_declarations_committed_together_take_consecutive_numbers_each_in_its_own_task(database_url):
-    """SharedCommits from many threads at once: numbers 1..N in shared transactions, each
-    task carrying its caller's payload and number, a NUL in user text included."""
+    """SharedCommits from many threads at once: numbers 1..N in shared commits (on PostgreSQL
+    one statement each, once the counter has its row), each task carrying its caller's payload
+    and number, with a NUL in user text (which jsonb would refuse) and an empty payload."""
     import json
 
     from bot.incidents.numbering import SharedCommits
@@ -109,17 +110,18 @@ def test_declarations_committed_together_take_consecutive_numbers_each_in_its_ow
     storage = Storage(database_url)
     storage.migrate()
     commits = SharedCommits(storage, "incident.declare")
-    taken: dict[int, str] = {}
+    taken: dict[int, str | None] = {}
+    commits.take({"title": "first"}, NOW)  # the counter's row: what follows takes the one-statement path
 
     def acknowledge(i: int) -> None:
         title = f"T{i}" + ("\x00" if i == 3 else "")
-        taken[commits.take({"title": title}, NOW)] = title
+        taken[commits.take({"title": title} if i != 5 else {}, NOW)] = title if i != 5 else None
 
     assert at_once(acknowledge, 30) == []
-    assert sorted(taken) == list(range(1, 31))
+    assert sorted(taken) == list(range(2, 32))
     with storage.read() as session:
         tasks = session.exec(select(OutboxTask)).all()
-    assert {json.loads(task.payload)["number"]: json.loads(task.payload)["title"] for task in tasks} == taken
+    assert {json.loads(task.payload)["number"]: json.loads(task.payload).get("title") for task in tasks} == {1: "first"} | taken
     assert "T3\x00" in taken.values()
     storage.dispose()
 

@@ -2,8 +2,9 @@
 
 A declaration is acknowledged once its number and its outbox task are committed. Declarations
 that arrive while another one is committing wait for it, then commit together: one
-transaction, one turn at the counter's lock and one flush to disk for the lot, instead of one
-each, queued behind each other. Each still hears back only after its own number is durable.
+transaction (on PostgreSQL one statement), one turn at the counter's lock and one flush to
+disk for the lot, instead of one each, queued behind each other. Each still hears back only
+after its own number is durable.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.incidents.service import take_numbers_with_tasks
+from bot.incidents.service import take_numbers_in_one_statement, take_numbers_with_tasks
 
 if TYPE_CHECKING:
     from bot.storage import Storage
@@ -79,13 +80,19 @@ class SharedCommits:
         return ticket.number
 
     def _commit(self, batch: list[_Ticket]) -> None:
+        payloads, now = [t.payload for t in batch], max(t.now for t in batch)
         try:
-            with self.storage.transaction() as connection:
-                numbers = take_numbers_with_tasks(
-                    db_session=connection,
-                    kind=self.kind,
-                    payloads=[(t.payload, t.now) for t in batch],
-                )
+            numbers = None
+            if not self.storage.is_sqlite:  # one statement, one round trip
+                with self.storage.autocommit() as connection:
+                    numbers = take_numbers_in_one_statement(
+                        connection=connection, kind=self.kind, payloads=payloads, now=now
+                    )
+            if numbers is None:  # SQLite, or the counter's first number
+                with self.storage.transaction() as connection:
+                    numbers = take_numbers_with_tasks(
+                        db_session=connection, kind=self.kind, payloads=payloads, now=now
+                    )
         except BaseException as exc:
             for ticket in batch:
                 ticket.error = exc

@@ -6,13 +6,12 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, cast, func, insert, literal, update
-from sqlalchemy import select as select_columns  # sqlmodel's select types at most four columns
+from sqlalchemy import Connection, Text, bindparam, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
-from bot.outbox import TASKS, enqueue, enqueue_many
+from bot.outbox import TASKS, enqueue_many
 from bot.storage import connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
@@ -32,7 +31,7 @@ _COUNTER = Counter.metadata.tables["counter"]
 _TAKE_NUMBER = (
     update(_COUNTER)
     .where(_COUNTER.c.name == bindparam("counter"))
-    .values(value=_COUNTER.c.value + 1)
+    .values(value=_COUNTER.c.value + bindparam("count"))
     .returning(_COUNTER.c.value)
 )
 
@@ -40,86 +39,65 @@ _TAKE_NUMBER = (
 def next_number(*, db_session: Session | Connection, name: str = "incident") -> int:
     """Take the next number of a gap-free counter; concurrent callers queue on the row lock."""
     connection = connection_of(db_session)
-    taken = connection.execute(_TAKE_NUMBER, {"counter": name}).scalar()
+    taken = connection.execute(_TAKE_NUMBER, {"counter": name, "count": 1}).scalar()
     if taken is None:
         connection.execute(insert(_COUNTER), {"name": name, "value": 1})
         return 1
     return int(taken)
 
 
-_TAKEN = _TAKE_NUMBER.cte("taken")
-# PostgreSQL: the number and the task that carries it in one statement, so the counter's row
-# lock is held for that statement, not across two round trips (while the thread that holds it
-# may wait for the interpreter lock).
-_NUMBERED_TASK = (
-    insert(TASKS)
-    .from_select(
-        ["kind", "payload", "status", "attempts", "next_attempt_at", "created_at"],
-        select_columns(
-            bindparam("kind", type_=TASKS.c.kind.type),
-            cast(
-                func.jsonb_set(
-                    cast(bindparam("payload", type_=Text), postgresql.JSONB),
-                    cast(literal("{number}"), postgresql.ARRAY(Text)),
-                    func.to_jsonb(_TAKEN.c.value),
-                ),
-                Text,
-            ),
-            literal("pending"),
-            literal(0),
-            bindparam("now", type_=TASKS.c.next_attempt_at.type),
-            bindparam("now", type_=TASKS.c.created_at.type),
-        ).select_from(_TAKEN),
-    )
-    .returning(TASKS.c.payload)
-)
-
-
-def take_number_with_task(
-    *, db_session: Session | Connection, kind: str, payload: dict[str, Any], now: datetime,
-    name: str = "incident",
-) -> int:
-    """next_number, and an outbox task (as enqueue) whose payload carries it as "number", in
-    the caller's transaction: one statement on PostgreSQL, two elsewhere."""
-    connection = connection_of(db_session)
-    text = json.dumps(payload)
-    if connection.dialect.name == "postgresql" and "\\u0000" not in text:  # jsonb refuses NUL
-        stored = connection.execute(
-            _NUMBERED_TASK, {"counter": name, "kind": kind, "payload": text, "now": now}
-        ).scalar()
-        if stored is not None:  # None: the counter has no row yet, taken below
-            return int(json.loads(stored)["number"])
-    number = next_number(db_session=connection, name=name)
-    enqueue(connection, kind, {**payload, "number": number}, now=now)
-    return number
-
-
-_TAKE_NUMBERS = (
-    update(_COUNTER)
-    .where(_COUNTER.c.name == bindparam("counter"))
-    .values(value=_COUNTER.c.value + bindparam("count"))
-    .returning(_COUNTER.c.value)
-)
-
-
 def take_numbers_with_tasks(
-    *, db_session: Session | Connection, kind: str, payloads: list[tuple[dict[str, Any], datetime]],
+    *, db_session: Session | Connection, kind: str, payloads: list[dict[str, Any]], now: datetime,
     name: str = "incident",
 ) -> list[int]:
-    """take_number_with_task for several (payload, now) pairs in the caller's transaction: the
-    numbers in order, consecutive, with two statements for them all."""
-    if len(payloads) == 1:
-        payload, now = payloads[0]
-        return [take_number_with_task(db_session=db_session, kind=kind, payload=payload, now=now, name=name)]
+    """Consecutive numbers of a gap-free counter, one per payload in order, each recorded as
+    "number" in the payload of its own outbox task (as enqueue), in the caller's transaction:
+    two statements however many payloads."""
     connection = connection_of(db_session)
     count = len(payloads)
-    last = connection.execute(_TAKE_NUMBERS, {"counter": name, "count": count}).scalar()
+    last = connection.execute(_TAKE_NUMBER, {"counter": name, "count": count}).scalar()
     if last is None:
         connection.execute(insert(_COUNTER), {"name": name, "value": count})
         last = count
     numbers = list(range(int(last) - count + 1, int(last) + 1))
-    enqueue_many(connection, kind, [({**payload, "number": number}, now) for (payload, now), number in zip(payloads, numbers)])
+    enqueue_many(connection, kind, [{**payload, "number": number} for payload, number in zip(payloads, numbers)], now=now)
     return numbers
+
+
+# PostgreSQL: the numbers and the tasks that carry them as one statement. Run on its own (an
+# autocommit connection), it is a whole transaction in one round trip instead of three (BEGIN,
+# statement, COMMIT), and the counter's row lock is held for that statement only. Each payload
+# goes in as its JSON members (the text between its braces) and gets its number put in front
+# as text: jsonb would refuse a NUL in user text.
+_NUMBERED_TASKS = text(f"""
+WITH taken AS (
+    UPDATE {_COUNTER.name} SET value = value + :count WHERE name = :counter RETURNING value
+), added AS (
+    INSERT INTO {TASKS.name} (kind, payload, status, attempts, next_attempt_at, created_at)
+    SELECT :kind, '{{"number": ' || (taken.value - :count + task.ord) || task.members || '}}',
+           'pending', 0, :now, :now
+    FROM taken, unnest(CAST(:members AS text[])) WITH ORDINALITY AS task(members, ord)
+    ORDER BY task.ord
+)
+SELECT value FROM taken
+""").bindparams(bindparam("now", type_=TASKS.c.created_at.type), bindparam("members", type_=postgresql.ARRAY(Text)))
+
+
+def take_numbers_in_one_statement(
+    *, connection: Connection, kind: str, payloads: list[dict[str, Any]], now: datetime,
+    name: str = "incident",
+) -> list[int] | None:
+    """take_numbers_with_tasks as one PostgreSQL statement; None, and nothing written, while the
+    counter has no row yet."""
+    members = [json.dumps(payload)[1:-1] for payload in payloads]
+    last = connection.execute(
+        _NUMBERED_TASKS,
+        {"counter": name, "count": len(payloads), "kind": kind, "now": now,
+         "members": [f", {m}" if m else "" for m in members]},
+    ).scalar()
+    if last is None:
+        return None
+    return list(range(int(last) - len(payloads) + 1, int(last) + 1))
 
 
 def add_entry(
