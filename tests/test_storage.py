@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from datetime import datetime, timezone
@@ -292,3 +293,50 @@ def test_postgresql_tells_every_process_of_an_announced_change_and_a_lost_listen
     assert again is not None and again > moved
     here.dispose()
     there.dispose()
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url, monkeypatch, caplog):
+    """The scheduler is stopped while it hands due jobs to its thread pool (each hand-off made
+    slow here): every job has run or is still stored for the next start, and no error is
+    logged. APScheduler 3 alone shuts the pool down meanwhile, fails the hand-off with a
+    traceback in the log, and then tries to delete the one-off job."""
+    import time
+    from datetime import timedelta
+
+    from apscheduler.executors.pool import BasePoolExecutor
+
+    from bot.clock import Clock
+    from bot.jobs.scheduler import JobScheduler, request_job
+
+    class Now(Clock):
+        def now(self) -> datetime:
+            return datetime.now(timezone.utc)
+
+    handing_over = threading.Event()
+    plain = BasePoolExecutor._do_submit_job
+
+    def slow_hand_off(self, job, run_times):  # type: ignore[no-untyped-def]
+        handing_over.set()
+        time.sleep(0.3)
+        return plain(self, job, run_times)
+
+    monkeypatch.setattr(BasePoolExecutor, "_do_submit_job", slow_hand_off)
+    storage = Storage(database_url)
+    storage.migrate()
+    keys = {f"t:{i}" for i in range(3)}
+    with storage.session() as session:
+        for key in sorted(keys):
+            request_job(session, kind="t", key=key, run_at=datetime.now(timezone.utc) - timedelta(seconds=1), payload={"key": key})
+    ran: set[str] = set()
+    scheduler = JobScheduler(storage, Now(), poll_seconds=0.05)
+    scheduler.register("t", lambda _session, payload: ran.add(payload["key"]))
+    scheduler.start()
+    assert handing_over.wait(30), "no job fell due"
+    scheduler.stop()  # during the first hand-off
+    with storage.engine.connect() as connection:
+        stored = {row[0] for row in connection.exec_driver_sql("SELECT id FROM apscheduler_jobs")}
+    assert ran, "no job ran"
+    assert keys - ran - stored == set()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    storage.dispose()

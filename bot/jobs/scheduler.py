@@ -18,7 +18,7 @@ from typing import Any, Callable
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.schedulers.base import BaseScheduler
+from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import delete
 from sqlmodel import Session, select
@@ -79,6 +79,25 @@ class _ManualScheduler(BaseScheduler):
         super().shutdown(wait)
 
 
+class _Scheduler(BackgroundScheduler):
+    """APScheduler's background scheduler, with a stop that waits for a hand-off under way.
+    Alone, APScheduler 3 may hand a due job to its thread pool after shutdown() stopped the
+    pool (issues #285 and #985): the hand-off fails with a logged traceback and it then tries
+    to delete the one-off job. Here a look for due jobs runs whole under the job stores' lock
+    and only while running, and pause_quietly() takes that lock."""
+
+    def _process_jobs(self):  # type: ignore[no-untyped-def]
+        with self._jobstores_lock:  # reentrant: the base takes it again
+            if self.state != STATE_RUNNING:
+                return None
+            return super()._process_jobs()
+
+    def pause_quietly(self) -> None:
+        """Pause once no hand-off is under way; shutdown() is then safe."""
+        with self._jobstores_lock:
+            self.pause()
+
+
 class JobScheduler:
     """Wraps one APScheduler BackgroundScheduler; `manual=True` runs jobs only on run_due()."""
 
@@ -123,7 +142,7 @@ class JobScheduler:
 
     def _start_aps(self) -> None:
         store = SQLAlchemyJobStore(engine=self.storage.engine, tablename="apscheduler_jobs")
-        kind = _ManualScheduler if self.manual else BackgroundScheduler
+        kind = _ManualScheduler if self.manual else _Scheduler
         aps = kind(
             jobstores={"default": store},
             timezone=timezone.utc,
@@ -159,6 +178,8 @@ class JobScheduler:
             self._thread.join(10)
             self._thread = None
         if self._aps is not None:
+            if isinstance(self._aps, _Scheduler):
+                self._aps.pause_quietly()  # due jobs not yet handed off stay stored for the next start
             self._aps.shutdown(wait=True)
             self._aps = None
         self._leader.release()
