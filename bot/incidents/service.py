@@ -38,12 +38,20 @@ _TAKE_NUMBER = (
 
 def next_number(*, db_session: Session | Connection, name: str = "incident") -> int:
     """Take the next number of a gap-free counter; concurrent callers queue on the row lock."""
-    connection = connection_of(db_session)
-    taken = connection.execute(_TAKE_NUMBER, {"counter": name, "count": 1}).scalar()
-    if taken is None:
-        connection.execute(insert(_COUNTER), {"name": name, "value": 1})
-        return 1
-    return int(taken)
+    return _take_numbers(connection_of(db_session), name, 1)[0]
+
+
+def _take_numbers(connection: Connection, name: str, count: int) -> list[int]:
+    """The counter's next `count` numbers, in the caller's transaction (the row made at the first)."""
+    last = connection.execute(_TAKE_NUMBER, {"counter": name, "count": count}).scalar()
+    if last is None:
+        connection.execute(insert(_COUNTER), {"name": name, "value": count})
+        last = count
+    return _ending_at(int(last), count)
+
+
+def _ending_at(last: int, count: int) -> list[int]:
+    return list(range(last - count + 1, last + 1))
 
 
 def take_numbers_with_tasks(
@@ -54,12 +62,7 @@ def take_numbers_with_tasks(
     "number" in the payload of its own outbox task (as enqueue), in the caller's transaction:
     two statements however many payloads."""
     connection = connection_of(db_session)
-    count = len(payloads)
-    last = connection.execute(_TAKE_NUMBER, {"counter": name, "count": count}).scalar()
-    if last is None:
-        connection.execute(insert(_COUNTER), {"name": name, "value": count})
-        last = count
-    numbers = list(range(int(last) - count + 1, int(last) + 1))
+    numbers = _take_numbers(connection, name, len(payloads))
     enqueue_many(connection, kind, [{**payload, "number": number} for payload, number in zip(payloads, numbers)], now=now)
     return numbers
 
@@ -95,9 +98,7 @@ def take_numbers_in_one_statement(
         {"counter": name, "count": len(payloads), "kind": kind, "now": now,
          "members": [f", {m}" if m else "" for m in members]},
     ).scalar()
-    if last is None:
-        return None
-    return list(range(int(last) - len(payloads) + 1, int(last) + 1))
+    return None if last is None else _ending_at(int(last), len(payloads))
 
 
 def add_entry(

@@ -84,7 +84,8 @@ class _Scheduler(BackgroundScheduler):
     Alone, APScheduler 3 may hand a due job to its thread pool after shutdown() stopped the
     pool (issues #285 and #985): the hand-off fails with a logged traceback and it then tries
     to delete the one-off job. Here a look for due jobs runs whole under the job stores' lock
-    and only while running, and pause_quietly() takes that lock."""
+    and only while running, and shutdown() first pauses under that lock: due jobs not yet
+    handed off stay stored for the next start."""
 
     def _process_jobs(self):  # type: ignore[no-untyped-def]
         with self._jobstores_lock:  # reentrant: the base takes it again
@@ -92,10 +93,11 @@ class _Scheduler(BackgroundScheduler):
                 return None
             return super()._process_jobs()
 
-    def pause_quietly(self) -> None:
-        """Pause once no hand-off is under way; shutdown() is then safe."""
+    def shutdown(self, wait: bool = True) -> None:
         with self._jobstores_lock:
-            self.pause()
+            if self.state == STATE_RUNNING:
+                self.pause()
+        super().shutdown(wait)
 
 
 class JobScheduler:
@@ -178,8 +180,6 @@ class JobScheduler:
             self._thread.join(10)
             self._thread = None
         if self._aps is not None:
-            if isinstance(self._aps, _Scheduler):
-                self._aps.pause_quietly()  # due jobs not yet handed off stay stored for the next start
             self._aps.shutdown(wait=True)
             self._aps = None
         self._leader.release()

@@ -91,7 +91,12 @@ class IncidentFlows:
             "description": description, "invite": invite, "responder": responder if responder != declarer else None,
             "declared_at": now.isoformat(),
         }
-        number = self.numbers.take(declaration, now)
+        try:
+            number = self.numbers.take(declaration, now)
+        except NotSaved:
+            log.exception("a declaration was not saved")
+            mark_outcome("error")
+            return NOT_SAVED
         self.rt.after_commit()
         log.info("incident %s declared by %s", number, declarer)
         return (
@@ -253,10 +258,6 @@ def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck"
         except (IncidentError, OncallError) as exc:
             mark_outcome("refused")
             reply = str(exc)
-        except NotSaved:
-            log.exception("a declaration was not saved")
-            mark_outcome("error")
-            reply = NOT_SAVED
         ack(text=reply)
 
     @app.view("declare_incident")
@@ -276,10 +277,6 @@ def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck"
                                   description=escape(description) if description else None)
         except (IncidentError, OncallError) as exc:
             reply = str(exc)
-        except NotSaved:
-            log.exception("a declaration from the form was not saved")
-            mark_outcome("error")
-            reply = NOT_SAVED
         with runtime.storage.session() as session:
             enqueue(session, "slack.post", {"channel": actor, "text": reply}, now=runtime.clock.now())
         runtime.after_commit()
