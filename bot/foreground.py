@@ -1,8 +1,9 @@
 """Acknowledgements before background work, across processes.
 
-The web process notes how many Slack requests it is answering, in 16 bytes of a file that every
-process of the installation maps. The clock's outbox, before each task, waits while requests
-are queuing. On a two-core host the clock's work for one declaration
+Each web process (each gunicorn worker) notes how many Slack requests it is answering in a slot
+of its own, 24 bytes of a small file that every process of the installation maps. The clock's
+outbox, before each task, waits while requests are queuing, counted over every web process.
+On a two-core host the clock's work for one declaration
 (saving it, the channel, the page: 25-30 ms of CPU) competed with the acknowledgements of the
 next ones at any scheduling priority; waiting for a quiet moment moved the median
 acknowledgement under load from ~55 ms to ~40 ms in the bench. The wait is bounded, so a web
@@ -11,11 +12,15 @@ process that is never quiet slows the outbox but never stops it.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
+import secrets
 import struct
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,27 +29,31 @@ from sqlalchemy.engine import make_url
 
 from bot.storage import beside_database, shared_memory
 
-# The note: when the web process last took or finished a request (CLOCK_MONOTONIC, which all
-# processes share), and how many it was answering then.
-_NOTE = struct.Struct("qq")
+# A web process's slot: whose it is (a random token), when it last took or finished a request
+# (CLOCK_MONOTONIC, which all processes share), and how many it was answering then.
+_SLOT = struct.Struct("qqq")
 
 
 class Foreground:
-    """How many Slack requests the web process is answering, and since when, shared between
+    """How many Slack requests the web processes are answering, and since when, shared between
     processes: the clock's outbox waits while two or more are in flight (requests queuing,
     where an acknowledgement's latency is at stake). A single request, as when declarations
     come one at a time, does not hold the outbox back."""
 
-    STALE_NS = 1_000_000_000  # a note this old was left by a web process that is gone
+    STALE_NS = 1_000_000_000  # a note this old was left by a web process that is gone (or idle)
     QUEUING = 2  # requests in flight at once that make the outbox wait
     MAX_WAIT_SECONDS = 0.05  # per outbox task, however busy the web stays
     POLL_SECONDS = 0.002
+    SLOTS = 32  # web processes noted at once; one more goes unnoted until a slot is free
 
     def __init__(self, path: str | Path) -> None:
-        self._shared = shared_memory(path, _NOTE.size)
+        self._shared = shared_memory(path, _SLOT.size * self.SLOTS)
         self.path = Path(path)
         self._lock = threading.Lock()
         self._in_flight = 0  # this process's requests
+        self._token = 0  # our slot's owner mark, once one was taken
+        self._slot: int | None = None
+        self._descriptor, self._pid = -1, 0  # for the file lock, one per process
 
     @classmethod
     def of(cls, database_url: str) -> Foreground | None:
@@ -72,15 +81,55 @@ class Foreground:
     def _count(self, change: int) -> None:
         with self._lock:
             self._in_flight += change
-            _NOTE.pack_into(self._shared, 0, time.monotonic_ns(), self._in_flight)
+            try:
+                with self._file_locked():
+                    slot = self._own_slot()
+                    if slot is not None:
+                        _SLOT.pack_into(self._shared, slot * _SLOT.size, self._token, time.monotonic_ns(), self._in_flight)
+            except OSError:  # a note is a courtesy to the clock: answering Slack goes on without it
+                pass
+
+    def _own_slot(self) -> int | None:
+        """Our slot (under the file lock): kept while our token is in it, else a free one or
+        one whose note went stale; None while every slot is in use."""
+        if self._slot is not None:
+            token, _, _ = _SLOT.unpack_from(self._shared, self._slot * _SLOT.size)
+            if token == self._token:
+                return self._slot
+        now = time.monotonic_ns()
+        for slot in range(self.SLOTS):
+            token, noted_at, _ = _SLOT.unpack_from(self._shared, slot * _SLOT.size)
+            if token == 0 or now - noted_at >= self.STALE_NS:
+                self._slot, self._token = slot, secrets.randbits(62) + 1
+                return slot
+        self._slot = None
+        return None
+
+    @contextmanager
+    def _file_locked(self) -> Iterator[None]:
+        if self._pid != os.getpid():  # first use, or a forked worker: a lock and slot of its own
+            self._descriptor, self._pid, self._slot = os.open(self.path, os.O_RDWR), os.getpid(), None
+            weakref.finalize(self, os.close, self._descriptor)
+        fcntl.flock(self._descriptor, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._descriptor, fcntl.LOCK_UN)
+
+    def in_flight(self) -> int:
+        """Requests the web processes are answering, by their fresh notes."""
+        now, total = time.monotonic_ns(), 0
+        for token, noted_at, count in _SLOT.iter_unpack(self._shared):
+            if token and now - noted_at < self.STALE_NS:
+                total += count
+        return total
 
     def busy(self) -> bool:
-        """Whether requests are queuing in the web process now."""
-        noted_at, in_flight = _NOTE.unpack_from(self._shared, 0)
-        return in_flight >= self.QUEUING and time.monotonic_ns() - noted_at < self.STALE_NS
+        """Whether requests are queuing in the web processes now."""
+        return self.in_flight() >= self.QUEUING
 
     def wait_until_quiet(self) -> float:
-        """Wait while the web process is busy, for at most MAX_WAIT_SECONDS; the seconds waited."""
+        """Wait while the web processes are busy, for at most MAX_WAIT_SECONDS; the seconds waited."""
         started = time.monotonic()
         deadline = started + self.MAX_WAIT_SECONDS
         while self.busy() and time.monotonic() < deadline:

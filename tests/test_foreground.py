@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from contextlib import ExitStack
 
@@ -9,7 +10,7 @@ from conftest import BOT_TOKEN, START
 
 from bot.clock import ManualClock
 from bot.config import load_settings
-from bot.foreground import Foreground
+from bot.foreground import _SLOT, Foreground
 from bot.runtime import build_runtime
 from bot.slack.client import make_client
 
@@ -30,6 +31,47 @@ def test_the_clock_waits_while_two_requests_are_in_flight_and_never_longer_than_
         assert clock.busy()
         time.sleep(Foreground.STALE_NS / 1e9 + 0.01)
         assert not clock.busy()  # a web process that stopped mid-request holds nothing back
+
+
+def test_requests_in_flight_are_counted_over_every_web_process(tmp_path):
+    """gunicorn with two workers: one request in each is two in flight. A worker forked from a
+    process that already noted (gunicorn's preload) takes a slot of its own."""
+    web, clock = Foreground(tmp_path / "note"), Foreground(tmp_path / "note")
+    with web.answering():
+        assert clock.in_flight() == 1
+    ready_read, ready_write = os.pipe()
+    done_read, done_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # the second worker
+        try:
+            with web.answering():
+                os.write(ready_write, b"1")
+                os.read(done_read, 1)
+        finally:
+            os._exit(0)
+    try:
+        assert os.read(ready_read, 1) == b"1"
+        assert clock.in_flight() == 1 and not clock.busy()
+        with web.answering():
+            assert clock.in_flight() == 2 and clock.busy()
+    finally:
+        os.write(done_write, b"1")
+        os.waitpid(child, 0)
+    assert clock.in_flight() == 0 and not clock.busy()
+
+
+def test_a_web_process_beyond_the_slots_goes_unnoted_until_a_slot_goes_stale(tmp_path, monkeypatch):
+    monkeypatch.setattr(Foreground, "SLOTS", 2)
+    monkeypatch.setattr(Foreground, "STALE_NS", 200_000_000)
+    first, second, third = (Foreground(tmp_path / "note") for _ in range(3))  # three processes
+    clock = Foreground(tmp_path / "note")
+    with first.answering(), second.answering(), third.answering():
+        assert clock.in_flight() == 2  # the third found no slot: it answers all the same
+    time.sleep(0.25)  # first and second went quiet long enough for their notes to go stale
+    with third.answering():
+        assert clock.in_flight() == 1
+        with second.answering(), first.answering():  # second kept its slot; first finds none now
+            assert clock.in_flight() == 2
 
 
 def test_the_note_is_shared_by_the_processes_of_one_installation_only(tmp_path):
@@ -72,5 +114,5 @@ def test_the_clock_outbox_holds_back_while_acknowledgements_queue_and_then_does_
 
 
 def _noted_at(note: Foreground) -> int:
-    """When the web process last took or finished a request (the note's first field)."""
-    return int.from_bytes(note._shared[:8], "little", signed=True)
+    """When a web process last took or finished a request (the latest note in a taken slot)."""
+    return max(noted_at for token, noted_at, _ in _SLOT.iter_unpack(note._shared) if token)
