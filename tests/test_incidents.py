@@ -8,10 +8,12 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
 from bot.models import Incident, TimelineEntry
+from bot.slack.incident_handlers import NOT_SAVED
 from tests.conftest import eventually
 
 
@@ -76,15 +78,30 @@ def counter_held(bot):
         yield connection
 
 
+def before_counter_statements(bot, hook) -> None:
+    """hook(statement) before each statement that takes numbers from the counter, on whichever
+    path it goes: the engine's (SQLite, a first number) or PostgreSQL's own connection
+    (Storage.one_statement). An exception it raises fails the statement."""
+
+    def engine_hook(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if "UPDATE counter" in statement:
+            hook(statement)
+
+    event.listen(bot.rt.storage.engine, "before_cursor_execute", engine_hook)
+    real = bot.rt.storage.one_statement
+
+    def one_statement(statement, params):  # type: ignore[no-untyped-def]
+        if "UPDATE counter" in statement:
+            hook(statement)
+        return real(statement, params)
+
+    bot.rt.storage.one_statement = one_statement
+
+
 def counter_updates(bot) -> list[str]:
     """The statements that will take numbers from the counter from now on."""
     seen: list[str] = []
-
-    def note(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        if "UPDATE counter" in statement:
-            seen.append(statement)
-
-    event.listen(bot.rt.storage.engine, "before_cursor_execute", note)
+    before_counter_statements(bot, seen.append)
     return seen
 
 
@@ -118,11 +135,11 @@ def test_a_shared_commit_that_fails_tells_each_declarer_and_leaves_no_gap(bot, s
     fifth's own statement may have been sent before the failure began)."""
     failing = threading.Event()
 
-    def fail(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
-        if failing.is_set() and "UPDATE counter" in statement:
+    def fail(_statement: str) -> None:
+        if failing.is_set():
             raise RuntimeError("the database went away")
 
-    event.listen(bot.rt.storage.engine, "before_cursor_execute", fail)
+    before_counter_statements(bot, fail)
     with ThreadPoolExecutor(5) as pool, counter_held(bot):
         replies = [pool.submit(bot.command, "U0ALICE", "/incident", f"declare sev3 Lost {i}", settle=False)
                    for i in range(5)]
@@ -138,6 +155,38 @@ def test_a_shared_commit_that_fails_tells_each_declarer_and_leaves_no_gap(bot, s
     assert f"Declared incident #{len(declared) + 1} *Found*" in declare(bot, "declare sev3 Found").text
     with bot.rt.storage.read() as session:
         assert len(session.exec(select(Incident)).all()) == len(declared) + 1
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_declaration_after_the_database_dropped_its_connection(bot, standin, postgres, monkeypatch):
+    """PostgreSQL takes declarations' numbers on a connection of the web process's own. Dropped
+    while it idled (a restart, a failover, a proxy's idle timeout), it is pinged and made again
+    before the next declaration; dropped just after a use, that declaration is told nothing was
+    declared, uses up no number, and the next one is saved."""
+    import psycopg
+
+    from bot import storage as storage_module
+
+    def drop_it() -> None:
+        with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres", autocommit=True) as admin:
+            dropped = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE %s", ("%WITH taken AS%",)
+            ).fetchall()
+        assert dropped == [(True,)]
+
+    declare(bot, "declare sev3 First")  # the counter's first row: a transaction on the engine
+    assert "Declared incident #2 " in declare(bot, "declare sev3 Second").text  # its own connection
+    drop_it()
+    monkeypatch.setattr(storage_module, "TRUST_IDLE_SECONDS", 0.0)  # as if it had idled past the limit
+    assert "Declared incident #3 *Third*" in declare(bot, "declare sev3 Third").text
+    drop_it()
+    monkeypatch.setattr(storage_module, "TRUST_IDLE_SECONDS", 60.0)  # just used: trusted, and found broken
+    assert declare(bot, "declare sev3 Lost").text == NOT_SAVED
+    assert "Declared incident #4 *Fourth*" in declare(bot, "declare sev3 Fourth").text
+    bot.settle()
+    with bot.rt.storage.read() as session:
+        titles = sorted(incident.title for incident in session.exec(select(Incident)).all())
+    assert titles == ["First", "Fourth", "Second", "Third"]
 
 
 def test_two_incidents_with_the_same_title_get_two_channels(bot, standin):

@@ -84,10 +84,9 @@ class SharedCommits:
         try:
             numbers = None
             if not self.storage.is_sqlite:  # one statement, one round trip
-                with self.storage.autocommit() as connection:
-                    numbers = take_numbers_in_one_statement(
-                        connection=connection, kind=self.kind, payloads=payloads, now=now
-                    )
+                numbers = take_numbers_in_one_statement(
+                    storage=self.storage, kind=self.kind, payloads=payloads, now=now
+                )
             if numbers is None:  # SQLite, or the counter's first number
                 with self.storage.transaction() as connection:
                     numbers = take_numbers_with_tasks(

@@ -6,13 +6,13 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Text, bindparam, insert, text, update
+from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
 from bot.outbox import TASKS, enqueue_many
-from bot.storage import connection_of
+from bot.storage import Storage, connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
 OPEN = ("investigating", "identified", "monitoring")
@@ -72,33 +72,34 @@ def take_numbers_with_tasks(
 # statement, COMMIT), and the counter's row lock is held for that statement only. Each payload
 # goes in as its JSON members (the text between its braces) and gets its number put in front
 # as text: jsonb would refuse a NUL in user text.
-_NUMBERED_TASKS = text(f"""
+_NUMBERED_TASKS = f"""
 WITH taken AS (
-    UPDATE {_COUNTER.name} SET value = value + :count WHERE name = :counter RETURNING value
+    UPDATE {_COUNTER.name} SET value = value + %(count)s WHERE name = %(counter)s RETURNING value
 ), added AS (
     INSERT INTO {TASKS.name} (kind, payload, status, attempts, next_attempt_at, created_at)
-    SELECT :kind, '{{"number": ' || (taken.value - :count + task.ord) || task.members || '}}',
-           'pending', 0, :now, :now
-    FROM taken, unnest(CAST(:members AS text[])) WITH ORDINALITY AS task(members, ord)
+    SELECT %(kind)s, '{{"number": ' || (taken.value - %(count)s + task.ord) || task.members || '}}',
+           'pending', 0, %(now)s, %(now)s
+    FROM taken, unnest(%(members)s::text[]) WITH ORDINALITY AS task(members, ord)
     ORDER BY task.ord
 )
 SELECT value FROM taken
-""").bindparams(bindparam("now", type_=TASKS.c.created_at.type), bindparam("members", type_=postgresql.ARRAY(Text)))
+"""  # psycopg's parameters: it runs on Storage.one_statement's own connection
 
 
 def take_numbers_in_one_statement(
-    *, connection: Connection, kind: str, payloads: list[dict[str, Any]], now: datetime,
+    *, storage: Storage, kind: str, payloads: list[dict[str, Any]], now: datetime,
     name: str = "incident",
 ) -> list[int] | None:
     """take_numbers_with_tasks as one PostgreSQL statement; None, and nothing written, while the
     counter has no row yet."""
     members = [json.dumps(payload)[1:-1] for payload in payloads]
-    last = connection.execute(
+    row = storage.one_statement(
         _NUMBERED_TASKS,
-        {"counter": name, "count": len(payloads), "kind": kind, "now": now,
+        {"counter": name, "count": len(payloads), "kind": kind,
+         "now": TASKS.c.created_at.type.process_bind_param(now, None),  # naive UTC, as stored
          "members": [f", {m}" if m else "" for m in members]},
-    ).scalar()
-    return None if last is None else _ending_at(int(last), len(payloads))
+    )
+    return None if row is None else _ending_at(int(row[0]), len(payloads))
 
 
 def add_entry(
