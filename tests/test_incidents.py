@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import timedelta
@@ -78,30 +77,29 @@ def counter_held(bot):
         yield connection
 
 
-def before_counter_statements(bot, hook) -> None:
-    """hook(statement) before each statement that takes numbers from the counter, on whichever
-    path it goes: the engine's (SQLite, a first number) or PostgreSQL's own connection
-    (Storage.one_statement). An exception it raises fails the statement."""
+def counter_updates(bot) -> list[str]:
+    """The statements that will take numbers from the counter from now on, on whichever path
+    they go: SQLite's driver (traced on its connections, made anew), PostgreSQL's own
+    connection (Storage.one_statement) or the engine (a first number)."""
+    seen: list[str] = []
 
-    def engine_hook(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+    def note(statement: str) -> None:
         if "UPDATE counter" in statement:
-            hook(statement)
+            seen.append(statement)
 
-    event.listen(bot.rt.storage.engine, "before_cursor_execute", engine_hook)
-    real = bot.rt.storage.one_statement
+    storage = bot.rt.storage
+    if storage.is_sqlite:
+        event.listen(storage.engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(note))
+        storage.engine.dispose()
+        return seen
+    event.listen(storage.engine, "before_cursor_execute", lambda _c, _k, statement, *_a: note(statement))
+    real = storage.one_statement
 
     def one_statement(statement, params):  # type: ignore[no-untyped-def]
-        if "UPDATE counter" in statement:
-            hook(statement)
+        note(statement)
         return real(statement, params)
 
-    bot.rt.storage.one_statement = one_statement
-
-
-def counter_updates(bot) -> list[str]:
-    """The statements that will take numbers from the counter from now on."""
-    seen: list[str] = []
-    before_counter_statements(bot, seen.append)
+    storage.one_statement = one_statement
     return seen
 
 
@@ -130,28 +128,23 @@ def test_declarations_arriving_together_share_one_commit_and_keep_their_own_numb
 
 
 def test_a_shared_commit_that_fails_tells_each_declarer_and_leaves_no_gap(bot, standin):
-    """Four declarations queue behind a fifth; the statement that would take their numbers
-    fails. Each of the four is told nothing was declared, and no number is used up (the
-    fifth's own statement may have been sent before the failure began)."""
-    failing = threading.Event()
-
-    def fail(_statement: str) -> None:
-        if failing.is_set():
-            raise RuntimeError("the database went away")
-
-    before_counter_statements(bot, fail)
-    with ThreadPoolExecutor(5) as pool, counter_held(bot):
+    """Four declarations queue behind a fifth; their shared write fails (the outbox's table is
+    renamed away meanwhile, a real error from the database on both paths). Each of the four
+    is told nothing was declared, and no number is used up (the fifth's own statement may
+    have got through before the rename)."""
+    with ThreadPoolExecutor(5) as pool, counter_held(bot) as holder:
         replies = [pool.submit(bot.command, "U0ALICE", "/incident", f"declare sev3 Lost {i}", settle=False)
                    for i in range(5)]
         eventually(lambda: bot.rt.extras["incident_flows"].numbers.waiting == 4, message="four to queue")
-        failing.set()
+        holder.exec_driver_sql("ALTER TABLE outboxtask RENAME TO outboxtask_away")  # committed as it ends
     texts = [reply.result().text for reply in replies]
     assert all(reply.result().status == 200 for reply in replies)
     refused = [t for t in texts if t == "Nothing was declared: the incident could not be saved just now. Please try again."]
     assert len(refused) >= 4
     declared = [t for t in texts if t.startswith("Declared incident #1 ")]
     assert len(refused) + len(declared) == 5
-    failing.clear()
+    with bot.rt.storage.engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE outboxtask_away RENAME TO outboxtask")
     assert f"Declared incident #{len(declared) + 1} *Found*" in declare(bot, "declare sev3 Found").text
     with bot.rt.storage.read() as session:
         assert len(session.exec(select(Incident)).all()) == len(declared) + 1

@@ -124,6 +124,10 @@ def test_declarations_committed_together_take_consecutive_numbers_each_in_its_ow
         tasks = session.exec(select(OutboxTask)).all()
     assert {json.loads(task.payload)["number"]: json.loads(task.payload).get("title") for task in tasks} == {1: "first"} | taken
     assert "T3\x00" in taken.values()
+    assert {(task.created_at, task.next_attempt_at) for task in tasks} == {(NOW, NOW)}
+    with storage.connect() as connection:  # stored alike by the engine (the first) and the fast paths
+        stored = connection.exec_driver_sql("SELECT DISTINCT CAST(created_at AS TEXT) FROM outboxtask").all()
+    assert len(stored) == 1
     storage.dispose()
 
 

@@ -13,7 +13,11 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.incidents.service import take_numbers_in_one_statement, take_numbers_with_tasks
+from bot.incidents.service import (
+    take_numbers_in_one_statement,
+    take_numbers_on_sqlite,
+    take_numbers_with_tasks,
+)
 
 if TYPE_CHECKING:
     from bot.storage import Storage
@@ -89,9 +93,14 @@ class SharedCommits:
                 )
             if numbers is None:  # SQLite, or the counter's first number
                 with self.storage.transaction() as connection:
-                    numbers = take_numbers_with_tasks(
-                        db_session=connection, kind=self.kind, payloads=payloads, now=now
-                    )
+                    if self.storage.is_sqlite:
+                        numbers = take_numbers_on_sqlite(
+                            connection=connection, kind=self.kind, payloads=payloads, now=now
+                        )
+                    if numbers is None:
+                        numbers = take_numbers_with_tasks(
+                            db_session=connection, kind=self.kind, payloads=payloads, now=now
+                        )
         except BaseException as exc:
             for ticket in batch:
                 ticket.error = exc

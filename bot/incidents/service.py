@@ -102,6 +102,40 @@ def take_numbers_in_one_statement(
     return None if row is None else _ending_at(int(row[0]), len(payloads))
 
 
+# SQLite: the same two statements as take_numbers_with_tasks, straight to the driver inside
+# the caller's transaction (its BEGIN IMMEDIATE, write lock and turns are the engine's): per
+# shared commit 389 instead of 597 us of CPU, measured one at a time.
+_SQLITE_TAKE = f"UPDATE {_COUNTER.name} SET value = value + ? WHERE name = ? RETURNING value"
+_SQLITE_TASK = (
+    f"INSERT INTO {TASKS.name} (kind, payload, status, attempts, next_attempt_at, created_at) "
+    "VALUES (?, ?, 'pending', 0, ?, ?)"
+)
+
+
+def take_numbers_on_sqlite(
+    *, connection: Connection, kind: str, payloads: list[dict[str, Any]], now: datetime,
+    name: str = "incident",
+) -> list[int] | None:
+    """take_numbers_with_tasks on SQLite through the driver, in the caller's transaction; None,
+    and nothing written, while the counter has no row yet."""
+    driver = connection.connection.driver_connection
+    assert driver is not None and _STORED_TIME is not None
+    row = driver.execute(_SQLITE_TAKE, (len(payloads), name)).fetchone()
+    if row is None:
+        return None
+    numbers = _ending_at(int(row[0]), len(payloads))
+    stamp = _STORED_TIME(now)  # the column type's own conversion: naive UTC, SQLite's format
+    driver.executemany(
+        _SQLITE_TASK,
+        [(kind, json.dumps({**payload, "number": number}), stamp, stamp) for payload, number in zip(payloads, numbers)],
+    )
+    return numbers
+
+
+_SQLITE = sqlite.dialect()
+_STORED_TIME = TASKS.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
+
+
 def add_entry(
     *, db_session: Session, incident: Incident, at: datetime, actor: str, kind: str, text: str,
     old: str | None = None, new: str | None = None, permalink: str | None = None,
