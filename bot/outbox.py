@@ -66,15 +66,17 @@ def enqueue(session: Session | Connection, kind: str, payload: dict[str, Any], *
     """Record a side effect in the caller's transaction (a session or a plain connection); it
     runs after the commit."""
     # a plain INSERT at once: no ORM object for the flush to track
-    connection_of(session).execute(_INSERT_TASK, _task_row(kind, payload, now))
+    connection_of(session).execute(_INSERT_TASK, task_row(kind, payload, now))
 
 
 def enqueue_many(connection: Connection, kind: str, payloads: list[dict[str, Any]], *, now: datetime) -> None:
     """enqueue for several payloads of one kind, in one statement."""
-    connection.execute(_INSERT_TASK, [_task_row(kind, payload, now) for payload in payloads])
+    connection.execute(_INSERT_TASK, [task_row(kind, payload, now) for payload in payloads])
 
 
-def _task_row(kind: str, payload: dict[str, Any], now: datetime) -> dict[str, Any]:
+def task_row(kind: str, payload: dict[str, Any], now: object) -> dict[str, Any]:
+    """A new task's column values: pending, due at once. `now` as the executor takes it: an
+    aware datetime through SQLAlchemy, its stored form straight to a driver."""
     return {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
             "next_attempt_at": now, "created_at": now}
 

@@ -86,21 +86,21 @@ class SharedCommits:
     def _commit(self, batch: list[_Ticket]) -> None:
         payloads, now = [t.payload for t in batch], max(t.now for t in batch)
         try:
-            numbers = None
-            if not self.storage.is_sqlite:  # one statement, one round trip
-                numbers = take_numbers_in_one_statement(
+            if self.storage.is_sqlite:
+                with self.storage.transaction() as connection:
+                    numbers = take_numbers_on_sqlite(
+                        connection=connection, kind=self.kind, payloads=payloads, now=now
+                    )
+            else:  # one statement, one round trip
+                in_one = take_numbers_in_one_statement(
                     storage=self.storage, kind=self.kind, payloads=payloads, now=now
                 )
-            if numbers is None:  # SQLite, or the counter's first number
-                with self.storage.transaction() as connection:
-                    if self.storage.is_sqlite:
-                        numbers = take_numbers_on_sqlite(
-                            connection=connection, kind=self.kind, payloads=payloads, now=now
-                        )
-                    if numbers is None:
-                        numbers = take_numbers_with_tasks(
+                if in_one is None:  # the counter's first number
+                    with self.storage.transaction() as connection:
+                        in_one = take_numbers_with_tasks(
                             db_session=connection, kind=self.kind, payloads=payloads, now=now
                         )
+                numbers = in_one
         except BaseException as exc:
             for ticket in batch:
                 ticket.error = exc

@@ -11,7 +11,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
-from bot.outbox import TASKS, enqueue_many
+from bot.outbox import TASKS, enqueue_many, task_row
 from bot.storage import Storage, connection_of
 
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
@@ -63,8 +63,13 @@ def take_numbers_with_tasks(
     two statements however many payloads."""
     connection = connection_of(db_session)
     numbers = _take_numbers(connection, name, len(payloads))
-    enqueue_many(connection, kind, [{**payload, "number": number} for payload, number in zip(payloads, numbers)], now=now)
+    enqueue_many(connection, kind, _numbered(payloads, numbers), now=now)
     return numbers
+
+
+def _numbered(payloads: list[dict[str, Any]], numbers: list[int]) -> list[dict[str, Any]]:
+    """Each payload with its number recorded as "number"."""
+    return [{**payload, "number": number} for payload, number in zip(payloads, numbers)]
 
 
 # PostgreSQL: the numbers and the tasks that carry them as one statement. Run on its own (an
@@ -108,27 +113,24 @@ def take_numbers_in_one_statement(
 _SQLITE_TAKE = f"UPDATE {_COUNTER.name} SET value = value + ? WHERE name = ? RETURNING value"
 _SQLITE_TASK = (
     f"INSERT INTO {TASKS.name} (kind, payload, status, attempts, next_attempt_at, created_at) "
-    "VALUES (?, ?, 'pending', 0, ?, ?)"
+    "VALUES (:kind, :payload, :status, :attempts, :next_attempt_at, :created_at)"
 )
 
 
 def take_numbers_on_sqlite(
     *, connection: Connection, kind: str, payloads: list[dict[str, Any]], now: datetime,
     name: str = "incident",
-) -> list[int] | None:
-    """take_numbers_with_tasks on SQLite through the driver, in the caller's transaction; None,
-    and nothing written, while the counter has no row yet."""
+) -> list[int]:
+    """take_numbers_with_tasks on SQLite through the driver, in the caller's transaction (the
+    counter's first number through take_numbers_with_tasks itself)."""
     driver = connection.connection.driver_connection
     assert driver is not None and _STORED_TIME is not None
     row = driver.execute(_SQLITE_TAKE, (len(payloads), name)).fetchone()
-    if row is None:
-        return None
+    if row is None:  # nothing written: the counter has no row yet
+        return take_numbers_with_tasks(db_session=connection, kind=kind, payloads=payloads, now=now, name=name)
     numbers = _ending_at(int(row[0]), len(payloads))
     stamp = _STORED_TIME(now)  # the column type's own conversion: naive UTC, SQLite's format
-    driver.executemany(
-        _SQLITE_TASK,
-        [(kind, json.dumps({**payload, "number": number}), stamp, stamp) for payload, number in zip(payloads, numbers)],
-    )
+    driver.executemany(_SQLITE_TASK, [task_row(kind, payload, stamp) for payload in _numbered(payloads, numbers)])
     return numbers
 
 
