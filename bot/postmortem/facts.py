@@ -169,8 +169,8 @@ class SeverityStep:
     new: str
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+@dataclass(slots=True)  # not frozen: a draft makes one per timeline line, and frozen's
+class Entry:  # __init__ costs three times as much; templates cannot assign attributes anyway
     """One timeline line: ``utc``/``local`` times, ``kind`` as recorded, ``label`` to show."""
 
     utc: str

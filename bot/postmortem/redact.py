@@ -163,14 +163,19 @@ RULES: tuple[Rule, ...] = (
 )
 
 
-# (hint, rule index) pairs: substring tests are far cheaper than running every pattern.
+# (hint, rule index) pairs: substring tests are far cheaper than running every pattern. The
+# hints with an underscore are only looked for in text that has one, which most text has not.
 _HINTS = tuple((hint, index) for index, rule in enumerate(RULES) for hint in rule.hints)
+_PLAIN_HINTS = tuple((hint, index) for hint, index in _HINTS if "_" not in hint)
+_UNDERSCORE_HINTS = tuple((hint, index) for hint, index in _HINTS if "_" in hint)
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every secret ``RULES`` recognises masked; idempotent."""
     lowered = text.lower()
-    hinted = [index for hint, index in _HINTS if hint in lowered]
+    hinted = [index for hint, index in _PLAIN_HINTS if hint in lowered]
+    if "_" in lowered:
+        hinted += [index for hint, index in _UNDERSCORE_HINTS if hint in lowered]
     if hinted:
         for index in sorted(set(hinted)):
             rule = RULES[index]
