@@ -81,21 +81,35 @@ class Foreground:
     def _count(self, change: int) -> None:
         with self._lock:
             self._in_flight += change
+            if self._pid == os.getpid() and self._still_ours():
+                # Writing our own slot needs no lock (and no system call, which under load
+                # hands the interpreter to another thread); only taking a slot does. Should a
+                # process take it as stale at this very moment, it finds our token in it at its
+                # next request and takes another.
+                self._note(self._slot)  # type: ignore[arg-type]  # _still_ours: not None
+                return
             try:
                 with self._file_locked():
                     slot = self._own_slot()
                     if slot is not None:
-                        _SLOT.pack_into(self._shared, slot * _SLOT.size, self._token, time.monotonic_ns(), self._in_flight)
+                        self._note(slot)
             except OSError:  # a note is a courtesy to the clock: answering Slack goes on without it
                 pass
+
+    def _note(self, slot: int) -> None:
+        _SLOT.pack_into(self._shared, slot * _SLOT.size, self._token, time.monotonic_ns(), self._in_flight)
+
+    def _still_ours(self) -> bool:
+        if self._slot is None:
+            return False
+        token, _, _ = _SLOT.unpack_from(self._shared, self._slot * _SLOT.size)
+        return token == self._token
 
     def _own_slot(self) -> int | None:
         """Our slot (under the file lock): kept while our token is in it, else a free one or
         one whose note went stale; None while every slot is in use."""
-        if self._slot is not None:
-            token, _, _ = _SLOT.unpack_from(self._shared, self._slot * _SLOT.size)
-            if token == self._token:
-                return self._slot
+        if self._still_ours():
+            return self._slot
         now = time.monotonic_ns()
         for slot in range(self.SLOTS):
             token, noted_at, _ = _SLOT.unpack_from(self._shared, slot * _SLOT.size)

@@ -74,6 +74,42 @@ def test_a_web_process_beyond_the_slots_goes_unnoted_until_a_slot_goes_stale(tmp
             assert clock.in_flight() == 2
 
 
+def test_a_web_process_with_a_slot_notes_its_requests_while_another_takes_the_file_lock(tmp_path):
+    """Only taking a slot needs the file lock: a worker that has one notes each request without
+    it (no system call on the way of an acknowledgement), so a worker busy taking a slot never
+    holds the others' requests up."""
+    import fcntl
+    import threading
+
+    web, clock = Foreground(tmp_path / "note"), Foreground(tmp_path / "note")
+    with web.answering():
+        pass  # the first request takes the slot, under the lock
+    other = os.open(tmp_path / "note", os.O_RDWR)  # another worker, in the middle of taking one
+    fcntl.flock(other, fcntl.LOCK_EX)
+    seen = []
+
+    def answer() -> None:
+        with web.answering():
+            seen.append(clock.in_flight())
+
+    try:
+        request = threading.Thread(target=answer, daemon=True)
+        request.start()
+        request.join(2)
+        assert seen == [1]
+        newcomer = Foreground(tmp_path / "note")  # one without a slot waits for the lock...
+        entered = newcomer.answering()  # kept, so it stays entered
+        late = threading.Thread(target=entered.__enter__, daemon=True)
+        late.start()
+        late.join(0.2)
+        assert late.is_alive() and clock.in_flight() == 0
+    finally:
+        fcntl.flock(other, fcntl.LOCK_UN)
+        os.close(other)
+    late.join(2)
+    assert clock.in_flight() == 1  # ...and takes its slot once the lock is free
+
+
 def test_the_note_is_shared_by_the_processes_of_one_installation_only(tmp_path):
     sqlite = Foreground.of(f"sqlite:///{tmp_path / 'bot.db'}")
     assert sqlite is not None and sqlite.path == tmp_path / "bot.db-foreground"
