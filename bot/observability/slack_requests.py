@@ -31,10 +31,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from slack_bolt import Ack, App, BoltContext, BoltRequest, BoltResponse
+from slack_bolt import Ack, App, BoltRequest, BoltResponse
 from slack_bolt.listener.listener_completion_handler import ListenerCompletionHandler
 from slack_bolt.listener.listener_error_handler import ListenerErrorHandler
 from slack_bolt.listener.listener_start_handler import ListenerStartHandler
+from slack_bolt.middleware import Middleware
 from sqlmodel import select
 
 from bot.models import Incident
@@ -291,9 +292,23 @@ def observe_requests(app: App, runtime: Runtime) -> None:
             runner.listener_error_handler = _ErrorSpy(runner.listener_error_handler)
 
     spy_on_errors()
+    app.middleware(_Observe(metrics, spy_on_errors))
 
-    def observe(context: BoltContext, body: dict[str, Any], next: Callable[[], None]) -> None:
-        spy_on_errors()
+
+class _Observe(Middleware):
+    """The global middleware: stamps each request and meters its ``ack`` and ``client``. A
+    Middleware subclass, as a function middleware costs Bolt's keyword-argument builder (every
+    payload shape converted) on every request."""
+
+    def __init__(self, metrics: BotMetrics | None, spy_on_errors: Callable[[], None]) -> None:
+        self.metrics = metrics
+        self.spy_on_errors = spy_on_errors
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        self.spy_on_errors()
+        context, body, metrics = req.context, req.body, self.metrics
         kind, name = describe(body)
         obs = Observation(
             kind=kind,
@@ -313,6 +328,4 @@ def observe_requests(app: App, runtime: Runtime) -> None:
             and context.get("client")
         ):
             context["client"] = MeteredWebClient.like(context["client"], metrics)
-        next()
-
-    app.middleware(observe)
+        return next()

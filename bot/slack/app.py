@@ -6,7 +6,8 @@ import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
-from slack_bolt import App, BoltResponse, Respond
+from slack_bolt import App, BoltRequest, BoltResponse, Respond
+from slack_bolt.middleware import Middleware
 
 from bot.jobs.scheduler import claim
 from bot.observability.slack_requests import hand_off, mark_outcome, observe_requests
@@ -72,7 +73,7 @@ def create_app(
     )
     people: People = runtime.extras["people"]
     after_ack = AfterAck(executor)
-    app.middleware(_dedupe_events(runtime))
+    app.middleware(_DedupeEvents(runtime))
     app.error(_log_errors)
     incident_handlers.register(app, runtime, people, after_ack)
     oncall_handlers.register(app, runtime, people, after_ack)
@@ -83,21 +84,27 @@ def create_app(
     return app
 
 
-def _dedupe_events(runtime: "Runtime") -> Callable[..., Any]:
-    """Slack re-delivers events (X-Slack-Retry-Num, same event_id): act on each event_id once."""
+class _DedupeEvents(Middleware):
+    """Slack re-delivers events (X-Slack-Retry-Num, same event_id): act on each event_id once.
 
-    def dedupe(body: dict[str, Any], next: Callable[[], None]) -> BoltResponse | None:  # noqa: A002
+    A Middleware subclass rather than a function: Bolt calls a function middleware through
+    its keyword-argument builder, every payload shape converted, on every request."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def process(
+        self, *, req: BoltRequest, resp: BoltResponse, next: Callable[[], BoltResponse]
+    ) -> BoltResponse | None:
+        body = req.body
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if event_id:
-            with runtime.storage.session() as session:
-                first = claim(session, f"event:{event_id}", runtime.clock.now())
+            with self.runtime.storage.session() as session:
+                first = claim(session, f"event:{event_id}", self.runtime.clock.now())
             if not first:
                 log.info("duplicate delivery of event %s ignored", event_id)
                 return BoltResponse(status=200, body="")
-        next()
-        return None
-
-    return dedupe
+        return next()
 
 
 def _log_errors(error: Exception, body: dict[str, Any]) -> None:
