@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from jinja2.exceptions import SecurityError
 
 from bot.postmortem import (
@@ -21,6 +23,7 @@ from bot.postmortem import (
     validate_templates,
 )
 from bot.postmortem.facts import example_incident, minimal_incident
+from bot.postmortem.view import build_view
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 GOLDEN = Path(__file__).resolve().parent / "golden" / "postmortem_realistic.md"
@@ -213,6 +216,28 @@ def test_secrets_in_user_text_are_masked_in_the_draft():
     assert "[REDACTED:slack-token]" in rendered
     assert "postgres://app:***@db.internal/checkout" in rendered
     assert "sk_live_" not in rendered  # the realistic incident pasted a Stripe key in a note
+
+
+_LINK_PIECES = st.sampled_from(
+    ["https://", "acme.slack.com/", "archives/C0INC42/p", "xoxb-", "AKIA", "@", "<!", "<", " ",
+     "\u3000", ")", "|", "?thread_ts=", "token=", "p", "x", "1", "0"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@example(head="xoxb-", first="1", then="12345678")  # masked only once the token is long enough
+@example(head=" https://acme.slack.com/archives/C0INC42/p", first="1", then="")  # stripped
+@example(head="x\u3000", first="1", then="")  # a space only at the end, once the digits are gone
+@given(head=st.lists(_LINK_PIECES, max_size=4).map("".join), first=st.text("0123456789", min_size=1, max_size=3),
+       then=st.text("0123456789", max_size=20))
+def test_a_permalink_is_shown_as_if_alone_after_another_with_the_same_head(head, first, then):
+    """Links that differ only in their trailing digits are looked at once (message permalinks
+    share their head): whatever the head, the second link shows as it would on its own."""
+    def shown(*links: str) -> list[str | None]:
+        items = tuple(TimelineItem(T0 + timedelta(seconds=i), "@p", "note", "n", link) for i, link in enumerate(links))
+        return [e.permalink for e in build_view(dataclasses.replace(minimal_incident(), timeline=items)).timeline]
+
+    assert shown(head + first, head + then)[1] == shown(head + then)[0]
 
 
 def test_ten_thousand_timeline_entries_all_render_in_order():

@@ -170,6 +170,12 @@ _PLAIN_HINTS = tuple((hint, index) for hint, index in _HINTS if "_" not in hint)
 _UNDERSCORE_HINTS = tuple((hint, index) for hint, index in _HINTS if "_" in hint)
 
 
+def hinted(text: str) -> bool:
+    """Whether any rule's hint occurs in ``text``: if none does, ``redact`` returns it as is."""
+    lowered = text.lower()
+    return any(hint in lowered for hint, _ in _HINTS)
+
+
 def redact(text: str) -> str:
     """Return ``text`` with every secret ``RULES`` recognises masked; idempotent."""
     lowered = text.lower()

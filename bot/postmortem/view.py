@@ -25,7 +25,7 @@ from bot.postmortem.facts import (
     SeverityStep,
     View,
 )
-from bot.postmortem.redact import safe_text
+from bot.postmortem.redact import hinted, safe_text
 
 UNKNOWN = "—"
 # Timeline kinds read as their own word capitalised, except these.
@@ -97,10 +97,12 @@ _BLANKS = re.compile(r"\s*[\r\n]+\s*")
 
 
 class _Text:
-    """Turns user strings into view strings; names repeat a lot, so they are remembered."""
+    """Turns user strings into view strings; names repeat a lot, so they are remembered, and
+    so are the heads of links that differ only in their trailing digits (message permalinks)."""
 
     def __init__(self) -> None:
         self._names: dict[str, str] = {}
+        self._plain_heads: set[str] = set()
 
     @staticmethod
     def inline(text: str | None) -> str | None:
@@ -129,8 +131,18 @@ class _Text:
     def link(self, url: str | None) -> str | None:
         if not url:
             return None
+        # A link that ends in digits and comes out unchanged, with no redaction hint in its
+        # head (what comes before those digits), comes out unchanged with any other digits
+        # after that head: no hint holds a digit, no mention, mask, strip or escape can be
+        # completed by digits alone. So a draft looks at its permalinks' common head once.
+        head = url.rstrip("0123456789")
+        if head != url and head in self._plain_heads:
+            return url
         cleaned = safe_text(url).strip()
-        return cleaned.replace(" ", "%20").replace(")", "%29").replace("|", "%7C")
+        shown = cleaned.replace(" ", "%20").replace(")", "%29").replace("|", "%7C")
+        if shown == url and head != url and not hinted(head):
+            self._plain_heads.add(head)
+        return shown
 
 
 def build_view(facts: PostmortemFacts) -> View:
