@@ -10,7 +10,7 @@ and its processes to go idle, so that its side effects never land on the next ro
 
 Target at concurrency 8: p99 under 100 ms and under 2x the bare-Bolt p99.
 
-    .venv/bin/python bench/ack_latency.py [--db sqlite|postgresql] [--requests 400] [--quick]
+    .venv/bin/python bench/ack_latency.py [--db sqlite|postgresql] [--requests 1000] [--rounds 10] [--quick]
 """
 
 from __future__ import annotations
@@ -86,9 +86,9 @@ def wrong_replies(kind: str, loads: list[Load]) -> int:
 def run(
     *,
     db: str = "sqlite",
-    requests: int = 400,
+    requests: int = 1000,
     levels: tuple[int, ...] = (1, 8, 32),
-    rounds: int = 4,
+    rounds: int = 10,
     workers: int = 1,
     threads: int = 8,
     warmup: int = 20,
@@ -285,10 +285,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
-        "--requests", type=int, default=400, help="per command and concurrency level"
+        "--requests", type=int, default=1000, help="per command and concurrency level"
     )
     parser.add_argument(
-        "--rounds", type=int, default=4, help="bot and baseline alternate this many times per level"
+        "--rounds", type=int, default=10, help="bot and baseline alternate this many times per level"
     )
     parser.add_argument(
         "--workers",

@@ -3,7 +3,7 @@
 Runs bench/ack_latency.py (SQLite and PostgreSQL), bench/storm.py, bench/scale.py, and
 bench/schedule.py and bench/postmortem.py as they are (their own output is printed, and their
 headline figures read from it). Each benchmark prints its own detailed tables first. The full
-run takes about 11 minutes on 2 cores; --quick takes about 4.
+run takes about 20 minutes on 2 cores; --quick takes about 4.
 
     .venv/bin/python bench/run_all.py [--quick] [--skip storm,scale,...]
 """
@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         (
             "ack",
             lambda: (
-                ack_latency.run(db="sqlite", requests=60 if quick else 400, rounds=2 if quick else 4)
-                + ack_latency.run(db="postgresql", requests=60 if quick else 400, rounds=2 if quick else 4)
+                ack_latency.run(db="sqlite", requests=60 if quick else 1000, rounds=2 if quick else 10)
+                + ack_latency.run(db="postgresql", requests=60 if quick else 1000, rounds=2 if quick else 10)
             ),
         ),
         (
