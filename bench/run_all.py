@@ -3,7 +3,7 @@
 Runs bench/ack_latency.py (SQLite and PostgreSQL), bench/storm.py, bench/scale.py, and
 bench/schedule.py and bench/postmortem.py as they are (their own output is printed, and their
 headline figures read from it). Each benchmark prints its own detailed tables first. The full
-run takes about 20 minutes on 2 cores; --quick takes about 4.
+run takes about 15 minutes on 2 cores; --quick takes about 4.
 
     .venv/bin/python bench/run_all.py [--quick] [--skip storm,scale,...]
 """
