@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
+import threading
 import time
 from contextlib import ExitStack
 
@@ -78,9 +80,6 @@ def test_a_web_process_with_a_slot_notes_its_requests_while_another_takes_the_fi
     """Only taking a slot needs the file lock: a worker that has one notes each request without
     it (no system call on the way of an acknowledgement), so a worker busy taking a slot never
     holds the others' requests up."""
-    import fcntl
-    import threading
-
     web, clock = Foreground(tmp_path / "note"), Foreground(tmp_path / "note")
     with web.answering():
         pass  # the first request takes the slot, under the lock
