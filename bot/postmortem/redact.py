@@ -170,20 +170,25 @@ _PLAIN_HINTS = tuple((hint, index) for hint, index in _HINTS if "_" not in hint)
 _UNDERSCORE_HINTS = tuple((hint, index) for hint, index in _HINTS if "_" in hint)
 
 
+def _hinted_rules(text: str) -> list[int]:
+    """The indexes in RULES of the rules whose hints occur in ``text`` (with repeats)."""
+    lowered = text.lower()
+    found = [index for hint, index in _PLAIN_HINTS if hint in lowered]
+    if "_" in lowered:
+        found += [index for hint, index in _UNDERSCORE_HINTS if hint in lowered]
+    return found
+
+
 def hinted(text: str) -> bool:
     """Whether any rule's hint occurs in ``text``: if none does, ``redact`` returns it as is."""
-    lowered = text.lower()
-    return any(hint in lowered for hint, _ in _HINTS)
+    return bool(_hinted_rules(text))
 
 
 def redact(text: str) -> str:
     """Return ``text`` with every secret ``RULES`` recognises masked; idempotent."""
-    lowered = text.lower()
-    hinted = [index for hint, index in _PLAIN_HINTS if hint in lowered]
-    if "_" in lowered:
-        hinted += [index for hint, index in _UNDERSCORE_HINTS if hint in lowered]
-    if hinted:
-        for index in sorted(set(hinted)):
+    found = _hinted_rules(text)
+    if found:
+        for index in sorted(set(found)):
             rule = RULES[index]
             text = rule.pattern.sub(rule.replace, text)
     return text
