@@ -81,12 +81,13 @@ class Foreground:
     def _count(self, change: int) -> None:
         with self._lock:
             self._in_flight += change
-            if self._pid == os.getpid() and self._still_ours():
+            kept = self._kept_slot() if self._pid == os.getpid() else None
+            if kept is not None:
                 # Writing our own slot needs no lock (and no system call, which under load
                 # hands the interpreter to another thread); only taking a slot does. Should a
                 # process take it as stale at this very moment, it finds our token in it at its
                 # next request and takes another.
-                self._note(self._slot)  # type: ignore[arg-type]  # _still_ours: not None
+                self._note(kept)
                 return
             try:
                 with self._file_locked():
@@ -99,17 +100,19 @@ class Foreground:
     def _note(self, slot: int) -> None:
         _SLOT.pack_into(self._shared, slot * _SLOT.size, self._token, time.monotonic_ns(), self._in_flight)
 
-    def _still_ours(self) -> bool:
+    def _kept_slot(self) -> int | None:
+        """Our slot while our token is still in it, else None."""
         if self._slot is None:
-            return False
+            return None
         token, _, _ = _SLOT.unpack_from(self._shared, self._slot * _SLOT.size)
-        return token == self._token
+        return self._slot if token == self._token else None
 
     def _own_slot(self) -> int | None:
         """Our slot (under the file lock): kept while our token is in it, else a free one or
         one whose note went stale; None while every slot is in use."""
-        if self._still_ours():
-            return self._slot
+        kept = self._kept_slot()
+        if kept is not None:
+            return kept
         now = time.monotonic_ns()
         for slot in range(self.SLOTS):
             token, noted_at, _ = _SLOT.unpack_from(self._shared, slot * _SLOT.size)
