@@ -5,11 +5,12 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 import urllib.parse
 
 import pytest
 
-from bot.observability.logs import configure_logging, log_context, secrets_from_env
+from bot.observability.logs import configure_logging, log_context, secrets_from_env, write_behind
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign
 
 DATABASE_URL = "postgresql://u:pw@h/db"
@@ -134,3 +135,58 @@ def test_log_lines_of_a_slack_request_carry_its_request_id_and_incident(bot, cap
     during = [e for e in entries if e.get("request_id") == "req-from-the-lb"]
     assert during, "\n".join(map(str, entries))
     assert any(e.get("incident_id") == 1 for e in during), during
+
+
+class _ThreadNotingBuffer(io.StringIO):
+    """A stream that remembers which threads wrote to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: set[str] = set()
+
+    def write(self, text: str) -> int:
+        self.writers.add(threading.current_thread().name)
+        return super().write(text)
+
+
+def test_written_behind_a_line_is_masked_and_tagged_where_it_is_logged_and_written_by_another_thread(captured):
+    """serve's workers log this way: the request thread queues, a thread of its own writes."""
+    buffer = _ThreadNotingBuffer()
+    configure_logging(json=True, secrets=[BOT_TOKEN, SIGNING_SECRET], stream=buffer)
+    stop = write_behind()
+    ours = logging.getLogger().handlers[-1]
+
+    def request(number: int) -> None:
+        with log_context(request_id=f"r-{number}", incident_id=number):
+            logging.getLogger("bot.test").info("declared %s with %s", number, BOT_TOKEN)
+            try:
+                raise RuntimeError(f"Slack refused {SIGNING_SECRET}")
+            except RuntimeError:
+                logging.getLogger("bot.test").exception("failed %s", number)
+
+    threads = [threading.Thread(target=request, args=(n,), name=f"request-{n}") for n in range(1, 9)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop()  # writes whatever is still queued
+
+    entries = lines(buffer)
+    assert len(entries) == 16
+    for number in range(1, 9):
+        mine = [e for e in entries if e.get("request_id") == f"r-{number}"]
+        assert [e["message"] for e in mine] == [f"declared {number} with [REDACTED:secret]", f"failed {number}"]
+        assert all(e["incident_id"] == number for e in mine)
+        assert "RuntimeError: Slack refused [REDACTED:secret]" in mine[1]["exception"]
+    assert not any(name.startswith("request-") for name in buffer.writers), buffer.writers
+    assert logging.getLogger().handlers[-1] is not ours  # configure_logging's own handler is back
+    logging.getLogger("bot.test").info("after the stop")
+    assert lines(buffer)[-1]["message"] == "after the stop"
+    assert threading.current_thread().name in buffer.writers
+
+
+def test_a_logger_without_handlers_is_left_alone():
+    quiet = logging.getLogger("bot.test.quiet")
+    stop = write_behind(quiet)
+    assert quiet.handlers == []
+    stop()

@@ -54,3 +54,8 @@ def test_the_web_process_leaves_side_effects_to_the_clock_process(tmp_path, stan
         for process in processes:
             process.terminate()
             process.wait(timeout=30)
+    # The web worker's log lines are written by threads of their own (serve's write-behind); what
+    # they still held was written before the worker exited.
+    web_log = (tmp_path / "web.log").read_text()
+    assert "incident 1 declared by U0ALICE" in web_log, web_log
+    assert re.search(r'"POST /slack/events HTTP/1\.1" 200', web_log), web_log

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
 import os
+import queue
 import sys
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -186,3 +188,44 @@ def configure_logging_from_env(
     named = env.get("LOG_LEVEL", "").strip().upper()
     chosen = named if isinstance(logging.getLevelName(named), int) else level
     return configure_logging(json=as_json, secrets=secrets_from_env(env), level=chosen)
+
+
+class _Handed(logging.handlers.QueueHandler):
+    """Hands a record to the writing thread as its SecretFilter left it: message merged and
+    masked, IDs stamped, traceback kept as masked text (QueueHandler's own prepare would fold
+    the traceback into the message and lose JSON's "exception")."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        record = logging.makeLogRecord(record.__dict__)  # other handlers keep theirs whole
+        record.exc_info = None  # its text is in exc_text; a traceback holds every frame's locals
+        return record
+
+
+def write_behind(logger: logging.Logger | None = None) -> Callable[[], None]:
+    """From now on, the records of logger (the root by default) are formatted and written by
+    a thread of their own: the thread that logs only has configure_logging's filter mask the
+    record and stamp its IDs, and queues it. Each write to stderr lets go of the interpreter
+    lock, and under load getting it back from the other request threads took milliseconds
+    of an acknowledgement. Returns a stop that writes what is queued and puts the handlers
+    back; call it before the process exits (lines still queued when it is killed are lost)."""
+    logger = logger if logger is not None else logging.getLogger()
+    writers = list(logger.handlers)
+    if not writers:
+        return lambda: None
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    front = _Handed(records)
+    for writer in writers:
+        if getattr(writer, "_oncall_bot", False):  # its SecretFilter reads this thread's IDs
+            front._oncall_bot = True  # type: ignore[attr-defined]
+            for kept in writer.filters:
+                front.addFilter(kept)
+    listener = logging.handlers.QueueListener(records, *writers, respect_handler_level=True)
+    listener.start()
+    logger.handlers = [front]  # one assignment: a record goes to the old handlers or the new
+
+    def stop() -> None:
+        if logger.handlers == [front]:
+            logger.handlers = writers
+            listener.stop()  # writes everything queued before it returns
+
+    return stop
