@@ -5,12 +5,19 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import threading
 import urllib.parse
 
 import pytest
 
-from bot.observability.logs import configure_logging, log_context, secrets_from_env, write_behind
+from bot.observability.logs import (
+    configure_logging,
+    log_context,
+    new_request_id,
+    secrets_from_env,
+    write_behind,
+)
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign
 
 DATABASE_URL = "postgresql://u:pw@h/db"
@@ -190,3 +197,19 @@ def test_a_logger_without_handlers_is_left_alone():
     stop = write_behind(quiet)
     assert quiet.handlers == []
     stop()
+
+
+def test_new_request_ids_are_16_hex_digits_and_a_forked_worker_makes_its_own():
+    ids = {new_request_id() for _ in range(10_000)}
+    assert len(ids) == 10_000 and all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
+
+    reader, writer = os.pipe()
+    child = os.fork()  # as gunicorn forks its workers
+    if child == 0:
+        os.write(writer, new_request_id().encode())
+        os._exit(0)
+    os.close(writer)
+    os.waitpid(child, 0)
+    theirs = os.read(reader, 64).decode()
+    os.close(reader)
+    assert len(theirs) == 16 and theirs != new_request_id()

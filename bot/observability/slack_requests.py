@@ -26,7 +26,6 @@ import contextvars
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -43,6 +42,7 @@ from bot.observability.logs import (
     bind_incident_id,
     bind_request_id,
     incident_id_var,
+    new_request_id,
     request_id_var,
 )
 from bot.observability.metrics import OUTCOMES, BotMetrics, label
@@ -314,7 +314,7 @@ class _Observe(Middleware):
             kind=kind,
             name=name,
             started=time.perf_counter(),
-            request_id=request_id_var.get() or uuid.uuid4().hex[:16],
+            request_id=request_id_var.get() or new_request_id(),
             metrics=metrics,
         )
         if kind == "command" and _usage_error(body):

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import time
-import uuid
 from typing import TYPE_CHECKING
 
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.observability.logs import bind_request_id, request_id_var
+from bot.observability.logs import bind_request_id, new_request_id, request_id_var
 from bot.observability.metrics import BotMetrics
 from bot.web.app import ROUTE_INSTALLERS
 
@@ -25,7 +24,7 @@ def request_id_from(header: str | None) -> str:
     """A caller's X-Request-Id when it is short and plain (it ends up in logs), else a new one."""
     if header and len(header) <= 64 and set(header) <= _REQUEST_ID_CHARS:
         return header
-    return uuid.uuid4().hex[:16]
+    return new_request_id()
 
 
 def install(runtime: Runtime, web: Flask) -> None:
