@@ -419,8 +419,11 @@ def start_bot(
     return server
 
 
-def start_bare_bolt(workdir: Path, standin: Any, *, workers: int = 1, threads: int = 8) -> Server:
-    """bench/bare_bolt_app.py with the gunicorn settings bot/serve.py uses."""
+def start_bare_bolt(
+    workdir: Path, standin: Any, *, workers: int = 1, threads: int = 8, adapter: str = "flask"
+) -> Server:
+    """bench/bare_bolt_app.py with the gunicorn settings bot/serve.py uses: behind Flask, or
+    through Bolt's WSGI adapter with adapter="wsgi"."""
     port = free_port()
     env = base_env()
     env.update(
@@ -448,7 +451,7 @@ def start_bare_bolt(workdir: Path, standin: Any, *, workers: int = 1, threads: i
         "-",
         "--pythonpath",
         str(BENCH),
-        "bare_bolt_app:app",
+        "bare_bolt_app:" + {"flask": "app", "wsgi": "wsgi"}[adapter],
     ]
     return _spawn("bare-bolt", command, env, port, workdir)
 

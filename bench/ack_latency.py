@@ -4,13 +4,14 @@ Signed `/incident declare` and `/oncall` requests go over HTTP to `python -m bot
 --no-scheduler` (the Procfile's web process: gunicorn, gthread) pointed at a Slack stand-in
 and an SQLite file (or PostgreSQL with --db postgresql), at concurrency 1, 8 and 32. The
 baseline, in the same run and interleaved round by round, is bench/bare_bolt_app.py (a Bolt
-app that only acks) behind the same gunicorn settings. The latency is that of the HTTP
+app that only acks) behind the same gunicorn settings, through Bolt's Flask adapter (with
+--bare wsgi, Bolt's WSGI adapter without Flask, the way the bot answers /slack/events). The latency is that of the HTTP
 response, which is Slack's acknowledgement; between rounds the bot's outbox is left to drain
 and its processes to go idle, so that its side effects never land on the next round.
 
 Target at concurrency 8: p99 under 100 ms and under 2x the bare-Bolt p99.
 
-    .venv/bin/python bench/ack_latency.py [--db sqlite|postgresql] [--requests 1000] [--rounds 10] [--quick]
+    .venv/bin/python bench/ack_latency.py [--db sqlite|postgresql] [--requests 1000] [--rounds 10] [--bare flask|wsgi] [--quick]
 """
 
 from __future__ import annotations
@@ -92,10 +93,12 @@ def run(
     workers: int = 1,
     threads: int = 8,
     warmup: int = 20,
+    bare: str = "flask",
 ) -> list[Row]:
     print(
         f"\n== ack latency ({db}): {requests} requests per command and level, {rounds} interleaved rounds, "
-        f"gunicorn gthread {workers} worker(s) x {threads} threads"
+        f"gunicorn gthread {workers} worker(s) x {threads} threads; bare Bolt through "
+        + {"flask": "Bolt's Flask adapter", "wsgi": "Bolt's WSGI adapter (no Flask)"}[bare]
     )
     print(f"machine: {machine()}")
     collected: dict[tuple[str, int, str], list[Load]] = {}
@@ -107,7 +110,7 @@ def run(
         try:
             url = databases.url(db)
             servers["bot"] = start_bot(workdir, standin, url, workers=workers, threads=threads)
-            servers["bare"] = start_bare_bolt(workdir, standin, workers=workers, threads=threads)
+            servers["bare"] = start_bare_bolt(workdir, standin, workers=workers, threads=threads, adapter=bare)
             for kind in COMMANDS:  # first requests load templates, fill caches, open pools
                 for name, server in servers.items():
                     run_load(
@@ -299,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--threads", type=int, default=8, help="gunicorn threads per worker (`serve` default 8)"
     )
+    parser.add_argument(
+        "--bare",
+        choices=("flask", "wsgi"),
+        default="flask",
+        help="the baseline behind Flask (Bolt's Flask adapter, as ever) or Bolt's WSGI adapter",
+    )
     parser.add_argument("--quick", action="store_true", help="60 requests per level")
     args = parser.parse_args(argv)
     started = time.monotonic()
@@ -308,6 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         workers=args.workers,
         threads=args.threads,
+        bare=args.bare,
     )
     print(f"\n(ack latency took {time.monotonic() - started:.0f} s)")
     return 0 if all(row.verdict != "FAIL" for row in rows) else 1

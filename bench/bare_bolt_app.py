@@ -1,6 +1,8 @@
 """The baseline of bench/ack_latency.py: a bare Bolt app that only acknowledges `/incident`
-and `/oncall`, behind Flask like the bot, so the difference between the two is the bot's own
-work. Served by gunicorn with the settings bot/serve.py uses:
+and `/oncall`. `app` serves it behind Flask through Bolt's Flask adapter (the baseline of every
+figure so far); `wsgi` through Bolt's own WSGI adapter, without Flask, as the bot answers
+/slack/events since session 9 (`ack_latency.py --bare wsgi`). Served by gunicorn with the
+settings bot/serve.py uses:
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=http://127.0.0.1:PORT/api/ \\
         python -m gunicorn -k gthread --threads 8 --pythonpath bench bare_bolt_app:app
@@ -13,6 +15,7 @@ import os
 from flask import Flask, request
 from slack_bolt import Ack, App
 from slack_bolt.adapter.flask import SlackRequestHandler
+from slack_bolt.adapter.wsgi import SlackRequestHandler as WsgiRequestHandler
 from slack_sdk import WebClient
 
 # Bolt calls auth.test once on the first request, as the bot does: send it to the stand-in.
@@ -49,3 +52,14 @@ def slack_events():  # type: ignore[no-untyped-def]
 @app.get("/healthz")
 def healthz():  # type: ignore[no-untyped-def]
     return {"ok": True}
+
+
+bolt_wsgi = WsgiRequestHandler(bolt)
+
+
+def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
+    """The same app through Bolt's WSGI adapter, with the health check the bench waits for."""
+    if environ.get("PATH_INFO") == "/healthz":
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b'{"ok": true}']
+    return bolt_wsgi(environ, start_response)

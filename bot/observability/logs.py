@@ -42,6 +42,16 @@ def new_request_id() -> str:
     return f"{random.getrandbits(64):016x}"
 
 
+_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+
+
+def request_id_from(header: str | None) -> str:
+    """A caller's X-Request-Id when it is short and plain (it ends up in logs), else a new one."""
+    if header and len(header) <= 64 and set(header) <= _REQUEST_ID_CHARS:
+        return header
+    return new_request_id()
+
+
 def bind_request_id(request_id: str | None) -> Token[str | None]:
     return request_id_var.set(request_id)
 

@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 SEVERITIES = (1, 2, 3, 4)
 OUTCOMES = ("ok", "usage_error", "refused", "error")
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as "other"
 # Slack's 3-second acknowledgement limit sits between the 2.5 and 5 second buckets.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 3.0, 5.0, 10.0, 30.0)
 _LABEL = re.compile(r"[A-Za-z0-9_./:@ -]{1,64}")
@@ -142,6 +143,7 @@ class BotMetrics:
             self.api_errors.labels(method, label(error)).inc()
 
     def http_response(self, *, route: str, method: str, status: int, seconds: float) -> None:
+        method = method if method in HTTP_METHODS else "other"
         self.http_responses.labels(route, method, str(status)).inc()
         self.http_seconds.labels(route).observe(seconds)
 

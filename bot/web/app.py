@@ -6,10 +6,9 @@ from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, jsonify, request
 from slack_bolt import App
-from slack_bolt.adapter.flask.handler import to_bolt_request, to_flask_response
 from werkzeug.exceptions import HTTPException
 
-from bot.slack.malformed import well_formed
+from bot.web.slack_endpoint import SlackEndpoint
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -19,28 +18,9 @@ ROUTE_INSTALLERS: list[Callable[["Runtime", Flask], None]] = []
 
 
 def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
-    """Flask serving /slack/events through Bolt, /healthz, and the installed extra routes."""
+    """Flask serving /healthz and the installed extra routes, with /slack/events answered in
+    front of it by Bolt (SlackEndpoint)."""
     web = Flask("oncall-bot")
-
-    @web.post("/slack/events")
-    def slack_events():  # type: ignore[no-untyped-def]
-        if runtime.foreground is None:
-            return answer_slack()
-        with runtime.foreground.answering():  # the clock's outbox waits while requests queue
-            return answer_slack()
-
-    def answer_slack():  # type: ignore[no-untyped-def]
-        # Bolt reads the body (JSON, a form's payload, its team and user...) before verifying the
-        # signature, and everywhere assumes Slack's shapes: anything else is refused here.
-        try:
-            bolt_request = to_bolt_request(request)
-            problem = None if well_formed(bolt_request.body) else "unexpected shape"
-        except Exception as exc:  # noqa: BLE001  (any failure to read it means a malformed body)
-            problem = type(exc).__name__
-        if problem is not None:
-            web.logger.info("malformed body on /slack/events refused (%s)", problem)
-            return jsonify({"ok": False, "error": "malformed request body"}), 400
-        return to_flask_response(bolt_app.dispatch(bolt_request))
 
     @web.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
@@ -62,4 +42,5 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
 
     for install in ROUTE_INSTALLERS:
         install(runtime, web)
+    web.wsgi_app = SlackEndpoint(runtime, bolt_app, web.wsgi_app)  # type: ignore[method-assign]
     return web

@@ -9,23 +9,12 @@ from typing import TYPE_CHECKING
 from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from bot.observability.logs import bind_request_id, new_request_id, request_id_var
+from bot.observability.logs import bind_request_id, request_id_from, request_id_var
 from bot.observability.metrics import BotMetrics
 from bot.web.app import ROUTE_INSTALLERS
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
-
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-_REQUEST_ID_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
-
-
-def request_id_from(header: str | None) -> str:
-    """A caller's X-Request-Id when it is short and plain (it ends up in logs), else a new one."""
-    if header and len(header) <= 64 and set(header) <= _REQUEST_ID_CHARS:
-        return header
-    return new_request_id()
-
 
 def install(runtime: Runtime, web: Flask) -> None:
     metrics: BotMetrics | None = runtime.extras.get("metrics")
@@ -43,10 +32,9 @@ def install(runtime: Runtime, web: Flask) -> None:
             response.headers["X-Request-Id"] = request_id
         if metrics is not None and "request_started" in g:
             route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
-            method = request.method if request.method in METHODS else "other"
             metrics.http_response(
                 route=route,
-                method=method,
+                method=request.method,
                 status=response.status_code,
                 seconds=time.perf_counter() - g.request_started,
             )

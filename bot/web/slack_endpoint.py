@@ -1,0 +1,92 @@
+"""Slack's endpoint, POST /slack/events, answered in front of Flask.
+
+Flask's handling of a request around Bolt's Flask adapter (contexts, routing, hooks, its
+request and response objects) cost about 0.5 ms of CPU per request, measured in process:
+1,257 against 760 us for Bolt's own WSGI adapter. Under load the web worker's interpreter is
+what every request waits for, so Slack's requests go to Bolt through that adapter's request
+and response classes, and everything else on to Flask. The Flask hooks a Slack request used
+are done here: its request ID, its HTTP metrics and the clock's Foreground count.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
+from slack_bolt.request import BoltRequest
+
+from bot.observability.logs import bind_request_id, request_id_from, request_id_var
+from bot.slack.malformed import well_formed
+
+if TYPE_CHECKING:
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+SLACK_EVENTS = "/slack/events"
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def _json(status: int, error: str, **headers: str) -> WsgiHttpResponse:
+    body = json.dumps({"ok": False, "error": error})
+    return WsgiHttpResponse(status, {"content-type": ["application/json"], **{k: [v] for k, v in headers.items()}}, body)
+
+
+class SlackEndpoint:
+    """WSGI middleware: POST /slack/events to Bolt, any other method there 405, every other
+    path to the wrapped app (Flask's wsgi_app)."""
+
+    def __init__(self, runtime: Runtime, bolt_app: App, wrapped: WsgiApp) -> None:
+        self.runtime, self.bolt, self.wrapped = runtime, bolt_app, wrapped
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") != SLACK_EVENTS:
+            return self.wrapped(environ, start_response)
+        started = time.perf_counter()
+        request_id = request_id_from(environ.get("HTTP_X_REQUEST_ID"))
+        token = bind_request_id(request_id)
+        try:
+            status, response = self._respond(environ)
+        except Exception:  # Slack gets a plain 500, the log the traceback
+            log.exception("unhandled error on %s", SLACK_EVENTS)
+            status, response = 500, _json(500, "internal error")
+        finally:
+            request_id_var.reset(token)
+        headers = [*response.get_headers(), ("X-Request-Id", request_id)]
+        metrics = self.runtime.extras.get("metrics")
+        if metrics is not None:
+            metrics.http_response(
+                route=SLACK_EVENTS, method=environ.get("REQUEST_METHOD", ""), status=status,
+                seconds=time.perf_counter() - started,
+            )
+        start_response(response.status, headers)
+        return response.get_body()
+
+    def _respond(self, environ: dict[str, Any]) -> tuple[int, WsgiHttpResponse]:
+        request = WsgiHttpRequest(environ)
+        if request.method != "POST":
+            return 405, _json(405, "method not allowed: Slack posts", allow="POST")
+        foreground = self.runtime.foreground
+        if foreground is None:
+            return self._dispatch(request)
+        with foreground.answering():  # the clock's outbox waits while requests queue
+            return self._dispatch(request)
+
+    def _dispatch(self, request: WsgiHttpRequest) -> tuple[int, WsgiHttpResponse]:
+        # Bolt reads the body (JSON, a form's payload, its team and user...) before verifying the
+        # signature, and everywhere assumes Slack's shapes: anything else is refused here.
+        try:
+            bolt_request = BoltRequest(body=request.get_body(), query=request.query_string, headers=request.get_headers())
+            problem = None if well_formed(bolt_request.body) else "unexpected shape"
+        except Exception as exc:  # noqa: BLE001  (any failure to read it means a malformed body)
+            problem = type(exc).__name__
+        if problem is not None:
+            log.info("malformed body on %s refused (%s)", SLACK_EVENTS, problem)
+            return 400, _json(400, "malformed request body")
+        answer = self.bolt.dispatch(bolt_request)
+        return answer.status, WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
