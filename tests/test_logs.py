@@ -213,3 +213,21 @@ def test_new_request_ids_are_16_hex_digits_and_a_forked_worker_makes_its_own():
     theirs = os.read(reader, 64).decode()
     os.close(reader)
     assert len(theirs) == 16 and theirs != new_request_id()
+
+
+def test_written_behind_a_logger_without_our_filter_keeps_its_tracebacks():
+    buffer = io.StringIO()
+    plain = logging.getLogger("bot.test.plain")
+    plain.propagate = False
+    plain.addHandler(logging.StreamHandler(buffer))
+    stop = write_behind(plain)
+    try:
+        try:
+            raise ValueError("kept")
+        except ValueError:
+            plain.exception("it failed")
+    finally:
+        stop()
+        plain.handlers.clear()
+        plain.propagate = True
+    assert "it failed" in buffer.getvalue() and "ValueError: kept" in buffer.getvalue()

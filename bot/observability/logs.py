@@ -215,6 +215,8 @@ class _Handed(logging.handlers.QueueHandler):
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         record = logging.makeLogRecord(record.__dict__)  # other handlers keep theirs whole
+        if record.exc_info and not record.exc_text:  # a logger without the SecretFilter
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
         record.exc_info = None  # its text is in exc_text; a traceback holds every frame's locals
         return record
 
