@@ -5,9 +5,10 @@ Signed `/incident declare` and `/oncall` requests go over HTTP to `python -m bot
 and an SQLite file (or PostgreSQL with --db postgresql), at concurrency 1, 8 and 32. The
 baseline, in the same run and interleaved round by round, is bench/bare_bolt_app.py (a Bolt
 app that only acks) behind the same gunicorn settings, through Bolt's Flask adapter (with
---bare wsgi, Bolt's WSGI adapter without Flask, the way the bot answers /slack/events). The latency is that of the HTTP
-response, which is Slack's acknowledgement; between rounds the bot's outbox is left to drain
-and its processes to go idle, so that its side effects never land on the next round.
+--bare wsgi, Bolt's WSGI adapter without Flask, the way the bot answers /slack/events). The
+latency is that of the HTTP response, which is Slack's acknowledgement; between rounds the
+bot's outbox is left to drain and its processes to go idle, so that its side effects never
+land on the next round.
 
 Target at concurrency 8: p99 under 100 ms and under 2x the bare-Bolt p99.
 
