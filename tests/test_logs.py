@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import threading
+import time
 import urllib.parse
 
 import pytest
@@ -231,3 +232,44 @@ def test_written_behind_a_logger_without_our_filter_keeps_its_tracebacks():
         plain.handlers.clear()
         plain.propagate = True
     assert "it failed" in buffer.getvalue() and "ValueError: kept" in buffer.getvalue()
+
+
+class _WriteCounting(io.StringIO):
+    """A stream that keeps each write call's text."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.calls.append(text)
+        return super().write(text)
+
+
+def test_written_behind_lines_logged_meanwhile_go_out_in_one_write_and_none_waits_for_the_stop(captured):
+    """The writing thread looks every interval, not at each line: what was logged meanwhile is
+    one write (one system call) per stream, and lines come out without a stop."""
+    stream = _WriteCounting()
+    configure_logging(json=True, secrets=[BOT_TOKEN], stream=stream)
+    stop = write_behind(interval=0.05)
+    try:
+        log = logging.getLogger("bot.test.batch")
+        log.info("first with %s", BOT_TOKEN)
+        deadline = time.monotonic() + 5
+        while not stream.calls and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["first with [REDACTED:secret]"]
+    finally:
+        stop()
+
+    stop = write_behind(interval=3600)  # nothing is written until the stop
+    before = len(stream.calls)
+    threads = [threading.Thread(target=lambda n=n: log.info("line %d", n)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(stream.calls) == before
+    stop()
+    assert len(stream.calls) == before + 1
+    assert sorted(json.loads(line)["message"] for line in stream.calls[-1].splitlines()) == sorted(f"line {n}" for n in range(20))
