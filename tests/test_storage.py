@@ -115,7 +115,7 @@ def test_declarations_committed_together_take_consecutive_numbers_each_in_its_ow
     commits.take({"title": "first"}, NOW)  # the counter's row: what follows takes the one-statement path
 
     def acknowledge(i: int) -> None:
-        title = f"T{i}" + ("\x00" if i == 3 else "")
+        title = f"T{i}" + ("\x00" if i == 3 else "") + (' "Zürich" \\ ☃ 😀' if i == 4 else "")
         taken[commits.take({"title": title} if i != 5 else {}, NOW)] = title if i != 5 else None
 
     assert at_once(acknowledge, 30) == []
@@ -125,6 +125,9 @@ def test_declarations_committed_together_take_consecutive_numbers_each_in_its_ow
     assert {json.loads(task.payload)["number"]: json.loads(task.payload).get("title") for task in tasks} == {1: "first"} | taken
     assert "T3\x00" in taken.values()
     assert {(task.created_at, task.next_attempt_at) for task in tasks} == {(NOW, NOW)}
+    assert {(task.kind, task.status, task.attempts, task.lease_until) for task in tasks} == {("incident.declare", "pending", 0, None)}
+    by_id = sorted(tasks, key=lambda task: task.id)  # run in the order of their numbers
+    assert [json.loads(task.payload)["number"] for task in by_id] == list(range(1, 32))
     with storage.connect() as connection:  # stored alike by the engine (the first) and the fast paths
         stored = connection.exec_driver_sql("SELECT DISTINCT CAST(created_at AS TEXT) FROM outboxtask").all()
     assert len(stored) == 1
