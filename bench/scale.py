@@ -55,10 +55,10 @@ class InProcessBot:
     def __init__(self, workdir: Any, standin: Any, url: str) -> None:
         import bot.web.routes  # noqa: F401  (installs the non-Slack routes)
         from bot.config import load_settings
-        from bot.runtime import build_runtime
         from bot.slack.app import create_app
         from bot.slack.client import make_client
         from bot.web.app import create_web_app
+        from bot.wiring import build_runtime
 
         self.standin = standin
         settings = load_settings(bot_env(workdir, standin, url, 3000))

@@ -33,10 +33,11 @@ from slack_bolt.request import BoltRequest
 
 from bot.clock import ManualClock
 from bot.config import load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.slack.app import create_app
 from bot.slack.client import make_client
 from bot.standin import SlackStandIn, render
+from bot.wiring import build_runtime
 
 SECRET = "console-signing-secret"
 TOKEN = "xoxb-console"

@@ -19,7 +19,7 @@ from sqlmodel import Session, col, select
 
 from bot.clock import Clock, utcnow
 from bot.config import ConfigError, Settings, load_settings
-from bot.incidents.service import severity_label
+from bot.incidents.commands import severity_label
 from bot.models import Incident, Page, UserProfile
 from bot.postmortem import format_duration, validate_templates
 from bot.postmortem import service as postmortems

@@ -1,21 +1,26 @@
-"""Everything a running bot holds, built once from settings and passed down explicitly."""
+"""Everything a running bot holds, passed down explicitly. `bot.wiring` builds it."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable
+from typing import Callable
 
 from slack_sdk import WebClient
 
+from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock, ManualClock
 from bot.config import Settings
 from bot.foreground import Foreground
+from bot.incidents.flows import IncidentFlows
+from bot.incidents.paging import PagingFlows
 from bot.jobs.scheduler import JobScheduler
 from bot.observability.metrics import BotMetrics
 from bot.outbox import Outbox
-from bot.schedule import Rotation, load_rotations
+from bot.postmortem.flows import PostmortemFlows
+from bot.schedule import Rotation
+from bot.slack.people import People
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -30,7 +35,13 @@ class Runtime:
     outbox: Outbox
     scheduler: JobScheduler
     rotations: dict[str, Rotation]
-    extras: dict[str, Any] = field(default_factory=dict)
+    people: People
+    metrics: BotMetrics
+    incidents: IncidentFlows
+    paging: PagingFlows
+    postmortems: PostmortemFlows
+    alerts: AlertFlows
+    alert_policy: AlertPolicy
     # How many Slack requests the web process is answering, shared with the clock (None: not shared).
     foreground: Foreground | None = None
 
@@ -65,42 +76,3 @@ class Runtime:
             self.scheduler.run_due()
         clock.set(target)
         self.settle(wait)
-
-
-def build_runtime(
-    settings: Settings, *, client: WebClient, clock: Clock | None = None, manual: bool = False,
-    outbox_base_delay: float = 1.0, background: bool = False,
-) -> Runtime:
-    """Storage migrated, rotations loaded, outbox and scheduler wired with their handlers
-    (not started: the caller decides which process runs them). background: a process whose
-    writes can wait for the acknowledgements' (the clock); its outbox also waits for a quiet
-    moment in the web process before each task (Foreground)."""
-    from bot.jobs import handlers as job_handlers
-    from bot.slack import effects
-
-    clock = clock or Clock()
-    storage = Storage(settings.database_url, background=background)
-    storage.migrate()
-    rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
-    outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
-    scheduler = JobScheduler(storage, clock, manual=manual)
-    foreground = Foreground.of(settings.database_url)
-    if background and foreground is not None:
-        outbox.yield_to = foreground.wait_until_quiet
-    runtime = Runtime(
-        settings=settings, storage=storage, client=client, clock=clock, outbox=outbox,
-        scheduler=scheduler, rotations=rotations, foreground=foreground,
-    )
-    from bot.slack.people import People
-
-    runtime.extras["metrics"] = BotMetrics.for_runtime(runtime)
-    runtime.extras["people"] = People(storage, client, clock)
-    # Outbox tasks, job handlers and flows: every process needs them, `clock` included.
-    from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers, postmortem_handlers
-
-    effects.install(runtime)
-    for module in (incident_handlers, paging_handlers, oncall_handlers, event_handlers, postmortem_handlers):
-        module.install(runtime)
-    job_handlers.install(runtime)
-    scheduler.after_job = outbox.notify
-    return runtime

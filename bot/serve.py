@@ -12,8 +12,9 @@ from typing import Any
 
 from bot.config import Settings, load_settings
 from bot.observability.logs import write_behind
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.slack.client import make_client
+from bot.wiring import build_runtime
 
 log = logging.getLogger(__name__)
 CLOCK_NICENESS = 10  # added to the clock process's niceness: a lower CPU priority than `serve`
@@ -43,9 +44,9 @@ def _stop_workers(runtime: Runtime) -> None:
 
 def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = True) -> Any:
     """The Flask app for one process, with its outbox worker and scheduler when asked."""
+    import bot.web.routes  # noqa: F401  (installs the non-Slack routes)
     from bot.slack.app import create_app
     from bot.web.app import create_web_app
-    import bot.web.routes  # noqa: F401  (installs the non-Slack routes)
 
     runtime = _runtime(settings)
     bolt = create_app(runtime, signing_secret=settings.slack_signing_secret)

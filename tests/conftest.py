@@ -22,11 +22,12 @@ from werkzeug.serving import make_server
 
 from bot.clock import ManualClock
 from bot.config import load_settings
-from bot.runtime import Runtime, build_runtime
+from bot.runtime import Runtime
 from bot.slack.app import create_app
 from bot.slack.client import make_client
 from bot.standin import SlackStandIn
 from bot.web.app import create_web_app
+from bot.wiring import build_runtime
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-standin"

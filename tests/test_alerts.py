@@ -15,8 +15,8 @@ from sqlmodel import select
 
 from bot.alerts.alertmanager import PayloadError, parse_alertmanager, parse_webhook
 from bot.alerts.service import AlertPolicy
-from bot.config import parse_severity_map
 from bot.clock import ManualClock
+from bot.config import parse_severity_map
 from bot.models import Claim, Incident, OutboxTask, Page, TimelineEntry
 from tests.conftest import ROTATIONS, START, start_bot
 
@@ -266,7 +266,7 @@ def test_with_no_rotation_to_page_the_alert_is_accepted_with_a_warning_and_poste
 
 
 def test_the_severity_mapping_is_configurable(bot):
-    bot.rt.extras["alert_policy"] = AlertPolicy({"critical": 1, "error": 2})
+    bot.rt.alert_policy = AlertPolicy({"critical": 1, "error": 2})
     reply = alertmanager(bot, am_alert(severity="ERROR"))
     assert reply.json()["action"] == "declared" and rows(bot, Incident)[0].severity == 2
     reply = alertmanager(bot, am_alert("Other", severity="sev3"), group_key="g2")

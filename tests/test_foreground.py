@@ -13,8 +13,8 @@ from conftest import BOT_TOKEN, START
 from bot.clock import ManualClock
 from bot.config import load_settings
 from bot.foreground import _SLOT, Foreground
-from bot.runtime import build_runtime
 from bot.slack.client import make_client
+from bot.wiring import build_runtime
 
 
 def test_the_clock_waits_while_two_requests_are_in_flight_and_never_longer_than_its_bound(tmp_path):

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import select
 
+from bot.incidents.flows import NOT_SAVED
 from bot.models import Incident, TimelineEntry
-from bot.slack.incident_handlers import NOT_SAVED
 from tests.conftest import eventually
 
 
@@ -58,7 +58,7 @@ def test_a_declaration_is_saved_before_the_reply_and_its_incident_follows_once(b
         assert json.loads(task.payload)["number"] == 1 and json.loads(task.payload)["responder"] == "U0FRANK"
     bot.settle()
     assert standin.channel_by_name("inc-1-checkout-down")
-    bot.rt.extras["incident_flows"].record_declaration(json.loads(task.payload))  # a replay after a crash
+    bot.rt.incidents.record_declaration(json.loads(task.payload))  # a replay after a crash
     bot.settle()
     with bot.rt.storage.read() as session:
         assert len(session.exec(select(Incident)).all()) == 1
@@ -111,7 +111,7 @@ def test_declarations_arriving_together_share_one_commit_and_keep_their_own_numb
     with ThreadPoolExecutor(12) as pool, counter_held(bot):
         replies = [pool.submit(bot.command, "U0ALICE", "/incident", f"declare sev3 Queue {i}", settle=False)
                    for i in range(12)]
-        eventually(lambda: bot.rt.extras["incident_flows"].numbers.waiting == 11, message="eleven to queue")
+        eventually(lambda: bot.rt.incidents.numbers.waiting == 11, message="eleven to queue")
     said = {}
     for i, reply in enumerate(replies):
         found = re.search(r"Declared incident #(\d+) \*Queue (\d+)\*", reply.result().text)
@@ -135,7 +135,7 @@ def test_a_shared_commit_that_fails_tells_each_declarer_and_leaves_no_gap(bot, s
     with ThreadPoolExecutor(5) as pool, counter_held(bot) as holder:
         replies = [pool.submit(bot.command, "U0ALICE", "/incident", f"declare sev3 Lost {i}", settle=False)
                    for i in range(5)]
-        eventually(lambda: bot.rt.extras["incident_flows"].numbers.waiting == 4, message="four to queue")
+        eventually(lambda: bot.rt.incidents.numbers.waiting == 4, message="four to queue")
         holder.exec_driver_sql("ALTER TABLE outboxtask RENAME TO outboxtask_away")  # committed as it ends
     texts = [reply.result().text for reply in replies]
     assert all(reply.result().status == 200 for reply in replies)

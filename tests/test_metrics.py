@@ -6,7 +6,6 @@ from __future__ import annotations
 import urllib.parse
 import urllib.request
 from datetime import timedelta
-from types import SimpleNamespace
 
 import prometheus_client
 from prometheus_client.parser import text_string_to_metric_families
@@ -209,7 +208,7 @@ def test_two_bots_in_one_process_keep_their_own_numbers(bot, standin, settings_e
     )
     try:
         bot.command("U0ALICE", "/incident", "declare sev2 Checkout down")
-        assert bot.rt.extras["metrics"].registry is not prometheus_client.REGISTRY
+        assert bot.rt.metrics.registry is not prometheus_client.REGISTRY
         assert (
             value(
                 scrape(other),
@@ -246,9 +245,8 @@ def test_an_unreachable_database_is_reported_not_raised():
         def read(self):
             raise OSError("connection refused")
 
-    runtime = SimpleNamespace(storage=Broken(), clock=ManualClock(START))
     metrics = BotMetrics()
-    metrics.registry.register(DatabaseCollector(runtime))  # type: ignore[arg-type]
+    metrics.registry.register(DatabaseCollector(Broken(), ManualClock(START)))  # type: ignore[arg-type]
     text = metrics.exposition().decode()
     assert "oncall_database_up 0.0" in text
 
@@ -262,7 +260,7 @@ def test_a_listener_can_mark_its_request_refused(bot):
         token_verification_enabled=False,
         process_before_response=True,
     )
-    observe_requests(app, bot.rt)
+    observe_requests(app, bot.rt.storage, bot.rt.metrics)
 
     @app.command("/incident")
     def refuse(ack):

@@ -12,33 +12,32 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.alerts.alertmanager import Alert, Notification
+from bot.clock import Clock
 from bot.incidents import paging
 from bot.incidents import service as incidents
+from bot.incidents.commands import severity_from_word
+from bot.incidents.flows import IncidentFlows
+from bot.incidents.paging import PagingFlows, escalation_key
 from bot.jobs.scheduler import cancel_job, claim
 from bot.models import Claim, Counter, Incident, Page
 from bot.oncall import service as oncall
-from bot.oncall.service import OncallError
+from bot.oncall.service import Directory, OncallError
 from bot.outbox import enqueue
 from bot.schedule import Rotation
-from bot.slack.paging_handlers import escalation_key
-from bot.slack.text import escape, truncate
-
-if TYPE_CHECKING:
-    from bot.runtime import Runtime
+from bot.storage import Storage
+from bot.text import escape, truncate
 
 log = logging.getLogger(__name__)
 DEFAULT_SEVERITIES: Mapping[str, int] = {"critical": 1}
-_SEV = re.compile(r"sev\s*-?\s*([1-4])")
 LISTED = 5  # alerts named in one timeline line; the rest are counted
 
 
@@ -49,24 +48,15 @@ class AlertPolicy:
 
     severities: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_SEVERITIES))
 
+    @classmethod
+    def from_settings(cls, configured: Mapping[str, int]) -> AlertPolicy:
+        """ALERT_SEVERITIES (parsed by bot.config.parse_severity_map), else the default."""
+        return cls(dict(configured)) if configured else cls()
+
     def incident_severity(self, label: str) -> int | None:
         text = label.strip().lower()
-        match = _SEV.fullmatch(text)
-        if match:
-            return int(match.group(1))
-        return {k.lower(): v for k, v in self.severities.items()}.get(text)
-
-
-def policy_for(runtime: Runtime) -> AlertPolicy:
-    """The runtime's policy: extras["alert_policy"], else a mapping in settings.alert_severities
-    (ALERT_SEVERITIES, parsed by bot.config.parse_severity_map), else the default."""
-    policy = runtime.extras.get("alert_policy")
-    if isinstance(policy, AlertPolicy):
-        return policy
-    configured = getattr(runtime.settings, "alert_severities", None)
-    if isinstance(configured, Mapping) and configured:
-        return AlertPolicy(dict(configured))
-    return AlertPolicy()
+        named = severity_from_word(text) if text.startswith("sev") else None
+        return named if named is not None else {k.lower(): v for k, v in self.severities.items()}.get(text)
 
 
 @dataclass
@@ -212,20 +202,29 @@ def lead_alert(alerts: list[Alert], policy: AlertPolicy) -> tuple[Alert, int | N
 class AlertFlows:
     """Alert notifications in, pages, incidents and timeline entries out."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.rt = runtime
+    def __init__(self, *, storage: Storage, clock: Clock, rotations: dict[str, Rotation], people: Directory,
+                 incidents: IncidentFlows, paging: PagingFlows, incidents_channel: str | None,
+                 wake: Callable[[], None]) -> None:
+        self.storage = storage
+        self.clock = clock
+        self.rotations = rotations
+        self.people = people
+        self.incidents = incidents
+        self.paging = paging
+        self.incidents_channel = incidents_channel
+        self.wake = wake  # after a commit: the outbox and scheduler have new work
 
     def receive(self, notification: Notification, policy: AlertPolicy) -> Outcome:
         """Act on one notification in one transaction; returns what it did."""
         for attempt in range(3):
             try:
-                with self.rt.storage.session() as session:
-                    outcome = self._receive(session, notification, policy, self.rt.clock.now())
+                with self.storage.session() as session:
+                    outcome = self._receive(session, notification, policy, self.clock.now())
                 break
             except IntegrityError:  # two first notifications of a group raced to create its counter
                 if attempt == 2:
                     raise
-        self.rt.after_commit()
+        self.wake()
         log.info("%s notification for %s: %s (incident %s, paged %s)", notification.kind,
                  Group.of(notification).hash, outcome.action, outcome.incident, outcome.paged)
         return outcome
@@ -284,11 +283,11 @@ class AlertFlows:
     def _route(self, lead: Alert, outcome: Outcome) -> tuple[Rotation | None, str | None]:
         """The rotation named by the alert's label, else the default one, and a note saying so."""
         name = lead.rotation
-        if name and name in self.rt.rotations:
-            return self.rt.rotations[name], None
+        if name and name in self.rotations:
+            return self.rotations[name], None
         unknown = f"The rotation label `{escape(truncate(name, 80))}` names no rotation" if name else None
         try:
-            default = oncall.find_rotation(self.rt.rotations, None)
+            default = oncall.find_rotation(self.rotations, None)
         except OncallError as exc:
             note = f"{unknown}; nobody was paged: {exc}" if unknown else f"Nobody was paged: {exc}"
             outcome.warnings.append(note)
@@ -301,7 +300,7 @@ class AlertFlows:
 
     def _responder(self, session: Session, rotation: Rotation, now: datetime) -> str:
         shift = oncall.on_call_at(db_session=session, rotation=rotation, at=now)
-        return str(self.rt.extras["people"].resolve(shift.user))
+        return str(self.people.resolve(shift.user))
 
     def _declare(self, session: Session, n: Notification, group: Group, alerts: list[Alert], lead: Alert,
                  severity: int, rotation: Rotation | None, note: str | None, now: datetime, outcome: Outcome) -> None:
@@ -317,10 +316,10 @@ class AlertFlows:
         enqueue(session, "incident.open", {"incident_id": incident.id, "invite": [responder] if responder else []}, now=now)
         if responder is not None and rotation is not None:
             incidents.set_commander(db_session=session, incident=incident, commander=responder, actor=n.source, now=now)
-            self.rt.extras["paging_flows"].page(session, incident=incident, user_id=responder, rotation=rotation.name,
+            self.paging.page(session, incident=incident, user_id=responder, rotation=rotation.name,
                                                 paged_by=n.source, now=now, reason=title_of(lead, n), dedup_key=group.key)
             outcome.paged.append(responder)
-        self.rt.extras["incident_flows"].schedule_reminder(session, incident)
+        self.incidents.schedule_reminder(session, incident)
         outcome.action, outcome.incident = "declared", incident.id
 
     def _page(self, session: Session, n: Notification, group: Group, alerts: list[Alert], lead: Alert,
@@ -329,7 +328,7 @@ class AlertFlows:
         responder = self._responder(session, rotation, now)
         label = f"[{escape(truncate(lead.severity.upper(), 20))}] " if lead.severity else ""
         reason = label + title_of(lead, n) + (f" — {note}" if note else "")
-        self.rt.extras["paging_flows"].page(session, incident=None, user_id=responder, rotation=rotation.name,
+        self.paging.page(session, incident=None, user_id=responder, rotation=rotation.name,
                                             paged_by=n.source, now=now, reason=reason, dedup_key=group.key)
         enqueue(session, "slack.post", {"channel": responder, "text": details(n, alerts, lead, None)}, now=now)
         outcome.action = "paged"
@@ -338,7 +337,7 @@ class AlertFlows:
     def _unrouted(self, session: Session, n: Notification, alerts: list[Alert], lead: Alert, note: str | None,
                   now: datetime, outcome: Outcome) -> None:
         """Nobody to page: say so where people look, so the alert is not lost."""
-        channel = self.rt.settings.incidents_channel
+        channel = self.incidents_channel
         if channel:
             text = (f":warning: Alert firing with nobody to page: *{title_of(lead, n)}*\n"
                     f"{details(n, alerts, lead, note)}")

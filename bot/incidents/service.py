@@ -10,20 +10,14 @@ from sqlalchemy import Connection, bindparam, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
+from bot.incidents.commands import OPEN, SEVERITIES, STATUSES, severity_label
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
 from bot.outbox import TASKS, enqueue_many
 from bot.storage import Storage, connection_of
 
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
-OPEN = ("investigating", "identified", "monitoring")
-
 
 class IncidentError(Exception):
     """Something a user asked that cannot be done; the message is written for them."""
-
-
-def severity_label(severity: int) -> str:
-    return f"SEV{severity}"
 
 
 _COUNTER = Counter.metadata.tables["counter"]
@@ -163,7 +157,7 @@ def check_declaration(*, title: str, severity: int) -> str:
     title = " ".join(title.split())
     if not title:
         raise IncidentError("The incident needs a title.")
-    if severity not in (1, 2, 3, 4):
+    if severity not in SEVERITIES:
         raise IncidentError("Severity must be SEV1 to SEV4.")
     return title[:500]
 

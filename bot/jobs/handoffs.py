@@ -18,7 +18,7 @@ from bot.jobs.scheduler import claim, request_job
 from bot.models import Claim
 from bot.oncall import service as oncall
 from bot.outbox import enqueue
-from bot.slack.text import escape, safe, user
+from bot.text import escape, safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -90,7 +90,7 @@ def install(runtime: "Runtime") -> None:
         incoming_shift = oncall.on_call_at(db_session=session, rotation=rotation, at=at)
         if outgoing_shift.user == incoming_shift.user:
             return  # the plan changed since (an override): nobody changes hands here
-        people = runtime.extras["people"]
+        people = runtime.people
         incoming, outgoing = people.resolve(incoming_shift.user), people.resolve(outgoing_shift.user)
         now = runtime.clock.now()
         name = escape(rotation.name)

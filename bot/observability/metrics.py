@@ -28,16 +28,16 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.incidents.service import OPEN
+from bot.incidents.commands import OPEN, SEVERITIES
 from bot.models import Counter as NumberCounter
 from bot.models import Incident, OutboxTask, Page
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.clock import Clock
+    from bot.storage import Storage
 
 log = logging.getLogger(__name__)
 
-SEVERITIES = (1, 2, 3, 4)
 OUTCOMES = ("ok", "usage_error", "refused", "error")
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})  # others count as "other"
 # Slack's 3-second acknowledgement limit sits between the 2.5 and 5 second buckets.
@@ -112,16 +112,16 @@ class BotMetrics:
         )
 
     @classmethod
-    def for_runtime(cls, runtime: Runtime) -> BotMetrics:
-        """Metrics for a runtime: its database figures collected at scrape time, and its Slack
-        client metered when it is a ``MeteredWebClient`` (what ``make_client`` returns)."""
+    def for_bot(cls, storage: Storage, clock: Clock, client: object) -> BotMetrics:
+        """Metrics for a running bot: its database figures collected at scrape time, and its
+        Slack client metered when it is a ``MeteredWebClient`` (what ``make_client`` returns)."""
         from bot.observability.slack_client import MeteredWebClient
 
         metrics = cls()
-        metrics.database = DatabaseCollector(runtime)
+        metrics.database = DatabaseCollector(storage, clock)
         metrics.registry.register(metrics.database)
-        if isinstance(runtime.client, MeteredWebClient):
-            runtime.client.metrics = metrics
+        if isinstance(client, MeteredWebClient):
+            client.metrics = metrics
         return metrics
 
     database: DatabaseCollector | None = None
@@ -172,8 +172,9 @@ class BotMetrics:
 class DatabaseCollector:
     """Figures read from the database at scrape time; the same from every process."""
 
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, storage: Storage, clock: Clock) -> None:
+        self.storage = storage
+        self.clock = clock
 
     def describe(self) -> list[Metric]:
         # Names only: registering must not touch the database.
@@ -257,8 +258,8 @@ class DatabaseCollector:
         yield from families.values()
 
     def _read(self) -> dict[str, object]:
-        now = self.runtime.clock.now()
-        with self.runtime.storage.read() as session:
+        now = self.clock.now()
+        with self.storage.read() as session:
             open_rows = session.exec(
                 select(Incident.severity, func.count())
                 .where(col(Incident.status).in_(OPEN))  # the status index; != would scan

@@ -50,7 +50,7 @@ from bot.observability.slack_client import MeteredWebClient
 from bot.slack import commands
 
 if TYPE_CHECKING:
-    from bot.runtime import Runtime
+    from bot.storage import Storage
 
 log = logging.getLogger(__name__)
 CONTEXT_KEY = "observation"
@@ -179,8 +179,8 @@ class MeteredAck(Ack):
 
 
 class _Start(ListenerStartHandler):
-    def __init__(self, runtime: Runtime) -> None:
-        self.runtime = runtime
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
         self._incidents: dict[str, int] = {}  # channel -> incident: fixed once the channel is saved
 
     def handle(self, request: BoltRequest, response: BoltResponse | None) -> None:
@@ -200,7 +200,7 @@ class _Start(ListenerStartHandler):
         if channel in self._incidents:
             return self._incidents[channel]
         try:
-            with self.runtime.storage.read() as session:
+            with self.storage.read() as session:
                 incident = session.exec(
                     select(Incident.id).where(Incident.channel_id == channel)
                 ).first()
@@ -278,13 +278,12 @@ class _ErrorSpy(ListenerErrorHandler):
         self.inner.handle(error=error, request=request, response=response)
 
 
-def observe_requests(app: App, runtime: Runtime) -> None:
-    """Instrument a Bolt app: metrics (``runtime.extras["metrics"]`` when present) and log
+def observe_requests(app: App, storage: Storage, metrics: BotMetrics | None) -> None:
+    """Instrument a Bolt app: metrics (when given) and log
     context for every request. Call it after ``app.error(...)``; later calls of ``app.error``
     are picked up on the next request too."""
-    metrics: BotMetrics | None = runtime.extras.get("metrics")
     runner = app.listener_runner
-    runner.listener_start_handler = _Start(runtime)
+    runner.listener_start_handler = _Start(storage)
     runner.listener_completion_handler = _Completion()
 
     def spy_on_errors() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from datetime import datetime, timedelta
+from typing import Protocol
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, bindparam
@@ -26,6 +27,14 @@ from bot.storage import Storage, announce, connection_of
 
 class OncallError(Exception):
     """A request about rotations that cannot be answered; the message is for the user."""
+
+
+class Directory(Protocol):
+    """Who people are (bot.slack.people.People asks Slack)."""
+
+    def resolve(self, member: str) -> str:
+        """A rotation member (a user ID or an e-mail address) as a user ID."""
+        ...
 
 
 def find_rotation(rotations: dict[str, Rotation], name: str | None) -> Rotation:

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from bot.incidents import service as incidents
+from bot.incidents.commands import severity_label
 from bot.incidents.paging import pages_of
 from bot.models import ActionItem as ActionRow
 from bot.models import Incident, PostmortemDraft, TimelineEntry, UserProfile
@@ -153,7 +154,7 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
     return PostmortemFacts(
         number=incident.id,
         title=incident.title,
-        severity=incidents.severity_label(incident.severity),
+        severity=severity_label(incident.severity),
         status=incident.status,
         channel_name=incident.channel_name,
         commander=show(incident.commander),

@@ -16,9 +16,7 @@ from bot.slack import (
     incident_handlers,
     oncall_handlers,
     paging_handlers,
-    postmortem_handlers,
 )
-from bot.slack.people import People
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -71,16 +69,12 @@ def create_app(
         token_verification_enabled=token_verification,
         process_before_response=True,
     )
-    people: People = runtime.extras["people"]
     after_ack = AfterAck(executor)
     app.middleware(_DedupeEvents(runtime))
     app.error(_log_errors)
-    incident_handlers.register(app, runtime, people, after_ack)
-    oncall_handlers.register(app, runtime, people, after_ack)
-    event_handlers.register(app, runtime, people, after_ack)
-    paging_handlers.register(app, runtime, people, after_ack)
-    postmortem_handlers.register(app, runtime, people)
-    observe_requests(app, runtime)  # metrics and log context of every request; after app.error
+    for handlers in (incident_handlers, oncall_handlers, event_handlers, paging_handlers):
+        handlers.register(app, runtime, after_ack)
+    observe_requests(app, runtime.storage, runtime.metrics)  # metrics and log context of every request; after app.error
     return app
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.incidents.service import severity_label
-from bot.models import Incident
-from bot.slack.text import plain, safe, truncate, user
+from bot.incidents.commands import SEVERITIES, severity_label
+from bot.models import Incident, Page
+from bot.text import plain, safe, truncate, user
 
 SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
 
@@ -85,7 +85,7 @@ def page_buttons(page_id: int) -> dict[str, Any]:
 def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:
     """The form behind a bare `/incident declare`."""
     severity_options = [
-        {"text": {"type": "plain_text", "text": f"SEV{n}"}, "value": str(n)} for n in (1, 2, 3, 4)
+        {"text": {"type": "plain_text", "text": severity_label(n)}, "value": str(n)} for n in SEVERITIES
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
@@ -113,3 +113,19 @@ def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
     }
+
+
+def page_message(page: Page, incident: Incident | None) -> tuple[str, list[dict[str, Any]]]:
+    """The DM for a page, with buttons while it waits and its outcome once answered."""
+    if incident is not None:
+        text, dm_blocks = page_dm(incident, page.id or 0, page.paged_by)
+    else:
+        text = f":rotating_light: Alert: *{safe(page.reason or 'unnamed alert')}*" + (f" (on call for `{safe(page.rotation)}`)" if page.rotation else "")
+        dm_blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": text}}, page_buttons(page.id or 0)]
+    if page.acknowledged_at is not None:
+        dm_blocks = dm_blocks[:1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": f":white_check_mark: Acknowledged by {user(page.acknowledged_by)}"}]}]
+    elif page.escalated_at is not None:
+        dm_blocks = dm_blocks[:1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": ":arrow_double_up: Escalated to the next responder"}]}]
+    elif page.resolved_at is not None:
+        dm_blocks = dm_blocks[:1] + [{"type": "context", "elements": [{"type": "mrkdwn", "text": ":white_check_mark: Resolved by itself before anyone answered"}]}]
+    return text, dm_blocks

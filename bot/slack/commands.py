@@ -6,18 +6,23 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
-SEVERITIES = (1, 2, 3, 4)
-STATUSES = ("investigating", "identified", "monitoring", "resolved")
+from bot.incidents.commands import (
+    STATUSES,
+    AddAction,
+    AddNote,
+    DraftPostmortem,
+    PageSomeone,
+    Resolve,
+    SetCommander,
+    SetSeverity,
+    SetStatus,
+    ShowTimeline,
+    severity_from_word,
+)
 
 # Slack escapes a mention as <@U123> or <@U123|name>; a typed-in plain @name stays text.
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-# The first words the parsers below understand (metrics and logs name requests by them).
-INCIDENT_VERBS = frozenset(
-    {"declare", "sev", "status", "note", "commander", "page", "action", "timeline", "resolve",
-     "postmortem", "list", "help"}
-)
-ONCALL_VERBS = frozenset({"help", "me", "next", "schedule", "override", "swap"})
 
 
 class UsageError(Exception):
@@ -43,7 +48,9 @@ ONCALL_HELP = """*`/oncall` — who holds the pager*
 `/oncall swap ROTATION @user` — take over their next shift
 `/oncall help`"""
 
-FORMS = {
+# The form of each verb, shown when a command is misread; the verbs each parser understands
+# (metrics and logs name requests by them).
+INCIDENT_FORMS = {
     "declare": "`/incident declare [sev1|sev2|sev3|sev4] TITLE`",
     "sev": "`/incident sev 1|2|3|4` (SEV1 is the worst)",
     "status": "`/incident status investigating|identified|monitoring|resolved`",
@@ -51,13 +58,23 @@ FORMS = {
     "commander": "`/incident commander @user`",
     "page": "`/incident page @user` or `/incident page ROTATION`",
     "action": "`/incident action [@owner] TEXT`",
+    "timeline": "`/incident timeline`",
     "resolve": "`/incident resolve [SUMMARY]`",
     "postmortem": "`/incident postmortem` (draft again) or `/incident postmortem reviewed|final`",
+    "list": "`/incident list`",
+    "help": "`/incident help`",
+}
+ONCALL_FORMS = {
+    "me": "`/oncall me`",
     "next": "`/oncall next ROTATION`",
     "schedule": "`/oncall schedule ROTATION [DAYS]` (DAYS from 1 to 90)",
     "override": "`/oncall override ROTATION @user START END` or `/oncall override remove ID`",
     "swap": "`/oncall swap ROTATION @user`",
+    "help": "`/oncall help`",
 }
+FORMS = {**ONCALL_FORMS, **INCIDENT_FORMS}
+INCIDENT_VERBS = frozenset(INCIDENT_FORMS)
+ONCALL_VERBS = frozenset(ONCALL_FORMS)
 
 
 @dataclass(frozen=True)
@@ -74,53 +91,6 @@ class OpenDeclareForm:
 class Declare:
     severity: int
     title: str
-
-
-@dataclass(frozen=True)
-class SetSeverity:
-    severity: int
-
-
-@dataclass(frozen=True)
-class SetStatus:
-    status: str
-
-
-@dataclass(frozen=True)
-class AddNote:
-    text: str
-
-
-@dataclass(frozen=True)
-class SetCommander:
-    user: str
-
-
-@dataclass(frozen=True)
-class PageSomeone:
-    user: str | None = None
-    rotation: str | None = None
-
-
-@dataclass(frozen=True)
-class AddAction:
-    text: str
-    owner: str | None = None
-
-
-@dataclass(frozen=True)
-class ShowTimeline:
-    pass
-
-
-@dataclass(frozen=True)
-class Resolve:
-    summary: str | None
-
-
-@dataclass(frozen=True)
-class DraftPostmortem:
-    mark: str | None = None  # reviewed | final: the team has taken the draft over
 
 
 @dataclass(frozen=True)
@@ -203,12 +173,10 @@ def parse_mention(token: str, form: str) -> str:
 
 def parse_severity(token: str, form: str = "sev") -> int:
     """'2', 'sev2', 'SEV 2' -> 2; anything else is a UsageError."""
-    cleaned = token.strip().lower().replace(" ", "")
-    if cleaned.startswith("sev"):
-        cleaned = cleaned[3:]
-    if _number(cleaned) in SEVERITIES:
-        return int(cleaned)
-    raise _fail(f"`{token.strip() or '(nothing)'}` is not a severity", form)
+    severity = severity_from_word(token)
+    if severity is None:
+        raise _fail(f"`{token.strip() or '(nothing)'}` is not a severity", form)
+    return severity
 
 
 def parse_incident(text: str) -> IncidentCommand:

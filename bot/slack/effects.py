@@ -14,7 +14,8 @@ from bot.incidents import service as incidents
 from bot.models import Incident, Page
 from bot.outbox import PermanentError, enqueue
 from bot.slack import blocks
-from bot.slack.text import channel_name, escape, safe
+from bot.slack.text import channel_name
+from bot.text import escape, safe
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -49,8 +50,7 @@ class Effects:
             session.add(incident)
 
     def _topic(self, incident: Incident) -> str:
-        people = self.rt.extras["people"]
-        return blocks.topic(incident, people.profile(incident.commander).name)
+        return blocks.topic(incident, self.rt.people.profile(incident.commander).name)
 
     def open_incident(self, payload: dict[str, Any]) -> None:
         """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
@@ -141,7 +141,7 @@ class Effects:
         with self.rt.storage.transaction() as connection:
             incidents.note_members(db_session=connection, channel_id=channel, user_ids=users)
         for one in users:  # names and zones cached now, so postmortems and timelines show them
-            self.rt.extras["people"].profile(one)
+            self.rt.people.profile(one)
 
     def invite_to_incident(self, payload: dict[str, Any]) -> None:
         """Invite people to an incident's channel (waits for the channel to exist)."""
@@ -152,12 +152,10 @@ class Effects:
 
     def send_page(self, payload: dict[str, Any]) -> None:
         """DM the page with its buttons; remembers the DM so the buttons can be retired."""
-        from bot.slack.paging_handlers import page_message
-
         page, incident = self._page(payload["page_id"])
         if page.dm_ts:
             return
-        text, page_blocks = page_message(page, incident)
+        text, page_blocks = blocks.page_message(page, incident)
         response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks)
         with self.rt.storage.session() as session:
             stored = session.get(Page, page.id)
@@ -166,12 +164,10 @@ class Effects:
 
     def refresh_page(self, payload: dict[str, Any]) -> None:
         """Show the page's outcome in its DM instead of the buttons."""
-        from bot.slack.paging_handlers import page_message
-
         page, incident = self._page(payload["page_id"])
         if not page.dm_ts:
             raise RuntimeError(f"page {page.id} has not been sent yet")
-        text, page_blocks = page_message(page, incident)
+        text, page_blocks = blocks.page_message(page, incident)
         self.client.chat_update(channel=page.dm_channel, ts=page.dm_ts, text=text, blocks=page_blocks)
 
     def _page(self, page_id: int) -> tuple[Page, Incident | None]:
@@ -291,4 +287,3 @@ def install(runtime: "Runtime") -> None:
     outbox.register("slack.usergroup", effects.set_usergroup)
     outbox.on_failure = effects.report_failure
     outbox.retry_after = rate_limit_wait
-    runtime.extras["effects"] = effects

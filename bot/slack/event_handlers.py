@@ -10,12 +10,11 @@ from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
 
 from bot.incidents import service as incidents
+from bot.incidents.commands import InChannelCommand, Resolve, SetCommander
 from bot.incidents.service import IncidentError
 from bot.models import Incident
 from bot.outbox import enqueue
-from bot.slack.commands import Resolve, SetCommander
-from bot.slack.people import People
-from bot.slack.text import user
+from bot.text import user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -72,15 +71,8 @@ class TimelineCapture:
         return entry is not None
 
 
-def install(runtime: "Runtime") -> None:
-    """Outbox work for every process: fetching pinned messages into the timeline."""
+def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
     capture = TimelineCapture(runtime)
-    runtime.extras["timeline_capture"] = capture
-    runtime.outbox.register("timeline.capture", capture.fetch_and_record)
-
-
-def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck") -> None:
-    capture: TimelineCapture = runtime.extras["timeline_capture"]
 
     @app.event("reaction_added")
     def reaction_added(event: dict[str, Any]) -> None:
@@ -177,12 +169,12 @@ def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck"
 
         after_ack.answer(respond, work, refusals=(IncidentError,))
 
-    def in_channel_button(body: dict[str, Any], respond: Respond, command: Callable[[str], Any]) -> None:
+    def in_channel_button(body: dict[str, Any], respond: Respond, command: Callable[[str], InChannelCommand]) -> None:
         """A button that runs an /incident command in the incident's channel as the presser."""
 
         def work() -> str:
             incident, actor = button_incident(body)
-            return str(runtime.extras["incident_flows"].in_channel(command(actor), incident.channel_id or "", actor))
+            return runtime.incidents.in_channel(command(actor), channel_id=incident.channel_id or "", actor=actor)
 
         after_ack.answer(respond, work, refusals=(IncidentError,))
 

@@ -16,7 +16,7 @@ from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
 from bot.slack import commands
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
-from bot.slack.text import safe, user
+from bot.text import safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -181,12 +181,9 @@ class OncallFlows:
         return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
 
 
-def install(runtime: "Runtime") -> None:
-    runtime.extras["oncall_flows"] = OncallFlows(runtime, runtime.extras["people"])
-
-
-def register(app: App, runtime: "Runtime", people: People, after_ack: "AfterAck") -> None:
-    flows: OncallFlows = runtime.extras["oncall_flows"]
+def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
+    people = runtime.people
+    flows = OncallFlows(runtime, people)
 
     @app.command("/oncall")
     def oncall_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:

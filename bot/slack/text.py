@@ -1,58 +1,11 @@
-"""User text in Slack messages.
-
-Slash-command text arrives in Slack's own form (the app asks Slack to escape it): `&`, `<`, `>`
-as entities, people as `<@U123|name>`, and @here/@channel as `<!here>`/`<!channel>`. We keep
-user text in that form; `safe()` makes it harmless to post (no broadcast pings), `escape()`
-brings raw text (form fields, alerts) into that form, `plain()` gives readable text back.
-"""
+"""Slack channel names for incidents."""
 
 from __future__ import annotations
 
-import html
 import re
 import unicodedata
 
-ZWSP = "\u200b"
-_SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|@?([^>]*))?>")
-_BARE = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
-_MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
-_LINK = re.compile(r"<(#C[A-Z0-9]+|https?://[^|>]+)(?:\|([^>]*))?>")
-
-
-def _defuse(match: re.Match[str]) -> str:
-    if match.group(1):
-        return "@" + ZWSP + match.group(1)
-    return "@" + ZWSP + (match.group(2) or "group")
-
-
-def safe(text: str | None) -> str:
-    """Slack-form user text made safe to post: @here, @channel, @everyone and group pings inert."""
-    if not text:
-        return ""
-    text = _SPECIAL.sub(_defuse, text)
-    return _BARE.sub(lambda m: "@" + ZWSP + m.group(1), text)
-
-
-def escape(text: str | None) -> str:
-    """Raw text (a form field, an alert) in Slack's form, safe to post."""
-    if not text:
-        return ""
-    return safe(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
-
-
-def plain(text: str | None) -> str:
-    """Readable text from Slack's form: entities decoded, people and links as their labels."""
-    if not text:
-        return ""
-    text = _SPECIAL.sub(lambda m: "@" + (m.group(1) or m.group(2) or "group"), text)
-    text = _MENTION.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
-    text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
-    return html.unescape(text)
-
-
-def truncate(text: str, limit: int) -> str:
-    """At most `limit` characters, with an ellipsis when cut."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+from bot.text import plain
 
 
 def slugify(title: str) -> str:
@@ -70,10 +23,3 @@ def channel_name(number: int, title: str, suffix: int = 0) -> str:
     room = 80 - len(prefix) - len(tail) - 1
     slug = slug[:room].strip("-") if room > 0 else ""
     return f"{prefix}-{slug}{tail}" if slug else f"{prefix}{tail}"
-
-
-def user(user_id: str | None) -> str:
-    """A mention that Slack renders as the person's name (other actors, e.g. alertmanager, as text)."""
-    if not user_id:
-        return "nobody"
-    return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]+", user_id) else safe(user_id)

@@ -22,7 +22,6 @@ from bot.alerts.alertmanager import (
     parse_alertmanager,
     parse_webhook,
 )
-from bot.alerts.service import AlertFlows, policy_for
 from bot.web.app import ROUTE_INSTALLERS
 
 if TYPE_CHECKING:
@@ -66,8 +65,6 @@ def refusal(status: int, error: str) -> tuple[Response, int]:
 
 
 def install(runtime: Runtime, web: Flask) -> None:
-    flows = AlertFlows(runtime)
-
     def receive(parse: Callable[[bytes], Notification]) -> Any:
         if not authorized(runtime.settings.alertmanager_token, request.headers.get("Authorization")):
             return refusal(401, "missing or wrong bearer token (Authorization: Bearer <ALERTMANAGER_TOKEN>)")
@@ -79,7 +76,7 @@ def install(runtime: Runtime, web: Flask) -> None:
         except PayloadError as exc:
             log.info("alert payload refused on %s: %s", request.path, exc)
             return refusal(400, str(exc))
-        return jsonify(flows.receive(notification, policy_for(runtime)).as_json())
+        return jsonify(runtime.alerts.receive(notification, runtime.alert_policy).as_json())
 
     @web.post("/alerts/alertmanager")
     def alertmanager_webhook():  # type: ignore[no-untyped-def]

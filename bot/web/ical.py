@@ -29,7 +29,7 @@ def shifts_calendar(runtime: "Runtime", rotation_name: str, user: str | None) ->
     calendar.add("prodid", "-//oncall-bot//on-call shifts//EN")
     calendar.add("version", "2.0")
     calendar.add("x-wr-calname", f"On call: {rotation.name}" + (f" ({user})" if user else ""))
-    people = runtime.extras["people"]
+    people = runtime.people
     for shift in shifts:
         who = people.resolve(shift.user) if "@" in shift.user else shift.user
         if user and who != user:

@@ -10,14 +10,13 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.observability.logs import bind_request_id, request_id_from, request_id_var
-from bot.observability.metrics import BotMetrics
 from bot.web.app import ROUTE_INSTALLERS
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 def install(runtime: Runtime, web: Flask) -> None:
-    metrics: BotMetrics | None = runtime.extras.get("metrics")
+    metrics = runtime.metrics
 
     @web.before_request
     def start_request() -> None:
@@ -30,7 +29,7 @@ def install(runtime: Runtime, web: Flask) -> None:
         request_id = g.get("request_id")
         if request_id:
             response.headers["X-Request-Id"] = request_id
-        if metrics is not None and "request_started" in g:
+        if "request_started" in g:
             route = request.url_rule.rule if request.url_rule is not None else "(unmatched)"
             metrics.http_response(
                 route=route,
@@ -51,10 +50,6 @@ def install(runtime: Runtime, web: Flask) -> None:
 
     @web.get("/metrics", endpoint="prometheus_metrics")
     def prometheus_metrics() -> Response:
-        if metrics is None:
-            return Response(
-                "metrics are not enabled in this process\n", status=404, mimetype="text/plain"
-            )
         return Response(
             metrics.exposition(), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

@@ -58,12 +58,10 @@ class SlackEndpoint:
         finally:
             request_id_var.reset(token)
         headers = [*response.get_headers(), ("X-Request-Id", request_id)]
-        metrics = self.runtime.extras.get("metrics")
-        if metrics is not None:
-            metrics.http_response(
-                route=SLACK_EVENTS, method=environ.get("REQUEST_METHOD", ""), status=status,
-                seconds=time.perf_counter() - started,
-            )
+        self.runtime.metrics.http_response(
+            route=SLACK_EVENTS, method=environ.get("REQUEST_METHOD", ""), status=status,
+            seconds=time.perf_counter() - started,
+        )
         start_response(response.status, headers)
         return response.get_body()
 
