@@ -17,6 +17,7 @@ from bot.incidents.paging import PagingFlows
 from bot.jobs import handoffs
 from bot.jobs.scheduler import JobScheduler
 from bot.observability.metrics import BotMetrics
+from bot.observability.slack_client import MeteredWebClient
 from bot.outbox import Outbox
 from bot.postmortem import flows as postmortem_flows
 from bot.postmortem.flows import PostmortemFlows
@@ -68,9 +69,12 @@ def build_runtime(
         storage=storage, clock=clock, rotations=rotations, people=people, incidents=incidents, paging=pager,
         incidents_channel=settings.incidents_channel, wake=wake,
     )
+    metrics = BotMetrics.for_bot(storage, clock)
+    if isinstance(client, MeteredWebClient):  # what make_client returns: count its calls
+        client.metrics = metrics
     runtime = Runtime(
         settings=settings, storage=storage, client=client, clock=clock, outbox=outbox, scheduler=scheduler,
-        rotations=rotations, people=people, metrics=BotMetrics.for_bot(storage, clock, client),
+        rotations=rotations, people=people, metrics=metrics,
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
         alert_policy=AlertPolicy.from_settings(settings.alert_severities), foreground=foreground,
     )

@@ -112,16 +112,11 @@ class BotMetrics:
         )
 
     @classmethod
-    def for_bot(cls, storage: Storage, clock: Clock, client: object) -> BotMetrics:
-        """Metrics for a running bot: its database figures collected at scrape time, and its
-        Slack client metered when it is a ``MeteredWebClient`` (what ``make_client`` returns)."""
-        from bot.observability.slack_client import MeteredWebClient
-
+    def for_bot(cls, storage: Storage, clock: Clock) -> BotMetrics:
+        """Metrics for a running bot, its database figures collected at scrape time."""
         metrics = cls()
         metrics.database = DatabaseCollector(storage, clock)
         metrics.registry.register(metrics.database)
-        if isinstance(client, MeteredWebClient):
-            client.metrics = metrics
         return metrics
 
     database: DatabaseCollector | None = None

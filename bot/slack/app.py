@@ -6,49 +6,18 @@ import logging
 from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Callable
 
-from slack_bolt import App, BoltRequest, BoltResponse, Respond
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.middleware import Middleware
 
 from bot.jobs.scheduler import claim
-from bot.observability.slack_requests import hand_off, mark_outcome, observe_requests
-from bot.slack import (
-    event_handlers,
-    incident_handlers,
-    oncall_handlers,
-    paging_handlers,
-)
+from bot.observability.slack_requests import observe_requests
+from bot.slack import event_handlers, incident_handlers, oncall_handlers, paging_handlers
+from bot.slack.after_ack import AfterAck
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-
-
-class AfterAck:
-    """What a listener must do after its acknowledgement has left (Slack calls: opening a
-    form, replying through response_url, ephemeral messages) runs on a pool thread, so that
-    the 3-second reply never waits for it."""
-
-    def __init__(self, executor: Executor) -> None:
-        self.executor = executor
-
-    def __call__(self, work: Callable[[], object]) -> None:
-        self.executor.submit(hand_off(work))
-
-    def answer(self, respond: Respond, work: Callable[[], str | None], refusals: tuple[type[Exception], ...]) -> None:
-        """Run a button's work after its acknowledgement and tell the presser, ephemerally, what
-        happened (the text work returns, if any) or why not (a refusal's message)."""
-
-        def run() -> None:
-            try:
-                text = work()
-            except refusals as exc:
-                mark_outcome("refused")
-                text = str(exc)
-            if text:
-                respond(text=text, response_type="ephemeral", replace_original=False)
-
-        self(run)
 
 
 def create_app(

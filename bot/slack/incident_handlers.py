@@ -20,7 +20,7 @@ from bot.text import escape, safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
-    from bot.slack.app import AfterAck
+    from bot.slack.after_ack import AfterAck
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from bot.oncall.service import OncallError
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
-    from bot.slack.app import AfterAck
+    from bot.slack.after_ack import AfterAck
 
 
 def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:

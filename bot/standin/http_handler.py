@@ -9,11 +9,8 @@ import email.policy
 import json
 import logging
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, urlsplit
-
-if TYPE_CHECKING:
-    from bot.standin.server import SlackStandIn
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +25,18 @@ def _multipart(body: bytes, content_type: str) -> list[tuple[str | None, str | N
         (p.get_param("name", header="content-disposition"), p.get_filename(), p.get_payload(decode=True) or b"")
         for p in msg.iter_parts()
     ]  # fmt: skip
+
+
+class Entrypoints(Protocol):
+    """What the handler calls on the stand-in (bot.standin.server.SlackStandIn)."""
+
+    def handle_api(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict]: ...
+
+    def respond(self, rid: str, payload: dict) -> tuple[int, str]: ...
+
+    def upload(self, file_id: str, content: bytes) -> tuple[int, str]: ...
+
+    def download(self, file_id: str, token: str | None) -> bytes | None: ...
 
 
 class RequestHandler(BaseHTTPRequestHandler):
@@ -51,7 +60,7 @@ class RequestHandler(BaseHTTPRequestHandler):
             self._send(500, body, "application/json; charset=utf-8")
 
     def _dispatch(self) -> None:
-        standin: SlackStandIn = self.server.standin  # type: ignore[attr-defined]
+        standin: Entrypoints = self.server.standin  # type: ignore[attr-defined]
         url = urlsplit(self.path)
         parts = url.path.strip("/").split("/")
         length = int(self.headers.get("Content-Length") or 0)
