@@ -27,7 +27,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from bot.storage import beside_database, shared_memory
+from bot.storage_sqlite import beside_database, shared_memory
 
 # A web process's slot: whose it is (a random token), when it last took or finished a request
 # (CLOCK_MONOTONIC, which all processes share), and how many it was answering then.

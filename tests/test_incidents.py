@@ -158,7 +158,7 @@ def test_a_declaration_after_the_database_dropped_its_connection(bot, standin, p
     declared, uses up no number, and the next one is saved."""
     import psycopg
 
-    from bot import storage as storage_module
+    from bot import storage_postgres as storage_module
 
     def drop_it() -> None:
         with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres", autocommit=True) as admin:

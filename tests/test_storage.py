@@ -254,7 +254,7 @@ def test_settings_never_show_secrets():
 def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_not_failed(postgres, monkeypatch):
     import psycopg
 
-    import bot.storage
+    import bot.storage_postgres
 
     url = postgres.create_database()
     storage = Storage(url)
@@ -265,7 +265,7 @@ def test_a_pooled_postgresql_connection_dropped_while_idle_is_replaced_not_faile
     with psycopg.connect(f"host=127.0.0.1 port={postgres.port} user=postgres dbname=postgres", autocommit=True) as admin:
         # What a database restart, a failover or a proxy's idle timeout does to pooled connections.
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
-    monkeypatch.setattr(bot.storage, "TRUST_IDLE_SECONDS", 0.0)  # as if it had idled past the limit
+    monkeypatch.setattr(bot.storage_postgres, "TRUST_IDLE_SECONDS", 0.0)  # as if it had idled past the limit
     try:
         with storage.read() as session:
             assert session.exec(select(Incident.id)).all() == []
