@@ -3,10 +3,9 @@
 Each web process (each gunicorn worker) notes how many Slack requests it is answering in a slot
 of its own, 24 bytes of a small file that every process of the installation maps. The clock's
 outbox, before each task, waits while requests are queuing, counted over every web process.
-On a two-core host the clock's work for one declaration
-(saving it, the channel, the page: 25-30 ms of CPU) competed with the acknowledgements of the
-next ones at any scheduling priority; waiting for a quiet moment moved the median
-acknowledgement under load from ~55 ms to ~40 ms in the bench. The wait is bounded, so a web
+On a small host the clock's work for one declaration
+(saving it, the channel, the page) competes with the acknowledgements of the next ones at any
+scheduling priority, so it waits for a quiet moment. The wait is bounded, so a web
 process that is never quiet slows the outbox but never stops it.
 """
 

@@ -115,8 +115,7 @@ class OneStatement(_OwnConnection):
     """PostgreSQL writes that are one statement each, hot enough to skip the engine: on this
     connection every statement is a transaction of its own (one round trip, no BEGIN or
     COMMIT), psycopg prepares it once, and there is no pool checkout, no isolation level set
-    and reset, no SQLAlchemy execution around it (the declarations' statement: 422 -> 265 us
-    of CPU, measured one at a time). After TRUST_IDLE_SECONDS idle the connection is pinged
+    and reset, no SQLAlchemy execution around it. After TRUST_IDLE_SECONDS idle the connection is pinged
     first, as the pool's are, so a database restart meanwhile costs no write; an error drops
     it, and the next write makes it again."""
 

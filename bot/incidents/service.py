@@ -102,8 +102,8 @@ def take_numbers_in_one_statement(
 
 
 # SQLite: the same two statements as take_numbers_with_tasks, straight to the driver inside
-# the caller's transaction (its BEGIN IMMEDIATE, write lock and turns are the engine's): per
-# shared commit 389 instead of 597 us of CPU, measured one at a time. The tasks go in as one
+# the caller's transaction (its BEGIN IMMEDIATE, write lock and turns are the engine's),
+# without SQLAlchemy's execution machinery around them. The tasks go in as one
 # JSON array of their payloads' text, with positional parameters: Python's sqlite3 lets go of
 # the interpreter lock around each row's binding, and around each named parameter's name, so
 # executemany with named parameters let go of it eight times a row; getting it back from the

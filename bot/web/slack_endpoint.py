@@ -1,10 +1,9 @@
 """Slack's endpoint, POST /slack/events, answered in front of Flask.
 
 Flask's handling of a request around Bolt's Flask adapter (contexts, routing, hooks, its
-request and response objects) cost about 0.5 ms of CPU per request, measured in process:
-1,257 against 760 us for Bolt's own WSGI adapter. Under load the web worker's interpreter is
-what every request waits for, so Slack's requests go to Bolt through that adapter's request
-and response classes, and everything else on to Flask. The Flask hooks a Slack request used
+request and response objects) costs CPU that every queued request waits for under load, so
+Slack's requests go to Bolt through Bolt's own WSGI request and response classes, and
+everything else on to Flask (docs/design.md has the figure). The Flask hooks a Slack request used
 are done here: its request ID, its HTTP metrics and the clock's Foreground count.
 """
 
