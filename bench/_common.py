@@ -175,7 +175,7 @@ class Row:
     value: str
     baseline: str = ""
     target: str = ""
-    verdict: str = ""  # PASS, FAIL or "" (reported, no target)
+    verdict: str = ""  # PASS, FAIL, "info" or "" (reported, no target)
 
 
 def verdict(ok: bool) -> str:
@@ -419,18 +419,26 @@ def start_bot(
     return server
 
 
-def start_bare_bolt(
-    workdir: Path, standin: Any, *, workers: int = 1, threads: int = 8, adapter: str = "flask"
+def start_bench_app(
+    workdir: Path,
+    standin: Any,
+    app: str,
+    *,
+    name: str,
+    workers: int = 1,
+    threads: int = 8,
+    env: dict[str, str] | None = None,
 ) -> Server:
-    """bench/bare_bolt_app.py with the gunicorn settings bot/serve.py uses: behind Flask, or
-    through Bolt's WSGI adapter with adapter="wsgi"."""
+    """A WSGI app of bench/ (gunicorn's `module:app`) with the gunicorn settings bot/serve.py
+    uses, its Slack settings pointing at the stand-in."""
     port = free_port()
-    env = base_env()
-    env.update(
+    full_env = base_env()
+    full_env.update(
         {
             "SLACK_BOT_TOKEN": BOT_TOKEN,
             "SLACK_SIGNING_SECRET": SIGNING_SECRET,
             "SLACK_API_URL": standin.api_url,
+            **(env or {}),
         }
     )
     command = [
@@ -451,9 +459,32 @@ def start_bare_bolt(
         "-",
         "--pythonpath",
         str(BENCH),
-        "bare_bolt_app:" + {"flask": "app", "wsgi": "wsgi"}[adapter],
+        app,
     ]
-    return _spawn("bare-bolt", command, env, port, workdir)
+    return _spawn(name, command, full_env, port, workdir)
+
+
+def start_bare_bolt(
+    workdir: Path,
+    standin: Any,
+    *,
+    workers: int = 1,
+    threads: int = 8,
+    adapter: str = "flask",
+    process_before_response: bool = False,
+    name: str = "bare-bolt",
+) -> Server:
+    """bench/bare_bolt_app.py behind Flask, or through Bolt's WSGI adapter with
+    adapter="wsgi"; Bolt's default listener mode, or the bot's with process_before_response."""
+    return start_bench_app(
+        workdir,
+        standin,
+        "bare_bolt_app:" + {"flask": "app", "wsgi": "wsgi"}[adapter],
+        name=name,
+        workers=workers,
+        threads=threads,
+        env={"BARE_BOLT_PROCESS_BEFORE_RESPONSE": "1" if process_before_response else "0"},
+    )
 
 
 def start_standin() -> Any:

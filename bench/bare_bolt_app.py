@@ -1,8 +1,9 @@
 """The baseline of bench/ack_latency.py: a bare Bolt app that only acknowledges `/incident`
 and `/oncall`. `app` serves it behind Flask through Bolt's Flask adapter (the baseline of every
 figure so far); `wsgi` through Bolt's own WSGI adapter, without Flask, as the bot answers
-/slack/events since session 9 (`ack_latency.py --bare wsgi`). Served by gunicorn with the
-settings bot/serve.py uses:
+/slack/events since session 9 (`ack_latency.py --bare wsgi`). With BARE_BOLT_PROCESS_BEFORE_RESPONSE=1
+its App runs listeners as the bot's does (process_before_response=True), else with Bolt's
+defaults. Served by gunicorn with the settings bot/serve.py uses:
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=http://127.0.0.1:PORT/api/ \\
         python -m gunicorn -k gthread --threads 8 --pythonpath bench bare_bolt_app:app
@@ -27,6 +28,7 @@ bolt = App(
     client=client,
     signing_secret=os.environ["SLACK_SIGNING_SECRET"],
     token_verification_enabled=False,
+    process_before_response=os.environ.get("BARE_BOLT_PROCESS_BEFORE_RESPONSE") == "1",
 )
 
 

@@ -2,8 +2,10 @@
 
 Runs bench/ack_latency.py (SQLite and PostgreSQL), bench/storm.py, bench/scale.py, and
 bench/schedule.py and bench/postmortem.py as they are (their own output is printed, and their
-headline figures read from it). Each benchmark prints its own detailed tables first. The full
-run takes about 15 minutes on 2 cores; --quick takes about 4.
+headline figures read from it). Each benchmark prints its own detailed tables first. Rows
+with the verdict "info" are reported with no target: the ack latency's ratio to the bare Bolt
+app run with the bot's settings. The full run takes about 15 minutes on 2 cores; --quick takes
+about 4.
 
     .venv/bin/python bench/run_all.py [--quick] [--skip storm,scale,...]
 """
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     failed = sum(1 for r in rows if r.verdict == "FAIL")
     print(
-        f"\n{sum(1 for r in rows if r.verdict == 'PASS')} PASS, {failed} FAIL; took "
+        f"\n{sum(1 for r in rows if r.verdict == 'PASS')} PASS, {failed} FAIL, "
+        f"{sum(1 for r in rows if r.verdict == 'info')} info (no target); took "
         f"{time.monotonic() - started:.0f} s ({', '.join(timings)})"
     )
     return 1 if failed else 0
