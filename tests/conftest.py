@@ -52,14 +52,16 @@ def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = Non
     return signed_headers(secret, body, timestamp=timestamp)
 
 
-def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition") -> Any:
-    """Poll until predicate() is truthy; fail the test after `timeout` seconds."""
+def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition",
+               interval: float = 0.02) -> Any:
+    """Poll predicate() every `interval` seconds until it is truthy, and return its value; fail
+    the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
 
 
