@@ -47,6 +47,15 @@ PEOPLE = [
 ]
 
 
+# Servers the tests run for real, by the Debian package that brings each.
+SERVERS = {"PostgreSQL": "postgresql", "Prometheus Alertmanager": "prometheus-alertmanager"}
+
+
+def not_installed(server: str) -> str:
+    """Why a test that needs this server skips; the count of such skips closes the run."""
+    return f"{server} is not installed (apt-get install {SERVERS[server]})"
+
+
 def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 request signature headers for a body, with the tests' secret unless told."""
     return signed_headers(secret, body, timestamp=timestamp)
@@ -259,7 +268,7 @@ def postgres():
     except PostgresUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
-        pytest.skip(str(exc))
+        pytest.skip(not_installed("PostgreSQL"))
     yield server
     server.stop()
 
@@ -317,3 +326,29 @@ def bot(settings_env, standin):
     served, stop = start_bot(settings_env, standin, ManualClock(START))
     yield served
     stop()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the run, after pytest's own counts, with one line on tests skipped for a missing server."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    reasons = [str(r.longrepr[2]) for r in reporter.stats.get("skipped", []) if isinstance(r.longrepr, tuple)]
+    line = missing_servers_line(reasons)
+    if line:
+        reporter.write_line(line, yellow=True)
+
+
+def missing_servers_line(skip_reasons: list[str]) -> str | None:
+    """E.g. "12 tests skipped: PostgreSQL not installed (apt-get install postgresql; ...)"."""
+    counts = {server: sum(not_installed(server) in reason for reason in skip_reasons) for server in SERVERS}
+    missing = {server: count for server, count in counts.items() if count}
+    if not missing:
+        return None
+    if len(missing) == 1:
+        what, it = next(iter(missing)), "it"
+    else:
+        what, it = " and ".join(f"{server} ({count})" for server, count in missing.items()), "them"
+    packages = " ".join(SERVERS[server] for server in missing)
+    return (f"{sum(missing.values())} tests skipped: {what} not installed "
+            f"(apt-get install {packages}; as root, bash scripts/test.sh installs {it})")

@@ -18,7 +18,7 @@ from sqlmodel import select
 
 from bot.models import Incident, TimelineEntry
 from bot.oncall import service as oncall
-from tests.conftest import START, eventually
+from tests.conftest import START, eventually, not_installed
 
 BINARY = Path("/usr/bin/prometheus-alertmanager")
 TOKEN = "alertmanager-integration-token"
@@ -32,8 +32,7 @@ def alertmanager_binary() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(
-    alertmanager_binary() is None and not os.environ.get("CI"),
-    reason="the Alertmanager binary is missing (apt-get install prometheus-alertmanager); CI installs it",
+    alertmanager_binary() is None and not os.environ.get("CI"), reason=not_installed("Prometheus Alertmanager"),
 )
 
 
