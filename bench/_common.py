@@ -4,8 +4,6 @@ PostgreSQL). The load generator is in _loadgen.py."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import math
 import os
 import platform
@@ -21,6 +19,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from bot.slack.signing import signed_headers
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -85,9 +85,7 @@ members = ["U0GRACE", "U0HEIDI"]
 # ------------------------------------------------------------------ requests and figures
 def sign(body: str, secret: str = SIGNING_SECRET) -> dict[str, str]:
     """Slack's v0 signature headers for a request body, timestamped now."""
-    ts = str(int(time.time()))
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    return signed_headers(secret, body)
 
 
 def slash_body(

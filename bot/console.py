@@ -16,8 +16,6 @@ Lines (typed, or replayed from `--script FILE`):
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import re
 import sys
@@ -36,6 +34,7 @@ from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.slack.app import create_app
 from bot.slack.client import make_client
+from bot.slack.signing import signed_headers
 from bot.standin import SlackStandIn, render
 from bot.wiring import build_runtime
 
@@ -153,9 +152,7 @@ class Console:
         self.settle()
 
     def dispatch(self, body: str, content_type: str) -> Any:
-        ts = str(int(time.time()))
-        signature = "v0=" + hmac.new(SECRET.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-        headers = {"content-type": [content_type], "x-slack-request-timestamp": [ts], "x-slack-signature": [signature]}
+        headers = {"content-type": content_type, **signed_headers(SECRET, body)}
         return self.bolt.dispatch(BoltRequest(body=body, headers=headers))
 
     def slash(self, user_id: str, channel: str, command: str, text: str) -> None:

@@ -196,10 +196,6 @@ class Outbox:
             if not self.run_due():
                 return
 
-    def pending_count(self) -> int:
-        with self.storage.read() as session:
-            return len(session.exec(select(OutboxTask.id).where(OutboxTask.status == "pending")).all())
-
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no task is pending and due (tests); False on timeout."""
         deadline = threading.Event()

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh test
+bash scripts/install_servers.sh
 exec .venv/bin/python -m pytest "$@"

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import threading
@@ -25,6 +23,7 @@ from bot.config import load_settings
 from bot.runtime import Runtime
 from bot.slack.app import create_app
 from bot.slack.client import make_client
+from bot.slack.signing import signed_headers
 from bot.standin import SlackStandIn
 from bot.web.app import create_web_app
 from bot.wiring import build_runtime
@@ -49,21 +48,30 @@ PEOPLE = [
 ]
 
 
+# Servers the tests run for real, by the Debian package that brings each.
+SERVERS = {"PostgreSQL": "postgresql", "Prometheus Alertmanager": "prometheus-alertmanager"}
+
+
+def not_installed(server: str) -> str:
+    """Why a test that needs this server skips; the count of such skips closes the run."""
+    return f"{server} is not installed (apt-get install {SERVERS[server]})"
+
+
 def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
-    """Slack's v0 request signature headers for a body."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+    """Slack's v0 request signature headers for a body, with the tests' secret unless told."""
+    return signed_headers(secret, body, timestamp=timestamp)
 
 
-def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition") -> Any:
-    """Poll until predicate() is truthy; fail the test after `timeout` seconds."""
+def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str = "condition",
+               interval: float = 0.02) -> Any:
+    """Poll predicate() every `interval` seconds until it is truthy, and return its value; fail
+    the test after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.02)
+        time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
 
 
@@ -261,7 +269,7 @@ def postgres():
     except PostgresUnavailable as exc:
         if os.environ.get("CI"):
             pytest.fail(f"CI must run the PostgreSQL tests: {exc}")
-        pytest.skip(str(exc))
+        pytest.skip(not_installed("PostgreSQL"))
     yield server
     server.stop()
 
@@ -319,3 +327,29 @@ def bot(settings_env, standin):
     served, stop = start_bot(settings_env, standin, ManualClock(START))
     yield served
     stop()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Close the run, after pytest's own counts, with one line on tests skipped for a missing server."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    reasons = [str(r.longrepr[2]) for r in reporter.stats.get("skipped", []) if isinstance(r.longrepr, tuple)]
+    line = missing_servers_line(reasons)
+    if line:
+        reporter.write_line(line, yellow=True)
+
+
+def missing_servers_line(skip_reasons: list[str]) -> str | None:
+    """E.g. "12 tests skipped: PostgreSQL not installed (apt-get install postgresql; ...)"."""
+    counts = {server: sum(not_installed(server) in reason for reason in skip_reasons) for server in SERVERS}
+    missing = {server: count for server, count in counts.items() if count}
+    if not missing:
+        return None
+    if len(missing) == 1:
+        what, it = next(iter(missing)), "it"
+    else:
+        what, it = " and ".join(f"{server} ({count})" for server, count in missing.items()), "them"
+    packages = " ".join(SERVERS[server] for server in missing)
+    return (f"{sum(missing.values())} tests skipped: {what} not installed "
+            f"(apt-get install {packages}; as root, bash scripts/test.sh installs {it})")

@@ -8,7 +8,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
@@ -19,7 +18,7 @@ from sqlmodel import select
 
 from bot.models import Incident, TimelineEntry
 from bot.oncall import service as oncall
-from tests.conftest import START
+from tests.conftest import START, eventually, not_installed
 
 BINARY = Path("/usr/bin/prometheus-alertmanager")
 TOKEN = "alertmanager-integration-token"
@@ -33,8 +32,7 @@ def alertmanager_binary() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(
-    alertmanager_binary() is None and not os.environ.get("CI"),
-    reason="the Alertmanager binary is missing (apt-get install prometheus-alertmanager); CI installs it",
+    alertmanager_binary() is None and not os.environ.get("CI"), reason=not_installed("Prometheus Alertmanager"),
 )
 
 
@@ -60,18 +58,20 @@ def http(method: str, url: str, body: object | None = None) -> tuple[int, str]:
 
 
 def wait_for(what: str, check, process: subprocess.Popen, log: Path, settle=None):
-    """Poll check() (settling the bot first) until it is truthy, for at most DEADLINE seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while time.monotonic() < deadline:
+    """Poll check() (settling the bot first) until it is truthy, for at most DEADLINE seconds;
+    fail at once, with Alertmanager's log, if it exits."""
+
+    def attempt():
         if process.poll() is not None:
             pytest.fail(f"Alertmanager exited with {process.returncode}:\n{log.read_text()[-3000:]}")
         if settle is not None:
             settle()
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out after {DEADLINE:.0f}s waiting for {what}; Alertmanager said:\n{log.read_text()[-3000:]}")
+        return check()
+
+    try:
+        return eventually(attempt, timeout=DEADLINE, message=what, interval=0.2)
+    except AssertionError as timed_out:
+        pytest.fail(f"{timed_out}; Alertmanager said:\n{log.read_text()[-3000:]}")
 
 
 @pytest.fixture

@@ -31,7 +31,7 @@ def test_the_clock_waits_while_two_requests_are_in_flight_and_never_longer_than_
         for _ in range(3):
             requests.enter_context(web.answering())
         assert clock.busy()
-        time.sleep(Foreground.STALE_NS / 1e9 + 0.01)
+        time.sleep(Foreground.STALE_NS / 1e9 + 0.01)  # quiet past STALE_NS, as a web process that died
         assert not clock.busy()  # a web process that stopped mid-request holds nothing back
 
 

@@ -4,11 +4,8 @@ command the parser refuses writes nothing."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import http.client
 import json
-import time
 import urllib.parse
 
 import pytest
@@ -19,6 +16,7 @@ from sqlmodel import select
 
 from bot.models import Incident, OverrideRecord, TimelineEntry
 from bot.slack.commands import UsageError, parse_incident, parse_oncall
+from bot.slack.signing import signed_headers
 from tests.conftest import SIGNING_SECRET
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -301,8 +299,8 @@ def test_random_bodies_on_the_slack_endpoint_never_fail(bot, signed):
     @example(b'{"type": "view_submission", "view": null}', "application/json", None)
     def check(body, content_type, retry):
         headers = {"Content-Type": content_type} if content_type else {}
-        if signed:
-            headers.update(sign_bytes(body))
+        if signed and _utf8(body):  # other bytes are refused before Bolt reads a signature
+            headers.update(signed_headers(SIGNING_SECRET, body))
         if retry is not None:
             headers["X-Slack-Retry-Num"] = retry
         status = post_raw(bot, "POST", "/slack/events", body, headers)
@@ -312,13 +310,12 @@ def test_random_bodies_on_the_slack_endpoint_never_fail(bot, signed):
     check()
 
 
-def sign_bytes(body: bytes) -> dict[str, str]:
-    """Slack signs bytes; conftest's `sign` takes text, and random bodies need not be UTF-8."""
-    ts = str(int(time.time()))
-    digest = hmac.new(
-        SIGNING_SECRET.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256
-    ).hexdigest()
-    return {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": f"v0={digest}"}
+def _utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 _segment = st.text(min_size=1, max_size=30).map(lambda s: urllib.parse.quote(s, safe=""))

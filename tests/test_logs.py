@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import threading
-import time
 import urllib.parse
 
 import pytest
@@ -19,7 +18,7 @@ from bot.observability.logs import (
     secrets_from_env,
     write_behind,
 )
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, eventually, sign
 
 DATABASE_URL = "postgresql://u:pw@h/db"
 OTHER_TOKEN = "xoxb-2222222222-3333333333-abcdefABCDEF"
@@ -255,9 +254,7 @@ def test_written_behind_lines_logged_meanwhile_go_out_in_one_write_and_none_wait
     try:
         log = logging.getLogger("bot.test.batch")
         log.info("first with %s", BOT_TOKEN)
-        deadline = time.monotonic() + 5
-        while not stream.calls and time.monotonic() < deadline:
-            time.sleep(0.01)
+        eventually(lambda: stream.calls, message="the first line written without a stop")
         assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["first with [REDACTED:secret]"]
     finally:
         stop()

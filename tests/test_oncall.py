@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -106,8 +107,16 @@ def test_oncall_me_lists_my_next_shifts(bot, standin):
 
 def test_oncall_schedule_lists_shifts_and_overrides(bot, standin):
     text = reply(bot, standin, "U0BOB", "schedule payments 2")
-    assert text.startswith("*payments* — next 2 days, times in Europe/Dublin")
-    assert "<@U0DAVE>" in text and "<@U0ERIN>" in text or "<@U0BOB>" in text
+    # tests/rotations/payments.toml, week 9 (members[1]): in UTC apac 00-08, emea 08-15, amer 15-00.
+    assert text.splitlines() == [
+        "*payments* — next 2 days, times in Europe/Dublin",
+        "Tue 10 Mar 15:00 GMT (15:00 UTC) → Wed 11 Mar 00:00 GMT (00:00 UTC) · <@U0FRANK> · amer",
+        "Wed 11 Mar 00:00 GMT (00:00 UTC) → Wed 11 Mar 08:00 GMT (08:00 UTC) · <@U0DAVE> · apac",
+        "Wed 11 Mar 08:00 GMT (08:00 UTC) → Wed 11 Mar 15:00 GMT (15:00 UTC) · <@U0ERIN> · emea",
+        "Wed 11 Mar 15:00 GMT (15:00 UTC) → Thu 12 Mar 00:00 GMT (00:00 UTC) · <@U0FRANK> · amer",
+        "Thu 12 Mar 00:00 GMT (00:00 UTC) → Thu 12 Mar 08:00 GMT (08:00 UTC) · <@U0DAVE> · apac",
+        "Thu 12 Mar 08:00 GMT (08:00 UTC) → Thu 12 Mar 15:00 GMT (15:00 UTC) · <@U0ERIN> · emea",
+    ]
 
 
 def test_a_member_overrides_and_the_override_is_listed_and_removable(bot, standin):
@@ -183,9 +192,13 @@ def test_a_handoff_dms_both_people_posts_and_sets_the_user_group(bot, standin):
 def test_each_handoff_fires_once_across_a_day(bot, standin):
     bot.advance(timedelta(hours=24))
     posts = [m["text"] for m in standin.messages("C0PAYCHAN") if "handoff" in m["text"]]
-    # 23:00 UTC (amer ends, gap to apac? no: LA 16:00 PDT is 23:00 UTC), 00:00, 08:00, 15:00 UTC
-    assert len(posts) == len(set(posts))
-    assert len(posts) >= 3
+    handoffs = [re.search(r"\|([^>]+)>: <@(\w+)> → <@(\w+)> \((\w+),", post).groups() for post in posts]
+    # Amer's window ends at 23:00 UTC, but frank keeps the pager until apac begins at 00:00.
+    assert handoffs == [
+        ("2026-03-11 00:00 UTC", "U0FRANK", "U0DAVE", "apac"),
+        ("2026-03-11 08:00 UTC", "U0DAVE", "U0ERIN", "emea"),
+        ("2026-03-11 15:00 UTC", "U0ERIN", "U0FRANK", "amer"),
+    ]
 
 
 def test_a_commander_going_off_shift_is_offered_a_successor(bot, standin):

@@ -35,7 +35,7 @@ def test_the_web_process_leaves_side_effects_to_the_clock_process(tmp_path, stan
         eventually(lambda: healthy(base), timeout=60, message="the web process to start")
         reply = slash_command(base, standin, "declare sev2 Checkout down")
         assert re.search(r"Declared incident #1\b", reply), reply
-        time.sleep(1.0)  # ten times the clock's polling interval: nothing happens without it
+        time.sleep(1.0)  # ten outbox polls: a web process running side effects would have made it by now
         assert not standin.calls_to("conversations.create")
 
         with open(tmp_path / "clock.log", "w") as log:

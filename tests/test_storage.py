@@ -6,6 +6,7 @@ import logging
 import sqlite3
 import threading
 from datetime import datetime, timezone
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -17,6 +18,7 @@ from bot.config import load_settings
 from bot.incidents.service import declare_incident, next_number
 from bot.models import Incident
 from bot.storage import Storage, alembic_config
+from tests.conftest import eventually
 
 NOW = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)
 
@@ -193,7 +195,7 @@ def test_a_sqlite_writer_gets_the_lock_within_milliseconds_of_another_process_le
     released = []
 
     def let_go_later() -> None:
-        time.sleep(0.055)
+        time.sleep(0.055)  # held into the gap between SQLite's own busy-handler looks at 53 and 78 ms
         other.execute("COMMIT")
         released.append(time.monotonic())
 
@@ -210,11 +212,19 @@ def test_a_sqlite_writer_gets_the_lock_within_milliseconds_of_another_process_le
     storage.dispose()
 
 
-def test_the_clock_lets_a_waiting_acknowledgement_take_the_write_lock_first(tmp_path):
+def test_the_clock_lets_a_waiting_acknowledgement_take_the_write_lock_first(tmp_path, monkeypatch):
     """SQLite gives its write lock to whoever asks first after a commit; the clock (a background
     writer) defers to a web writer that is already waiting (WriteTurns)."""
-    import time
+    from bot.storage import WriteTurns
 
+    deferring = threading.Event()
+    plain_defer = WriteTurns.defer
+
+    def noted_defer(self: WriteTurns) -> None:
+        deferring.set()
+        plain_defer(self)
+
+    monkeypatch.setattr(WriteTurns, "defer", noted_defer)
     url = f"sqlite:///{tmp_path / 'x.db'}"
     web, clock = Storage(url), Storage(url, background=True)
     web.migrate()
@@ -228,12 +238,13 @@ def test_the_clock_lets_a_waiting_acknowledgement_take_the_write_lock_first(tmp_
                 order.append(name)
 
         other.execute("BEGIN IMMEDIATE")  # another process is writing
+        deferring.clear()
         waiting = threading.Thread(target=write, args=(web, "acknowledgement"))
         waiting.start()
-        time.sleep(0.02)  # the acknowledgement has been looking for the lock for a while
+        eventually(lambda: _noted_waiting(tmp_path / "x.db-turns"), message="the acknowledgement to wait")
         later = threading.Thread(target=write, args=(clock, "clock"))
         later.start()
-        time.sleep(0.02)
+        assert deferring.wait(5), "the clock never asked for the lock"
         other.execute("COMMIT")
         waiting.join()
         later.join()
@@ -278,7 +289,6 @@ def test_postgresql_tells_every_process_of_an_announced_change_and_a_lost_listen
     commit, not before), is None while the listening connection is lost, and moves again once
     listening resumes (what happened meanwhile is unknown)."""
     from bot.storage import announce
-    from tests.conftest import eventually
 
     url = postgres.create_database()
     here, there = Storage(url), Storage(url)
@@ -308,7 +318,6 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
     slow here): every job has run or is still stored for the next start, and no error is
     logged. APScheduler 3 alone shuts the pool down meanwhile, fails the hand-off with a
     traceback in the log, and then tries to delete the one-off job."""
-    import time
     from datetime import timedelta
 
     from apscheduler.executors.pool import BasePoolExecutor
@@ -320,15 +329,21 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
         def now(self) -> datetime:
             return datetime.now(timezone.utc)
 
-    handing_over = threading.Event()
-    plain = BasePoolExecutor._do_submit_job
+    handing_over, stopping, pool_shut = threading.Event(), threading.Event(), threading.Event()
+    plain, plain_shutdown = BasePoolExecutor._do_submit_job, BasePoolExecutor.shutdown
 
     def slow_hand_off(self, job, run_times):  # type: ignore[no-untyped-def]
         handing_over.set()
-        time.sleep(0.3)
+        assert stopping.wait(30), "the scheduler was never stopped"
+        pool_shut.wait(0.3)  # time for a stop that does not wait for this hand-off to shut the pool
         return plain(self, job, run_times)
 
+    def noted_shutdown(self, wait=True):  # type: ignore[no-untyped-def]
+        pool_shut.set()
+        return plain_shutdown(self, wait)
+
     monkeypatch.setattr(BasePoolExecutor, "_do_submit_job", slow_hand_off)
+    monkeypatch.setattr(BasePoolExecutor, "shutdown", noted_shutdown)
     storage = Storage(database_url)
     storage.migrate()
     keys = {f"t:{i}" for i in range(3)}
@@ -340,6 +355,7 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
     scheduler.register("t", lambda _session, payload: ran.add(payload["key"]))
     scheduler.start()
     assert handing_over.wait(30), "no job fell due"
+    stopping.set()
     scheduler.stop()  # during the first hand-off
     with storage.engine.connect() as connection:
         stored = {row[0] for row in connection.exec_driver_sql("SELECT id FROM apscheduler_jobs")}
@@ -347,3 +363,8 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
     assert keys - ran - stored == set()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     storage.dispose()
+
+
+def _noted_waiting(turns: Path) -> bool:
+    """A foreground writer has noted in WriteTurns' file that it is waiting for the lock."""
+    return turns.read_bytes()[:8] != bytes(8)

@@ -25,11 +25,6 @@ class Region:
     members: tuple[str, ...]
 
     @property
-    def crosses_midnight(self) -> bool:
-        """True when the window ends on the day after it starts (equal edges mean 24 hours)."""
-        return self.hours[1] <= self.hours[0]
-
-    @property
     def hours_text(self) -> str:
         """The window as written in a rotation file, e.g. "22:00-06:00"."""
         start, end = self.hours
