@@ -6,18 +6,22 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from bot.schedule import (
     Finding,
     FindingRun,
+    Override,
     Problem,
     Rotation,
     Shift,
     UnknownZone,
     coverage_findings,
     group_findings,
+    holiday_findings,
+    uncovered_findings,
     iso_utc,
     parse_instant,
     read_rotations,
@@ -47,7 +51,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("--from", dest="start", metavar="DATE", help=f"{_FROM_HELP}; default today")
     check.add_argument("--days", default="365", metavar="N", help="days to check (default 365)")
     check.add_argument("--json", action="store_true", help="one JSON finding per occurrence")
-    check.add_argument("--strict", action="store_true", help="exit 1 on gaps or overlaps too")
+    check.add_argument("--strict", action="store_true", help="exit 1 on unintended gaps or overlaps too")
+    check.add_argument("--all", action="store_true", help="report gaps and overlaps a rotation intends too")
     check.set_defaults(func=run_check)
 
     schedule = subparsers.add_parser(
@@ -70,7 +75,7 @@ def run_check(args: argparse.Namespace) -> int:
         directory = _directory(args.directory)
         today = utc_now().replace(hour=0, minute=0, second=0, microsecond=0)
         start = _start(args.start, default=today)
-        end = start + timedelta(days=_days(args.days))
+        end = _end(start, args.days)
     except BadInput as error:
         print(f"check: {error}", file=sys.stderr)
         return 2
@@ -79,15 +84,19 @@ def run_check(args: argparse.Namespace) -> int:
         problems = [Problem(str(directory), "no rotation files (*.toml) here")]
     problems += _template_problems()
     findings = [_error_finding(problem) for problem in problems]
-    for rotation in rotations.values():
-        findings.extend(coverage_findings(rotation, start, end))
+    try:
+        for rotation in rotations.values():
+            findings.extend(_coverage(rotation, start, end, everything=args.all))
+    except OverflowError:
+        print(f"check: {_beyond_calendar(start, end)}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([finding.to_json() for finding in findings], indent=2))
     else:
         print(_check_report(directory, rotations, findings, start, end))
     if problems:
         return 1
-    return 1 if args.strict and findings else 0
+    return 1 if args.strict and any(f.kind in STRICT for f in findings) else 0
 
 
 def run_schedule(args: argparse.Namespace) -> int:
@@ -95,7 +104,7 @@ def run_schedule(args: argparse.Namespace) -> int:
     try:
         directory = _directory(args.directory)
         start = _start(args.start, default=utc_now())
-        end = start + timedelta(days=_days(args.days))
+        end = _end(start, args.days)
         zone = _zone(args.tz)
     except BadInput as error:
         print(f"schedule: {error}", file=sys.stderr)
@@ -114,12 +123,67 @@ def run_schedule(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    shifts = shifts_between(rotation, start, end)
+    try:
+        overrides = _stored_overrides(rotation)
+    except StoredUnreadable as error:
+        print(f"schedule: {error}", file=sys.stderr)
+        return 2
+    try:
+        shifts = shifts_between(rotation, start, end, overrides)
+        holidays = holiday_findings(rotation, start, end)
+    except OverflowError:
+        print(f"schedule: {_beyond_calendar(start, end)}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps([_shift_json(shift) for shift in shifts], indent=2))
     else:
-        print(_schedule_table(rotation, shifts, start, end, zone))
+        print(_schedule_table(rotation, shifts, start, end, zone, holidays))
     return 0
+
+
+STRICT = ("gap", "overlap", "uncovered")  # what --strict fails on; warnings and holidays inform
+
+
+def _coverage(rotation: Rotation, start: datetime, end: datetime, *, everything: bool) -> list[Finding]:
+    """A rotation's findings over [start, end): gaps and overlaps it does not intend (all of them
+    with everything), and its regions' public holidays."""
+    kinds = {"gap": "gaps", "overlap": "overlaps"}
+    return [
+        finding for finding in coverage_findings(rotation, start, end)
+        if everything or kinds[finding.kind] not in rotation.intended
+    ] + uncovered_findings(rotation, start, end) + holiday_findings(rotation, start, end)
+
+
+def _beyond_calendar(start: datetime, end: datetime) -> str:
+    return (f"cannot compute shifts around {start.date().isoformat()} to {end.date().isoformat()}: "
+            "dates must leave a few days' room within years 1 to 9999")
+
+
+class StoredUnreadable(Exception):
+    """DATABASE_URL is set but its overrides cannot be read; the message says why."""
+
+
+def _stored_overrides(rotation: Rotation) -> tuple[Override, ...]:
+    """The overrides stored in the database when DATABASE_URL is set (those made in Slack), so
+    that `schedule` answers as Slack does; none otherwise."""
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        return ()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from bot.oncall.service import overrides_of
+    from bot.storage import Storage
+
+    storage = Storage(url)
+    try:
+        with storage.connect() as connection:
+            return overrides_of(db_session=connection, rotations=[rotation])[rotation.name][len(rotation.overrides):]
+    except SQLAlchemyError as error:
+        reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
+        raise StoredUnreadable(f"cannot read the overrides in DATABASE_URL ({reason}); "
+                               "unset it to list the rotation file alone") from None
+    finally:
+        storage.dispose()
 
 
 def _dir_help() -> str:
@@ -145,6 +209,14 @@ def _start(text: str | None, *, default: datetime) -> datetime:
         return parse_instant(text)
     except ValueError as error:
         raise BadInput(f"--from {error}") from None
+
+
+def _end(start: datetime, days: str) -> datetime:
+    """start plus --days; BadInput when that leaves the calendar."""
+    try:
+        return start + timedelta(days=_days(days))
+    except OverflowError:
+        raise BadInput(_beyond_calendar(start, start)) from None
 
 
 def _days(text: str) -> int:
@@ -243,23 +315,33 @@ def _run_line(run: FindingRun) -> str:
     return f"{run.rotation}: {run.kind} {when} {dates}: {first.message}"
 
 
-def _shift_json(shift: Shift) -> dict[str, str | None]:
-    """A shift as `schedule --json` prints it."""
-    return {
+def _shift_json(shift: Shift) -> dict[str, str | bool | None]:
+    """A shift as `schedule --json` prints it; `override` and `covering_for` where they apply."""
+    entry: dict[str, str | bool | None] = {
         "start": iso_utc(shift.start),
         "end": iso_utc(shift.end),
         "user": shift.user,
         "region": shift.region,
     }
+    if shift.is_override:
+        entry["override"] = True
+    if shift.covering_for:
+        entry["covering_for"] = shift.covering_for
+    return entry
 
 
 def _schedule_table(
-    rotation: Rotation, shifts: list[Shift], start: datetime, end: datetime, zone: str | None
+    rotation: Rotation, shifts: list[Shift], start: datetime, end: datetime, zone: str | None,
+    holidays: Sequence[Finding] = (),
 ) -> str:
-    """The shifts as an aligned table, times in zone (UTC when None)."""
+    """The shifts as an aligned table, times in zone (UTC when None), then the public holidays."""
     rows = [("region", "who", "start", "end")]
     for shift in shifts:
-        who = f"{shift.user} (override)" if shift.is_override else shift.user
+        who = shift.user
+        if shift.is_override:
+            who += " (override)"
+        if shift.covering_for:
+            who += f" (covering for {shift.covering_for})"
         rows.append((shift.region, who, _clock(shift.start, zone), _clock(shift.end, zone)))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     body = [
@@ -267,7 +349,8 @@ def _schedule_table(
         for row in rows
     ]
     title = f"{rotation.name}: {_clock(start, zone)} to {_clock(end, zone)}"
-    return "\n".join([title, *body])
+    notes = [f"holiday: {finding.message}" for finding in holidays]
+    return "\n".join([title, *body, *notes])
 
 
 def _clock(when: datetime, zone: str | None) -> str:

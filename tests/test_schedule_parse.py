@@ -122,7 +122,7 @@ def test_bad_handoff_lists_the_allowed_values():
     (problem,) = problems_in(VALID.replace('"weekly"', '"fortnightly"'))
     assert problem == (
         "rotations/payments.toml:4: handoff: 'fortnightly' is not a handoff; "
-        "allowed: 'daily', 'weekly'"
+        'use "daily", "weekly", "every N days" or "every N weeks"'
     )
 
 

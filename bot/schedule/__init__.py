@@ -4,10 +4,17 @@ Pure functions over value objects: no Slack, no database, nothing else from `bot
 datetime in and out is timezone-aware UTC; local time exists only inside `zones`.
 """
 
-from bot.schedule.coverage import FindingRun, coverage_findings, group_findings
+from bot.schedule.coverage import (
+    FindingRun,
+    coverage_findings,
+    group_findings,
+    holiday_findings,
+    uncovered_findings,
+)
 from bot.schedule.engine import (
     Timeline,
     build_timeline,
+    cover_time_off,
     handoff_instants,
     next_shifts_for,
     scheduled_windows,
@@ -22,6 +29,7 @@ from bot.schedule.model import (
     Rotation,
     RotationError,
     Shift,
+    TimeOff,
     iso_utc,
 )
 from bot.schedule.parse import default_rotation, load_rotations, parse_rotation, read_rotations
@@ -36,12 +44,16 @@ __all__ = [
     "Rotation",
     "RotationError",
     "Shift",
+    "TimeOff",
     "Timeline",
     "UnknownZone",
     "build_timeline",
+    "cover_time_off",
     "coverage_findings",
     "default_rotation",
     "group_findings",
+    "holiday_findings",
+    "uncovered_findings",
     "handoff_instants",
     "iso_utc",
     "load_rotations",

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from itertools import pairwise
 
-from bot.schedule.model import Finding, Rotation
-from bot.schedule.windows import Window, rotation_windows
-from bot.schedule.zones import require_utc
+from bot.schedule.engine import Away, cover_time_off, shifts_between, windows_from, with_file_time_off
+from bot.schedule.model import Finding, Override, Rotation
+from bot.schedule.windows import Window, holiday_calendar
+from bot.schedule.zones import local_to_utc, require_utc, utc_to_local
 
 # Occurrences of the same hole further apart than a week are separate runs, not one pattern.
 _SAME_RUN = timedelta(days=7, minutes=1)
-# Far enough back to find the window before a gap at the start (every region runs weekly).
-_LOOKBACK = timedelta(days=8)
-_MARGIN = timedelta(days=2)
 
 
 @dataclass(frozen=True)
@@ -43,11 +41,7 @@ def coverage_findings(rotation: Rotation, start: datetime, end: datetime) -> lis
     start, end = require_utc(start, name="start"), require_utc(end, name="end")
     if end <= start:
         return []
-    windows = rotation_windows(
-        rotation,
-        first_day=(start - _LOOKBACK).date(),
-        last_day=(end + _MARGIN).date(),
-    )
+    windows = windows_from(rotation, start, end)  # from the window before a gap at the start
     names = [region.name for region in rotation.regions]
     findings = []
     for low, high, running, ended, starting in _coverage_pieces(windows, start, end):
@@ -55,6 +49,43 @@ def coverage_findings(rotation: Rotation, start: datetime, end: datetime) -> lis
             findings.append(_gap(rotation.name, low, high, names, ended, starting))
         elif len(running) > 1:
             findings.append(_overlap(rotation.name, low, high, names, running))
+    return findings
+
+
+def uncovered_findings(
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
+    away: Away | None = None,
+) -> list[Finding]:
+    """Each stretch of a shift whose member is away while every other member of the region is
+    away too: nobody can cover it, so the member away keeps the pager."""
+    away = with_file_time_off(rotation, away)
+    if not away:
+        return []
+    _, uncovered = cover_time_off(rotation, shifts_between(rotation, start, end, overrides), away)
+    return [
+        Finding(rotation.name, "uncovered", piece.start, piece.end,
+                f"{piece.user} is away and nobody else in {piece.region} can cover", (piece.region,))
+        for piece in uncovered
+    ]
+
+
+def holiday_findings(rotation: Rotation, start: datetime, end: datetime) -> list[Finding]:
+    """One finding per public holiday of each region with a holiday calendar in [start, end):
+    the region has no window that local day."""
+    findings = []
+    for region in rotation.regions:
+        if not region.holidays:
+            continue
+        first, last = utc_to_local(region.timezone, start).date(), utc_to_local(region.timezone, end).date()
+        calendar = holiday_calendar(region.holidays, range(first.year, last.year + 1))
+        for day, name in sorted(calendar.items()):
+            if first <= day <= last and day.weekday() in region.days:
+                message = f"{region.name} has no window on {day:%a %Y-%m-%d}, {name} ({region.holidays})"
+                local_day = datetime.combine(day, time())  # the local day, as UTC instants
+                findings.append(Finding(
+                    rotation.name, "holiday", local_to_utc(region.timezone, local_day),
+                    local_to_utc(region.timezone, local_day + timedelta(days=1)), message, (region.name,),
+                ))
     return findings
 
 

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Protocol
 
 from bot.schedule.model import Override, Rotation, Shift
-from bot.schedule.windows import Window, rotation_windows
+from bot.schedule.windows import LOOKBACK, Window, last_window_before, rotation_windows
 from bot.schedule.zones import require_utc
 
-# Every region has a window at least once a week, so ten days back always reaches the shift
-# that is under way (or being extended) at the start of an interval.
-LOOKBACK = timedelta(days=10)
 # Local dates differ from UTC by at most 14 h and windows last at most 25 h, so two days either
 # side of an interval take in every window that can touch it.
 MARGIN = timedelta(days=2)
@@ -24,6 +22,20 @@ _new_shift = tuple.__new__
 
 # A resolved piece of the timeline before it becomes a Shift: [start, end, region order, user].
 _Segment = list
+
+
+class Period(Protocol):
+    """A stretch of time off, [start, end) in UTC."""
+
+    @property
+    def start(self) -> datetime: ...
+
+    @property
+    def end(self) -> datetime: ...
+
+
+# Time off by member (a user ID or e-mail as rotation files name them).
+Away = Mapping[str, Sequence[Period]]
 
 
 class Timeline:
@@ -51,51 +63,127 @@ class Timeline:
 
 
 def build_timeline(
-    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = ()
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
+    away: Away | None = None,
 ) -> Timeline:
     """The effective shifts of rotation over [start, end), ready for repeated queries."""
-    return Timeline(shifts_between(rotation, start, end, overrides))
+    return Timeline(shifts_between(rotation, start, end, overrides, away))
 
 
 def shifts_between(
-    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = ()
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
+    away: Away | None = None,
 ) -> list[Shift]:
     """Effective shifts covering [start, end) back to back, clipped to it.
 
-    At each instant the region whose window began most recently holds the pager; where no
-    window runs, the previous holder keeps it until the next window begins. The rotation's
-    own overrides, then the given ones (later wins), replace whoever is scheduled.
+    At each instant the region whose window began most recently holds the pager, however long
+    ago it began; where no window runs, the previous holder keeps it until the next window
+    begins. A member away is covered by the next member of the region in turn order who is not
+    away (see cover_time_off). The rotation's own overrides, then the given ones (later wins),
+    replace whoever is scheduled.
     """
     start, end = require_utc(start, name="start"), require_utc(end, name="end")
     if end <= start:
         return []
-    windows = rotation_windows(
-        rotation,
-        first_day=(start - LOOKBACK).date(),
-        last_day=(end + MARGIN).date(),
-    )
-    segments = _resolve(windows, start, end)
+    segments = _resolve(windows_from(rotation, start, end), start, end)
     pieces = _override_pieces([*rotation.overrides, *overrides], start, end)
     names = [region.name for region in rotation.regions]
     rotation_name = rotation.name
     if not pieces:
-        return [
-            _new_shift(Shift, (rotation_name, names[o], u, s, e, False)) for s, e, o, u in segments
+        shifts = [
+            _new_shift(Shift, (rotation_name, names[o], u, s, e, False, None)) for s, e, o, u in segments
         ]
-    return [
-        _new_shift(Shift, (rotation_name, names[o], u, s, e, is_override))
-        for s, e, o, u, is_override in _apply_overrides(segments, pieces)
-    ]
+    else:
+        shifts = [
+            _new_shift(Shift, (rotation_name, names[o], u, s, e, is_override, None))
+            for s, e, o, u, is_override in _apply_overrides(segments, pieces)
+        ]
+    away = with_file_time_off(rotation, away)
+    return cover_time_off(rotation, shifts, away)[0] if away else shifts
 
 
-def who_is_on_call(rotation: Rotation, at: datetime, overrides: Iterable[Override] = ()) -> Shift:
+def with_file_time_off(rotation: Rotation, away: Away | None) -> Away | None:
+    """The given time off together with the rotation's own (from the people file)."""
+    if not rotation.time_off:
+        return away
+    merged: dict[str, list[Period]] = {member: list(periods) for member, periods in rotation.time_off}
+    for member, periods in (away or {}).items():
+        merged.setdefault(member, []).extend(periods)
+    return merged
+
+
+def windows_from(rotation: Rotation, start: datetime, end: datetime) -> list[Window]:
+    """The windows that can touch [start, end), from the last one that began at or before start."""
+    windows = rotation_windows(rotation, first_day=(start - LOOKBACK).date(), last_day=(end + MARGIN).date())
+    if windows and windows[0].start <= start:
+        return windows
+    earlier = last_window_before(rotation, start)
+    return windows if earlier is None else [earlier, *windows]
+
+
+def cover_time_off(
+    rotation: Rotation, shifts: Sequence[Shift], away: Away | None
+) -> tuple[list[Shift], list[Shift]]:
+    """The shifts with each scheduled member's time away held by the next member of the same
+    region in turn order who is not away then (`covering_for` names whom they cover), and the
+    pieces nobody could cover, which stay with the member away. Overrides are not touched."""
+    if not away:
+        return list(shifts), []
+    members = {region.name: region.members for region in rotation.regions}
+    covered: list[Shift] = []
+    uncovered: list[Shift] = []
+    for shift in shifts:
+        team = members.get(shift.region, ())
+        periods = [(p.start, p.end, who) for who in team for p in away.get(who, ())
+                   if p.start < shift.end and p.end > shift.start]
+        if shift.is_override or not any(who == shift.user for _, _, who in periods):
+            _append_shift(covered, shift)
+            continue
+        edges = sorted({shift.start, shift.end, *(max(shift.start, min(shift.end, t))
+                                                   for s, e, _ in periods for t in (s, e))})
+        for low, high in pairwise(edges):
+            absent = {who for s, e, who in periods if s <= low < e}
+            if shift.user not in absent:
+                _append_shift(covered, shift._replace(start=low, end=high))
+                continue
+            cover = _next_present(team, shift.user, absent)
+            piece = shift._replace(start=low, end=high)
+            if cover is None:
+                _append_shift(covered, piece)
+                uncovered.append(piece)
+            else:
+                _append_shift(covered, piece._replace(user=cover, covering_for=shift.user))
+    return covered, uncovered
+
+
+def _next_present(team: Sequence[str], member: str, absent: set[str]) -> str | None:
+    """The member after `member` in turn order who is not absent; None when everyone is."""
+    first = team.index(member) if member in team else -1
+    for step in range(1, len(team) + 1):
+        candidate = team[(first + step) % len(team)]
+        if candidate != member and candidate not in absent:
+            return candidate
+    return None
+
+
+def _append_shift(shifts: list[Shift], shift: Shift) -> None:
+    """Append shift, merged into the previous one when the two are the same turn back to back."""
+    if shifts and shifts[-1].end == shift.start and shifts[-1][:3] == shift[:3] and shifts[-1][5:] == shift[5:]:
+        shifts[-1] = shifts[-1]._replace(end=shift.end)
+    else:
+        shifts.append(shift)
+
+
+def who_is_on_call(
+    rotation: Rotation, at: datetime, overrides: Iterable[Override] = (), away: Away | None = None
+) -> Shift:
     """The effective shift containing at, with its real start and end (exact within a year)."""
     at = require_utc(at, name="at")
     overrides = tuple(overrides)
     span = timedelta(days=2)
     while True:
         low, high = at - span, at + span
-        shift = Timeline(shifts_between(rotation, low, high, overrides)).at(at)
+        shift = Timeline(shifts_between(rotation, low, high, overrides, away)).at(at)
         if (low < shift.start and shift.end < high) or span > LONGEST_EXACT_SPAN:
             return shift
         span *= 4
@@ -108,24 +196,26 @@ def next_shifts_for(
     limit: int = 5,
     overrides: Iterable[Override] = (),
     horizon_days: int = 90,
+    away: Away | None = None,
 ) -> list[Shift]:
     """user's shifts that have not ended by after, in order, within horizon_days; a shift under
     way at after is given with its real start."""
     after = require_utc(after, name="after")
     overrides = tuple(overrides)
     horizon = after + timedelta(days=horizon_days)
-    mine = [s for s in shifts_between(rotation, after, horizon, overrides) if s.user == user]
+    mine = [s for s in shifts_between(rotation, after, horizon, overrides, away) if s.user == user]
     if mine and mine[0].start == after:
-        mine[0] = who_is_on_call(rotation, after, overrides)
+        mine[0] = who_is_on_call(rotation, after, overrides, away)
     return mine[:limit]
 
 
 def handoff_instants(
-    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = ()
+    rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
+    away: Away | None = None,
 ) -> list[datetime]:
     """UTC instants in (start, end] at which the person or the region on call changes."""
     start, end = require_utc(start, name="start"), require_utc(end, name="end")
-    shifts = shifts_between(rotation, start, end + timedelta(seconds=1), overrides)
+    shifts = shifts_between(rotation, start, end + timedelta(seconds=1), overrides, away)
     return [
         shift.start
         for before, shift in pairwise(shifts)

@@ -8,10 +8,11 @@ from typing import NamedTuple
 
 from bot.schedule.zones import UTC, require_utc
 
-HANDOFFS = ("daily", "weekly")
 WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EVERY_DAY = frozenset(range(7))
-FINDING_KINDS = ("error", "gap", "overlap")
+FINDING_KINDS = ("error", "warning", "gap", "overlap", "uncovered", "holiday")
+# What a rotation may declare intended, so that `check` stops reporting it.
+INTENDED = ("gaps", "overlaps")
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,7 @@ class Region:
     hours: tuple[time, time]
     days: frozenset[int]
     members: tuple[str, ...]
+    holidays: str | None = None  # a country code ("IE", or "DE-BY" with a subdivision)
 
     @property
     def hours_text(self) -> str:
@@ -54,6 +56,14 @@ class Override:
             raise ValueError(f"override for {self.user} ends before it starts")
 
 
+@dataclass(frozen=True)
+class TimeOff:
+    """A member away over [start, end), in UTC: the next member of the region covers."""
+
+    start: datetime
+    end: datetime
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rotation:
     """A rotation file, validated: who takes turns where, and how the day is split."""
@@ -61,7 +71,7 @@ class Rotation:
     name: str
     description: str = ""
     start: date
-    handoff: str = "weekly"
+    handoff: str = "weekly"  # "daily", "weekly", "every N days" or "every N weeks"
     channel: str | None = None
     usergroup: str | None = None
     escalation_minutes: int | None = None
@@ -69,7 +79,15 @@ class Rotation:
     default: bool = False
     regions: tuple[Region, ...]
     overrides: tuple[Override, ...] = ()
+    intended: frozenset[str] = frozenset()  # of INTENDED: what `check` does not report
+    # Members' time off from the people file, by member: (member, periods) pairs.
+    time_off: tuple[tuple[str, tuple[TimeOff, ...]], ...] = ()
     path: str | None = None
+
+    @property
+    def handoff_period(self) -> tuple[str, int]:
+        """("days", n): a turn lasts n of a region's active days; ("weeks", n): n ISO weeks."""
+        return handoff_period(self.handoff)
 
     @property
     def members(self) -> tuple[str, ...]:
@@ -82,6 +100,22 @@ class Rotation:
             if region.name == name:
                 return region
         raise KeyError(name)
+
+
+def handoff_period(handoff: str) -> tuple[str, int]:
+    """The unit and count of a handoff as rotation files write it (any case); ValueError if bad."""
+    words = handoff.lower().split()
+    if words == ["daily"]:
+        return "days", 1
+    if words == ["weekly"]:
+        return "weeks", 1
+    if len(words) == 3 and words[0] == "every" and words[1].isdigit() and words[2] in ("day", "days", "week", "weeks"):
+        count = int(words[1])
+        if 1 <= count <= 366:
+            return ("days" if words[2].startswith("day") else "weeks"), count
+    raise ValueError(
+        f"{handoff!r} is not a handoff; use \"daily\", \"weekly\", \"every N days\" or \"every N weeks\""
+    )
 
 
 class Shift(NamedTuple):
@@ -97,6 +131,7 @@ class Shift(NamedTuple):
     start: datetime
     end: datetime
     is_override: bool = False
+    covering_for: str | None = None  # the member away whose turn this is
 
     @property
     def duration(self) -> timedelta:

@@ -14,13 +14,15 @@ from typing import Any
 from bot.schedule import fields
 from bot.schedule.model import (
     EVERY_DAY,
-    HANDOFFS,
+    INTENDED,
     Override,
     Problem,
     Region,
     Rotation,
     RotationError,
+    handoff_period,
 )
+from bot.schedule.windows import holiday_calendar
 from bot.schedule.zones import UnknownZone, canonical_zone, suggest_zone
 
 TOP_KEYS = (
@@ -35,8 +37,9 @@ TOP_KEYS = (
     "default",
     "regions",
     "overrides",
+    "intended",
 )
-REGION_KEYS = ("name", "timezone", "hours", "days", "members")
+REGION_KEYS = ("name", "timezone", "hours", "days", "members", "holidays")
 OVERRIDE_KEYS = ("user", "start", "end", "reason", "id")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NAME_HELP = "use letters, digits, '-', '_' or '.' (it is typed in /oncall NAME)"
@@ -222,6 +225,7 @@ def _rotation(reader: _FileReader, data: dict[str, Any], stem: str) -> Rotation 
         "default": reader.value(_TOP, data, "default", _flag, default=False),
         "regions": _regions(reader, data),
         "overrides": _overrides(reader, data),
+        "intended": reader.value(_TOP, data, "intended", _intended, default=frozenset()),
         "path": reader.path,
     }
     return None if reader.problems else Rotation(**values)
@@ -260,6 +264,7 @@ def _region(reader: _FileReader, scope: _Scope, table: dict[str, Any]) -> Region
         hours=reader.value(scope, table, "hours", fields.parse_hours),
         days=reader.value(scope, table, "days", fields.parse_days, default=EVERY_DAY),
         members=reader.value(scope, table, "members", _members),
+        holidays=reader.value(scope, table, "holidays", _holidays, default=None),
     )
     return region if len(reader.problems) == before else None
 
@@ -302,10 +307,36 @@ def _name(value: object) -> str:
 
 
 def _handoff(value: object) -> str:
-    """daily or weekly."""
-    if value not in HANDOFFS:
-        raise _Invalid(f"{value!r} is not a handoff; allowed: " + ", ".join(map(repr, HANDOFFS)))
-    return value
+    """daily, weekly, every N days or every N weeks (any case), as written in lower case."""
+    if not isinstance(value, str):
+        raise _Invalid(f"{value!r} must be a string such as \"weekly\"")
+    handoff_period(value)
+    return " ".join(value.lower().split())
+
+
+def _intended(value: object) -> frozenset[str]:
+    """A list of what the rotation intends: "gaps", "overlaps" (any case)."""
+    words = [value] if isinstance(value, str) else value
+    if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+        raise _Invalid('must be a list such as ["gaps"] or ["gaps", "overlaps"]')
+    chosen = frozenset(w.strip().lower() for w in words)
+    unknown = sorted(chosen - set(INTENDED))
+    if unknown:
+        raise _Invalid(f"{unknown[0]!r} cannot be intended; allowed: " + ", ".join(map(repr, INTENDED)))
+    return chosen
+
+
+def _holidays(value: object) -> str:
+    """A country code the holidays package knows ("IE"), optionally with a subdivision ("DE-BY")."""
+    code = _text(value).upper()
+    try:
+        holiday_calendar(code)
+    except NotImplementedError:
+        raise _Invalid(
+            f"{code!r} is not a country (or country-subdivision) code with public holidays; "
+            'use an ISO code such as "IE", "SG", "US" or "DE-BY"'
+        ) from None
+    return code
 
 
 def _minutes(value: object) -> int:

@@ -8,6 +8,8 @@ from functools import lru_cache
 from operator import itemgetter
 from typing import NamedTuple
 
+import holidays as public_holidays
+
 from bot.schedule.model import Rotation
 from bot.schedule.zones import wall_clock_windows
 
@@ -39,25 +41,41 @@ def region_windows(
 ) -> list[Window]:
     """Windows of the region at position order for local days first_day..last_day, in order.
 
-    A window whose edges both fall in one spring-forward gap lasts no time and is left out;
-    its day still uses up a turn, so the member order never depends on clock changes.
+    A window whose edges both fall in one spring-forward gap lasts no time and is left out, and
+    so is a window on one of the region's public holidays; their days still use up a turn, so
+    the member order never depends on clock changes or holidays.
     """
     region = rotation.regions[order]
     days, edges = day_spans(region.timezone, region.hours, region.days, first_day, last_day)
     members, count = region.members, len(region.members)
+    unit, every = rotation.handoff_period
     turns: Sequence[int]
-    if rotation.handoff == "daily":
+    if unit == "days":
         first = active_days_between(rotation.start, first_day, region.days)
         turns = range(first, first + len(days))
     else:
         # Whole weeks from the Monday of the anchor's week to the Monday of the window's week.
         monday = rotation.start.toordinal() - rotation.start.weekday()
         turns = [(day.toordinal() - monday) // 7 for day in days]
+    off = holiday_dates(region.holidays, first_day.year, last_day.year) if region.holidays else frozenset()
     return [
-        _new_window(Window, (start, end, order, members[turn % count]))
-        for (start, end), turn in zip(edges, turns)
-        if end > start
+        _new_window(Window, (start, end, order, members[(turn // every) % count]))
+        for (start, end), turn, day in zip(edges, turns, days)
+        if end > start and day not in off
     ]
+
+
+def holiday_calendar(code: str, years: Sequence[int] = ()) -> public_holidays.HolidayBase:
+    """The public holidays of a country ("IE") or of one of its subdivisions ("DE-BY");
+    NotImplementedError when the holidays package does not know the code."""
+    country, _, subdivision = code.partition("-")
+    return public_holidays.country_holidays(country, subdiv=subdivision or None, years=years)
+
+
+@lru_cache(maxsize=256)
+def holiday_dates(code: str, first_year: int, last_year: int) -> frozenset[date]:
+    """The public holidays of code from first_year to last_year (cached: years are reused)."""
+    return frozenset(holiday_calendar(code, range(first_year, last_year + 1)))
 
 
 @lru_cache(maxsize=512)  # a year of one region is ~60 kB; this bounds the cache to ~30 MB
@@ -88,3 +106,28 @@ def rotation_windows(rotation: Rotation, *, first_day: date, last_day: date) -> 
         windows.extend(region_windows(rotation, order, first_day=first_day, last_day=last_day))
     windows.sort(key=itemgetter(0))
     return windows
+
+
+# Windows last at most 25 hours, so ten days back finds the window in progress at an instant
+# whenever one began that recently; last_window_before looks further only when none did.
+LOOKBACK = timedelta(days=10)
+_FURTHEST = timedelta(days=3660)
+
+
+def last_window_before(rotation: Rotation, instant: datetime) -> Window | None:
+    """The window that began last at or before instant (the highest precedence at a tie),
+    however long ago; None when there is none within ten years or before the calendar's start."""
+    span = LOOKBACK
+    while span <= _FURTHEST:
+        span *= 2
+        try:
+            first_day = (instant - span).date()
+        except OverflowError:  # before year 1: nothing earlier can exist
+            first_day = date.min
+        begun = [w for w in rotation_windows(rotation, first_day=first_day, last_day=instant.date())
+                 if w.start <= instant]
+        if begun:
+            return begun[-1]
+        if first_day == date.min:
+            return None
+    return None
