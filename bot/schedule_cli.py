@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from bot.oncall.service import NOTHING, Adjustments
 from bot.schedule import (
     Finding,
     FindingRun,
-    Override,
     Problem,
     Rotation,
     Shift,
@@ -124,12 +124,12 @@ def run_schedule(args: argparse.Namespace) -> int:
         )
         return 2
     try:
-        overrides = _stored_overrides(rotation)
+        found = _stored_adjustments(rotation)
     except StoredUnreadable as error:
         print(f"schedule: {error}", file=sys.stderr)
         return 2
     try:
-        shifts = shifts_between(rotation, start, end, overrides)
+        shifts = shifts_between(rotation, start, end, found.overrides, found.away)
         holidays = holiday_findings(rotation, start, end)
     except OverflowError:
         print(f"schedule: {_beyond_calendar(start, end)}", file=sys.stderr)
@@ -160,27 +160,27 @@ def _beyond_calendar(start: datetime, end: datetime) -> str:
 
 
 class StoredUnreadable(Exception):
-    """DATABASE_URL is set but its overrides cannot be read; the message says why."""
+    """DATABASE_URL is set but what it stores cannot be read; the message says why."""
 
 
-def _stored_overrides(rotation: Rotation) -> tuple[Override, ...]:
-    """The overrides stored in the database when DATABASE_URL is set (those made in Slack), so
-    that `schedule` answers as Slack does; none otherwise."""
+def _stored_adjustments(rotation: Rotation) -> Adjustments:
+    """What was changed in Slack (overrides, time off), read from DATABASE_URL when it is set,
+    so that `schedule` answers as Slack does; nothing otherwise."""
     url = os.environ.get("DATABASE_URL")
     if not url:
-        return ()
+        return NOTHING
     from sqlalchemy.exc import SQLAlchemyError
 
-    from bot.oncall.service import overrides_of
+    from bot.oncall.service import adjustments
     from bot.storage import Storage
 
     storage = Storage(url)
     try:
         with storage.connect() as connection:
-            return overrides_of(db_session=connection, rotations=[rotation])[rotation.name][len(rotation.overrides):]
+            return adjustments(db_session=connection, rotation=rotation)
     except SQLAlchemyError as error:
         reason = str(error.orig if getattr(error, "orig", None) else error).splitlines()[0]
-        raise StoredUnreadable(f"cannot read the overrides in DATABASE_URL ({reason}); "
+        raise StoredUnreadable(f"cannot read the overrides and time off in DATABASE_URL ({reason}); "
                                "unset it to list the rotation file alone") from None
     finally:
         storage.dispose()

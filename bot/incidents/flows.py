@@ -125,7 +125,7 @@ class IncidentFlows:
                 raise IncidentError(str(exc)) from exc
             rotation, nobody_paged = None, str(exc)
         if rotation is not None:  # reads first: the write transaction below holds the number lock
-            found = oncall.kept_overrides(self.storage).of([rotation])[rotation.name]
+            found = oncall.kept_adjustments(self.storage).of([rotation])[rotation.name]
             responder = self.people.resolve(oncall.shift_at(rotation, now, found).user)
             invite.append(responder)
         declaration = {

@@ -44,15 +44,12 @@ def plan_handoffs(runtime: "Runtime") -> None:
     now = runtime.clock.now()
     for rotation in runtime.rotations.values():
         with runtime.storage.read() as session:
-            overrides = oncall.overrides(db_session=session, rotation=rotation)
-        from bot.schedule import handoff_instants, who_is_on_call
-
-        past = handoff_instants(rotation, now - MISSED_LOOKBACK, now, overrides)
+            found = oncall.adjustments(db_session=session, rotation=rotation)
+        past = oncall.handoffs(rotation, now - MISSED_LOOKBACK, now, found)
         with runtime.storage.session() as session:  # a first start has missed nothing
             first_start = claim(session, f"planned:{rotation.name}", now)
         if past and not first_start:
-            last = past[-1]
-            region = who_is_on_call(rotation, last, overrides).region
+            last, region = past[-1]
             key = handoff_key(rotation.name, region, last)
             with runtime.storage.read() as session:
                 done = session.exec(select(Claim.key).where(Claim.key == f"job:{key}")).first()
@@ -65,12 +62,9 @@ def plan_handoffs(runtime: "Runtime") -> None:
 
 
 def _plan(runtime: "Runtime", session: Session, now: datetime) -> None:
-    from bot.schedule import handoff_instants, who_is_on_call
-
     for rotation in runtime.rotations.values():
-        overrides = oncall.overrides(db_session=session, rotation=rotation)
-        for at in handoff_instants(rotation, now, now + PLAN_AHEAD, overrides):
-            region = who_is_on_call(rotation, at, overrides).region
+        found = oncall.adjustments(db_session=session, rotation=rotation)
+        for at, region in oncall.handoffs(rotation, now, now + PLAN_AHEAD, found):
             request_job(session, kind="handoff", key=handoff_key(rotation.name, region, at), run_at=at,
                         payload={"rotation": rotation.name, "at": at.isoformat()})
     next_plan = now + REPLAN_EVERY

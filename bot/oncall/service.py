@@ -1,9 +1,13 @@
-"""On-call questions answered from rotation files and stored overrides."""
+"""Who is on call, when: every view asks here. The answer comes from the rotation files (with
+the people file's time off) and what was changed in Slack (overrides, time off), through the
+schedule engine's one resolution (`bot.schedule.shifts_between`)."""
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 from weakref import WeakKeyDictionary
@@ -16,8 +20,9 @@ from bot.schedule import (
     Override,
     Rotation,
     Shift,
+    TimeOff,
     default_rotation,
-    next_shifts_for,
+    handoff_instants,
     shifts_between,
     who_is_on_call,
 )
@@ -53,6 +58,18 @@ def find_rotation(rotations: dict[str, Rotation], name: str | None) -> Rotation:
     return rotation
 
 
+@dataclass(frozen=True)
+class Adjustments:
+    """What was changed in Slack for one rotation: stored overrides (applied after the file's
+    own) and members' stored time off (with the people file's, which rides on the rotation)."""
+
+    overrides: tuple[Override, ...] = ()
+    away: Mapping[str, tuple[TimeOff, ...]] = field(default_factory=dict)
+
+
+NOTHING = Adjustments()
+
+
 # Built once: every /oncall and every declaration runs it, and building and compiling a
 # statement each time cost more than running it.
 _STORED_OVERRIDES = (
@@ -62,11 +79,21 @@ _STORED_OVERRIDES = (
 )
 
 
-def overrides_of(*, db_session: Session | Connection, rotations: list[Rotation]) -> dict[str, tuple[Override, ...]]:
-    """Each rotation's overrides, by name, from one query: the file's followed by the stored
-    ones (later ones win). A plain connection (Storage.connect) does for a session."""
-    stored = _stored_overrides(connection_of(db_session), tuple(rotation.name for rotation in rotations))
-    return {rotation.name: tuple(rotation.overrides) + stored[rotation.name] for rotation in rotations}
+def adjustments_of(*, db_session: Session | Connection, rotations: list[Rotation]) -> dict[str, Adjustments]:
+    """What was changed in Slack for each rotation, by name, from one query each for overrides
+    and time off. A plain connection (Storage.connect) does for a session."""
+    connection = connection_of(db_session)
+    stored = _stored_overrides(connection, tuple(rotation.name for rotation in rotations))
+    away = _stored_away(connection, rotations)
+    return {
+        rotation.name: Adjustments(stored[rotation.name], {m: away[m] for m in rotation.members if m in away})
+        for rotation in rotations
+    }
+
+
+def _stored_away(connection: Connection, rotations: list[Rotation]) -> dict[str, tuple[TimeOff, ...]]:
+    """Members' time off set in Slack, by member."""
+    return {}
 
 
 def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[str, tuple[Override, ...]]:
@@ -81,21 +108,21 @@ def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[st
 OVERRIDES_CHANNEL = "oncall_bot_overrides"
 
 
-class KeptOverrides:
-    """Stored overrides kept between changes, for the hot paths (/oncall, a declaration's
-    on-call lookup): the copy is used until the storage's notifications say an override was
-    added or removed (PostgreSQL's LISTEN/NOTIFY, or SQLite's shared note), and at most
-    KEEP_SECONDS in any case."""
+class KeptAdjustments:
+    """Stored adjustments kept between changes, for the hot paths (/oncall, a declaration's
+    on-call lookup): the copy is used until the storage's notifications say an override or
+    time off was added or removed (PostgreSQL's LISTEN/NOTIFY, or SQLite's shared note), and
+    at most KEEP_SECONDS in any case."""
 
     KEEP_SECONDS = 30.0  # should a writer ever fail to announce its change
 
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
         self._lock = threading.Lock()
-        self._kept: dict[tuple[str, ...], tuple[int, float, dict[str, tuple[Override, ...]]]] = {}
+        self._kept: dict[tuple[str, ...], tuple[int, float, dict[str, Adjustments]]] = {}
 
-    def of(self, rotations: list[Rotation]) -> dict[str, tuple[Override, ...]]:
-        """overrides_of the rotations, from the copy when nothing changed since it was read."""
+    def of(self, rotations: list[Rotation]) -> dict[str, Adjustments]:
+        """adjustments_of the rotations, from the copy when nothing changed since it was read."""
         notifications = self.storage.notifications
         # Asked before reading: a change announced meanwhile makes the next call read again.
         generation = None if notifications is None else notifications.generation(OVERRIDES_CHANNEL)
@@ -105,31 +132,31 @@ class KeptOverrides:
             kept = self._kept.get(names)
         if generation is None or kept is None or kept[0] != generation or now - kept[1] > self.KEEP_SECONDS:
             with self.storage.connect() as connection:
-                stored = _stored_overrides(connection, names)
+                stored = adjustments_of(db_session=connection, rotations=rotations)
             if generation is not None:
                 with self._lock:
                     self._kept[names] = (generation, now, stored)
         else:
             stored = kept[2]
-        return {rotation.name: tuple(rotation.overrides) + stored[rotation.name] for rotation in rotations}
+        return stored
 
 
-_kept_overrides: WeakKeyDictionary[Storage, KeptOverrides] = WeakKeyDictionary()
+_kept: WeakKeyDictionary[Storage, KeptAdjustments] = WeakKeyDictionary()
 _kept_lock = threading.Lock()
 
 
-def kept_overrides(storage: Storage) -> KeptOverrides:
-    """The process's copy of the stored overrides of that database."""
+def kept_adjustments(storage: Storage) -> KeptAdjustments:
+    """The process's copy of the stored adjustments of that database."""
     with _kept_lock:
-        kept = _kept_overrides.get(storage)
+        kept = _kept.get(storage)
         if kept is None:
-            kept = _kept_overrides[storage] = KeptOverrides(storage)
+            kept = _kept[storage] = KeptAdjustments(storage)
         return kept
 
 
-def overrides(*, db_session: Session | Connection, rotation: Rotation) -> tuple[Override, ...]:
-    """The file's overrides followed by the stored ones (later ones win)."""
-    return overrides_of(db_session=db_session, rotations=[rotation])[rotation.name]
+def adjustments(*, db_session: Session | Connection, rotation: Rotation) -> Adjustments:
+    """What was changed in Slack for one rotation."""
+    return adjustments_of(db_session=db_session, rotations=[rotation])[rotation.name]
 
 
 class _ShiftMemo:
@@ -138,16 +165,16 @@ class _ShiftMemo:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: dict[str, tuple[Rotation, tuple[Override, ...], Shift]] = {}
+        self._last: dict[str, tuple[Rotation, Adjustments, Shift]] = {}
 
-    def on_call_at(self, rotation: Rotation, at: datetime, found: tuple[Override, ...]) -> Shift:
+    def on_call_at(self, rotation: Rotation, at: datetime, found: Adjustments) -> Shift:
         with self._lock:
             kept = self._last.get(rotation.name)
         if kept is not None:
             kept_rotation, kept_overrides, shift = kept
             if kept_rotation is rotation and shift.start <= at < shift.end and kept_overrides == found:
                 return shift
-        shift = who_is_on_call(rotation, at, found)
+        shift = who_is_on_call(rotation, at, found.overrides, found.away)
         if shift.end - shift.start < LONGEST_EXACT_SPAN:  # longer ones may be cut to the search span
             with self._lock:
                 self._last[rotation.name] = (rotation, found, shift)
@@ -157,25 +184,43 @@ class _ShiftMemo:
 _memo = _ShiftMemo()
 
 
-def shift_at(rotation: Rotation, at: datetime, found: tuple[Override, ...]) -> Shift:
-    """The effective shift containing at, given the rotation's overrides (overrides_of)."""
+def shift_at(rotation: Rotation, at: datetime, found: Adjustments) -> Shift:
+    """The effective shift containing at, given what was changed in Slack (adjustments_of)."""
     return _memo.on_call_at(rotation, at, found)
 
 
 def on_call_at(*, db_session: Session | Connection, rotation: Rotation, at: datetime) -> Shift:
     """Whoever holds the pager of the rotation at an instant."""
-    return shift_at(rotation, at, overrides(db_session=db_session, rotation=rotation))
+    return shift_at(rotation, at, adjustments(db_session=db_session, rotation=rotation))
 
 
-def shifts(*, db_session: Session, rotation: Rotation, start: datetime, days: int) -> list[Shift]:
-    """The effective shifts from `start` for `days` days."""
-    return shifts_between(
-        rotation, start, start + timedelta(days=days), overrides(db_session=db_session, rotation=rotation)
-    )
+def shifts_from(rotation: Rotation, start: datetime, end: datetime, found: Adjustments) -> list[Shift]:
+    """The effective shifts over [start, end), the first with its real start."""
+    listed = shifts_between(rotation, start, end, found.overrides, found.away)
+    if listed:
+        listed[0] = listed[0]._replace(start=shift_at(rotation, start, found).start)
+    return listed
 
 
-def next_shifts(*, db_session: Session, rotation: Rotation, user: str, after: datetime, limit: int = 5) -> list[Shift]:
-    return next_shifts_for(rotation, user, after, limit, overrides(db_session=db_session, rotation=rotation))
+def shifts(*, db_session: Session | Connection, rotation: Rotation, start: datetime, days: int) -> list[Shift]:
+    """The effective shifts from `start` for `days` days, clipped to them."""
+    found = adjustments(db_session=db_session, rotation=rotation)
+    return shifts_between(rotation, start, start + timedelta(days=days), found.overrides, found.away)
+
+
+def shifts_of(
+    rotation: Rotation, found: Adjustments, is_them: Callable[[str], bool], *, after: datetime,
+    limit: int = 5, days: int = 90,
+) -> list[Shift]:
+    """Someone's shifts that have not ended by `after` within `days` (overrides and cover
+    included, the one under way with its real start); is_them tells their user names apart."""
+    return [s for s in shifts_from(rotation, after, after + timedelta(days=days), found) if is_them(s.user)][:limit]
+
+
+def handoffs(rotation: Rotation, start: datetime, end: datetime, found: Adjustments) -> list[tuple[datetime, str]]:
+    """(instant, incoming region) of each change of hands in (start, end]."""
+    return [(at, shift_at(rotation, at, found).region)
+            for at in handoff_instants(rotation, start, end, found.overrides, found.away)]
 
 
 def is_member(rotation: Rotation, user: str) -> bool:

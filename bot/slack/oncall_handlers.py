@@ -42,11 +42,16 @@ class OncallFlows:
         who = self.people.resolve(shift.user)
         their_tz = self.people.tz(who)
         their_now = utc_to_local(their_tz, self.rt.clock.now())
-        tag = " (override)" if shift.is_override else ""
         return (
-            f"{user(who)}{tag} · {safe(shift.region)} · until {when(shift.end, tz)} · "
+            f"{user(who)}{self.tag(shift)} · {safe(shift.region)} · until {when(shift.end, tz)} · "
             f"their time {their_now:%H:%M} {their_now.tzname()}"
         )
+
+    def tag(self, shift: Shift) -> str:
+        """Why this person holds this shift, when it is not their turn in the file."""
+        if shift.covering_for:
+            return f" (covering for {user(self.people.resolve(shift.covering_for))})"
+        return " (override)" if shift.is_override else ""
 
     def who(self, rotation_name: str | None, asker: str) -> str:
         tz = self.people.tz(asker)
@@ -55,7 +60,7 @@ class OncallFlows:
         if not names:
             return "No rotations are configured: add TOML files to the rotations folder."
         rotations = [oncall.find_rotation(self.rt.rotations, name) for name in names]
-        found = oncall.kept_overrides(self.rt.storage).of(rotations)  # one query at most
+        found = oncall.kept_adjustments(self.rt.storage).of(rotations)  # one query at most
         return "\n".join(
             f"*{safe(rotation.name)}*: {self.shift_line(oncall.shift_at(rotation, now, found[rotation.name]), tz)}"
             for rotation in rotations
@@ -65,7 +70,7 @@ class OncallFlows:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
         rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
-        found = oncall.kept_overrides(self.rt.storage).of([rotation])[rotation.name]
+        found = oncall.kept_adjustments(self.rt.storage).of([rotation])[rotation.name]
         current = oncall.shift_at(rotation, now, found)
         following = oncall.shift_at(rotation, current.end, found)
         who = self.people.resolve(following.user)
@@ -78,13 +83,13 @@ class OncallFlows:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
         found: list[tuple[datetime, str]] = []
-        with self.rt.storage.read() as session:
-            for rotation in self.rt.rotations.values():
-                for member in {m for r in rotation.regions for m in r.members}:
-                    if self.people.resolve(member) != asker:
-                        continue
-                    for shift in oncall.next_shifts(db_session=session, rotation=rotation, user=member, after=now):
-                        found.append((shift.start, f"*{safe(rotation.name)}* · {when(shift.start, tz)} → {when(shift.end, tz)}"))
+        rotations = list(self.rt.rotations.values())
+        kept = oncall.kept_adjustments(self.rt.storage).of(rotations)
+        for rotation in rotations:  # by override or cover too, member of the rotation or not
+            for shift in oncall.shifts_of(rotation, kept[rotation.name], lambda u: self.people.resolve(u) == asker,
+                                          after=now):
+                found.append((shift.start, f"*{safe(rotation.name)}* · {when(shift.start, tz)} → {when(shift.end, tz)}"
+                              + self.tag(shift)))
         if not found:
             return "You have no on-call shifts in the next 90 days."
         return f"*Your next shifts* ({tz})\n" + "\n".join(line for _, line in sorted(found)[:10])
@@ -98,8 +103,7 @@ class OncallFlows:
             stored = oncall.list_overrides(db_session=session, rotation=rotation, after=now)
         lines = [f"*{safe(rotation.name)}* — next {days} days, times in {tz}"]
         for shift in shifts[:60]:
-            tag = " (override)" if shift.is_override else ""
-            lines.append(f"{when(shift.start, tz)} → {when(shift.end, tz)} · {user(self.people.resolve(shift.user))}{tag} · {safe(shift.region)}")
+            lines.append(f"{when(shift.start, tz)} → {when(shift.end, tz)} · {user(self.people.resolve(shift.user))}{self.tag(shift)} · {safe(shift.region)}")
         if len(shifts) > 60:
             lines.append(f"_…and {len(shifts) - 60} more; `python -m bot schedule` prints them all._")
         if stored:
@@ -136,7 +140,8 @@ class OncallFlows:
         with self.rt.storage.session() as session:
             if member is None:
                 raise OncallError(f"{user(cmd.user)} is not a member of `{rotation.name}`.")
-            upcoming = oncall.next_shifts(db_session=session, rotation=rotation, user=member, after=now, limit=1)
+            found = oncall.adjustments(db_session=session, rotation=rotation)
+            upcoming = oncall.shifts_of(rotation, found, lambda u: u == member, after=now, limit=1)
             if not upcoming:
                 raise OncallError(f"{user(cmd.user)} has no upcoming shift on `{rotation.name}` to take over.")
             shift = upcoming[0]
