@@ -2,8 +2,11 @@
 
 Expands 365 days of 50 three-region follow-the-sun rotations and answers 100,000 "who is on
 call at t" queries twice: with our engine (bisect over precomputed shifts) and the way Grafana
-OnCall does it (one RRULE VEVENT per member, expanded with recurring_ical_events). Checks that
-both routes give identical answers, then prints both timings and their ratio.
+OnCall does it (one RRULE VEVENT per member, expanded with recurring_ical_events). The year
+has public holidays (EXDATEs on the iCalendar side), overrides (events that win over every
+turn) and members' time off (covered by the next member of the region who is not away, on
+both sides alike). Checks that both routes give identical answers, then prints both timings
+and their ratio.
 
     .venv/bin/python bench/schedule.py [--rotations 50] [--queries 100000] [--repeat 3]
 """
@@ -23,7 +26,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from bot.schedule import Region, Rotation, build_timeline
+from bot.schedule import Override, Region, Rotation, TimeOff, build_timeline
 from bot.schedule import windows as schedule_windows
 from bot.schedule import zones as schedule_zones
 
@@ -44,6 +47,12 @@ OFFICES = [
     ("Asia/Jakarta", "Europe/Helsinki", "America/Halifax"),
 ]
 WORKDAYS = (frozenset(range(7)), frozenset(range(5)))
+# Whose public holidays each office keeps (None: the office works through them).
+COUNTRIES = {
+    "Asia/Singapore": "SG", "Europe/Dublin": "IE", "America/Los_Angeles": "US", "Europe/London": "GB",
+    "America/New_York": "US", "Asia/Kolkata": "IN", "Europe/Berlin": "DE-BE", "Asia/Tokyo": "JP",
+    "Europe/Paris": "FR", "Europe/Madrid": "ES", "America/Sao_Paulo": "BR", "Asia/Seoul": "KR",
+}
 WEEKDAY_CODES = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
 
 
@@ -72,6 +81,7 @@ def make_rotations(count: int, rng: random.Random) -> list[Rotation]:
                     hours=(time(opens, rng.choice([0, 30])), time(opens + length)),
                     days=rng.choice(WORKDAYS),
                     members=tuple(f"U{number:02d}{index}{m}" for m in range(rng.randint(2, 6))),
+                    holidays=COUNTRIES.get(zone) if rng.random() < 0.7 else None,
                 )
             )
         rotations.append(
@@ -80,9 +90,28 @@ def make_rotations(count: int, rng: random.Random) -> list[Rotation]:
                 start=date(2025, 11, 3) + timedelta(weeks=rng.randint(0, 8)),
                 handoff="weekly",
                 regions=tuple(regions),
+                overrides=tuple(_random_span(rng, Override, f"U{number:02d}X", hours=72) for _ in range(6)),
             )
         )
     return rotations
+
+
+def make_time_off(rotations: list[Rotation], rng: random.Random) -> dict[str, dict[str, list[TimeOff]]]:
+    """Each rotation's time off by member: a few members away a few times a year, 1 to 14 days."""
+    away: dict[str, dict[str, list[TimeOff]]] = {}
+    for rotation in rotations:
+        chosen = rng.sample(rotation.members, k=min(4, len(rotation.members)))
+        away[rotation.name] = {
+            member: sorted((_random_span(rng, TimeOff, hours=24 * 14) for _ in range(3)), key=lambda t: t.start)
+            for member in chosen
+        }
+    return away
+
+
+def _random_span(rng: random.Random, kind, *prefix, hours: int):  # type: ignore[no-untyped-def]
+    """kind(*prefix, start, end): a span of 1 to `hours` hours starting somewhere in the year."""
+    start = YEAR_START + timedelta(hours=rng.randrange(24 * 360))
+    return kind(*prefix, start, start + timedelta(hours=rng.randint(1, hours)))
 
 
 def make_queries(rotations: list[Rotation], count: int, rng: random.Random):
@@ -98,6 +127,7 @@ def clear_engine_caches() -> None:
     """Forget every cached zone and window computation, so the engine starts cold."""
     for cached in (
         schedule_windows.day_spans,
+        schedule_windows.holiday_dates,
         schedule_zones._steady_offset,
         schedule_zones._offset_changes,
         schedule_zones._probed_offset,
@@ -108,11 +138,11 @@ def clear_engine_caches() -> None:
         cached.cache_clear()
 
 
-def engine_route(rotations, queries):
+def engine_route(rotations, queries, away):
     """Expand each rotation's year once, then answer every query by bisection."""
     clear_engine_caches()
     started = clock.perf_counter()
-    timelines = {r.name: build_timeline(r, YEAR_START, YEAR_END) for r in rotations}
+    timelines = {r.name: build_timeline(r, YEAR_START, YEAR_END, away=away[r.name]) for r in rotations}
     expanded = clock.perf_counter()
     answers = []
     for name, at in queries:
@@ -122,7 +152,7 @@ def engine_route(rotations, queries):
     return answers, expanded - started, done - expanded
 
 
-def ical_route(rotations, queries):
+def ical_route(rotations, queries, away):
     """Build RRULE events per member, expand them with recurring_ical_events, answer queries."""
     since = YEAR_START - timedelta(days=10)  # room to see who held the pager before Jan 1
     started = clock.perf_counter()
@@ -131,10 +161,16 @@ def ical_route(rotations, queries):
     }
     expanded = clock.perf_counter()
     starts = {name: [o.start for o in found] for name, found in occurrences.items()}
+    by_name = {r.name: r for r in rotations}
     answers = []
     for name, at in queries:
+        rotation = by_name[name]
         holder = ical_holder(occurrences[name], starts[name], at)
-        answers.append((holder.region, holder.user))
+        override = next((o for o in reversed(rotation.overrides) if o.start <= at < o.end), None)
+        if override is not None:
+            answers.append((holder.region, override.user))
+        else:
+            answers.append((holder.region, present_member(rotation, holder, at, away[name])))
     done = clock.perf_counter()
     return answers, expanded - started, done - expanded
 
@@ -163,6 +199,11 @@ def rotation_calendar(rotation: Rotation, since: datetime) -> icalendar.Calendar
             event.add("priority", order + 1)
             event.add("dtstart", datetime.combine(day, opens, tzinfo=zone))
             event.add("dtend", datetime.combine(end_day, closes, tzinfo=zone))
+            if region.holidays:  # the region's holidays: no window those local days
+                off = schedule_windows.holiday_calendar(region.holidays, range(since.year, YEAR_END.year + 1))
+                exdates = [datetime.combine(d, opens, tzinfo=zone) for d in sorted(off) if d.weekday() in region.days]
+                if exdates:
+                    event.add("exdate", exdates)
             event.add(
                 "rrule",
                 {
@@ -174,6 +215,23 @@ def rotation_calendar(rotation: Rotation, since: datetime) -> icalendar.Calendar
             )
             calendar.add_component(event)
     return calendar
+
+
+def present_member(rotation: Rotation, holder: Occurrence, at: datetime, away) -> str:
+    """The holder, or when they are away the next member of their region who is not."""
+    members = next(r.members for r in rotation.regions if r.name == holder.region)
+
+    def absent(member: str) -> bool:
+        return any(t.start <= at < t.end for t in away.get(member, ()))
+
+    if not absent(holder.user):
+        return holder.user
+    first = members.index(holder.user)
+    for step in range(1, len(members)):
+        candidate = members[(first + step) % len(members)]
+        if not absent(candidate):
+            return candidate
+    return holder.user
 
 
 def expand_calendar(rotation, calendar, since: datetime) -> list[Occurrence]:
@@ -215,11 +273,12 @@ def main(argv: list[str] | None = None) -> int:
     rng = random.Random(args.seed)
     rotations = make_rotations(args.rotations, rng)
     queries = make_queries(rotations, args.queries, rng)
+    away = make_time_off(rotations, rng)
 
     engine, ical = [], []
     for _ in range(args.repeat):  # interleaved, so a busy machine slows both routes alike
-        engine.append(engine_route(rotations, queries))
-        ical.append(ical_route(rotations, queries))
+        engine.append(engine_route(rotations, queries, away))
+        ical.append(ical_route(rotations, queries, away))
     answers, ical_answers = engine[0][0], ical[0][0]
     agree = sum(a == b for a, b in zip(answers, ical_answers))
 
@@ -263,7 +322,8 @@ def print_table(args, engine: tuple[float, float], ical: tuple[float, float]) ->
     """The best timings of both routes and their ratio."""
     print(
         f"{args.rotations} rotations x 3 regions, {YEAR_START:%Y-%m-%d} to {YEAR_END:%Y-%m-%d}, "
-        f"{args.queries:,} who-is-on-call queries, best of {args.repeat} runs"
+        f"{args.queries:,} who-is-on-call queries, best of {args.repeat} runs; holidays, "
+        "overrides and time off in the year"
     )
     rows = [
         ("route", "expand year (s)", f"{args.queries:,} queries (s)", "total (s)"),

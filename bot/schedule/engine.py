@@ -132,13 +132,20 @@ def cover_time_off(
     members = {region.name: region.members for region in rotation.regions}
     covered: list[Shift] = []
     uncovered: list[Shift] = []
+    split = False  # whether the last shift was cut up: only then can the next merge with it
     for shift in shifts:
+        mine = away.get(shift.user)
+        if shift.is_override or not mine or not any(p.start < shift.end and p.end > shift.start for p in mine):
+            if split:
+                _append_shift(covered, shift)
+            else:
+                covered.append(shift)
+            split = False
+            continue
+        split = True
         team = members.get(shift.region, ())
         periods = [(p.start, p.end, who) for who in team for p in away.get(who, ())
                    if p.start < shift.end and p.end > shift.start]
-        if shift.is_override or not any(who == shift.user for _, _, who in periods):
-            _append_shift(covered, shift)
-            continue
         edges = sorted({shift.start, shift.end, *(max(shift.start, min(shift.end, t))
                                                    for s, e, _ in periods for t in (s, e))})
         for low, high in pairwise(edges):
