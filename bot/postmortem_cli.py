@@ -67,6 +67,8 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         help=f"ISO date (00:00 UTC) or datetime with offset; default {DEFAULT_REPORT_DAYS} days ago",
     )
     report.add_argument("--until", metavar="DATE", help="end of the period (default now)")
+    report.add_argument("--oncall", action="store_true", help="the on-call load per rotation and person instead")
+    report.add_argument("--json", action="store_true", help="with --oncall: a JSON list, one object per row")
     report.set_defaults(func=run_report)
 
 
@@ -351,6 +353,13 @@ def run_report(args: argparse.Namespace) -> int:
         print(f"report: {error}", file=sys.stderr)
         return 2
     storage = _storage(settings)
+    if args.oncall:
+        from bot.oncall_cli import run_oncall_report
+
+        try:
+            return run_oncall_report(storage, str(settings.rotations_dir), since, until, args.json)
+        finally:
+            storage.dispose()
     try:
         with storage.read() as session:
             paged = session.exec(
