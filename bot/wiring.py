@@ -23,6 +23,7 @@ from bot.postmortem import flows as postmortem_flows
 from bot.postmortem.flows import PostmortemFlows
 from bot.runtime import Runtime
 from bot.schedule import load_rotations
+from bot.schedule.people import load_people
 from bot.slack import effects
 from bot.slack.event_handlers import TimelineCapture
 from bot.slack.people import People
@@ -34,11 +35,12 @@ def build_runtime(
     settings: Settings, *, client: WebClient, clock: Clock | None = None, manual: bool = False,
     outbox_base_delay: float = 1.0, background: bool = False,
 ) -> Runtime:
-    """Storage migrated, rotations loaded, outbox and scheduler wired with their handlers
-    (not started: the caller decides which process runs them). background: a process whose
-    writes can wait for the acknowledgements' (the clock); its outbox also waits for a quiet
-    moment in the web process before each task (Foreground)."""
+    """Storage migrated, rotations and the people file loaded, outbox and scheduler wired with
+    their handlers (not started: the caller decides which process runs them). background: a
+    process whose writes can wait for the acknowledgements' (the clock); its outbox also waits
+    for a quiet moment in the web process before each task (Foreground)."""
     clock = clock or Clock()
+    people_file = load_people(settings.rotations_dir)  # a bad file stops the start before the database
     storage = Storage(settings.database_url, background=background)
     storage.migrate()
     rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
@@ -77,6 +79,7 @@ def build_runtime(
         rotations=rotations, people=people, metrics=metrics,
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
         alert_policy=AlertPolicy.from_settings(settings.alert_severities), foreground=foreground,
+        people_file=people_file,
     )
     register_work(runtime)
     postmortems.check_templates()
