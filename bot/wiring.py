@@ -23,7 +23,7 @@ from bot.postmortem import flows as postmortem_flows
 from bot.postmortem.flows import PostmortemFlows
 from bot.runtime import Runtime
 from bot.schedule import load_rotations
-from bot.schedule.people import load_people
+from bot.schedule.people import load_people, zones_by_user
 from bot.slack import effects
 from bot.slack.event_handlers import TimelineCapture
 from bot.slack.people import People
@@ -49,7 +49,7 @@ def build_runtime(
     foreground = Foreground.of(settings.database_url)
     if background and foreground is not None:
         outbox.yield_to = foreground.wait_until_quiet
-    people = People(storage, client, clock)
+    people = People(storage, client, clock, zones=zones_by_user(people_file))
 
     def wake() -> None:
         outbox.notify()

@@ -211,3 +211,23 @@ def test_the_people_files_periods_are_listed_and_merged_with_those_set_in_slack(
             assert upcoming == {"U0ALICE": (Away(utc(2026, 3, 20, 7), utc(2026, 3, 21, 7), id=1),)}
     finally:
         stop()
+
+
+def test_the_people_files_time_zone_wins_over_slacks(settings_env, standin, tmp_path):
+    text = (
+        '[[people]]\nuser = "Alice@Example.com"\ntimezone = "Asia/Singapore"\n\n'
+        '[[people]]\nuser = "U0BOB"\ntimezone = "Asia/Tokyo"\n'
+    )
+    served, stop = start_bot(
+        with_people_file(settings_env, tmp_path / "rotations", text), standin, ManualClock(START)
+    )
+    try:
+        text = reply(served, standin, "U0ALICE", "away 2026-03-12")
+        assert text.startswith("Away #1: Thu 12 Mar 2026 00:00 → Fri 13 Mar 2026 00:00 (Asia/Sing")
+        assert saved(served) == [("U0ALICE", utc(2026, 3, 11, 16), utc(2026, 3, 12, 16))]
+        assert "(Asia/Tokyo)" in reply(served, standin, "U0BOB", "away 2026-03-12")
+        assert "until Wed 11 Mar 09:00 JST (00:00 UTC)" in reply(
+            served, standin, "U0BOB", "payments"
+        )
+    finally:
+        stop()

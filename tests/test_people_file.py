@@ -18,6 +18,7 @@ from bot.schedule.people import (
     parse_people,
     people_on_no_rotation,
     read_people,
+    zones_by_user,
 )
 
 PATH = "rotations/people.toml"
@@ -320,3 +321,12 @@ def test_an_away_period_must_end_after_it_starts_and_be_aware():
         Away(datetime(2026, 12, 2, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC))
     with pytest.raises(ValueError):
         Away(datetime(2026, 12, 1), datetime(2026, 12, 2))
+
+
+def test_the_files_time_zones_are_kept_by_user_id_or_lower_case_e_mail():
+    text = (
+        '[[people]]\nuser = "Mei@Example.com"\ntimezone = "Asia/Singapore"\n\n'
+        '[[people]]\nuser = "U0B"\ntimezone = "europe/dublin"\n\n[[people]]\nuser = "U0C"\n'
+    )
+    zones = zones_by_user(parse_people(text, PATH))
+    assert zones == {"mei@example.com": "Asia/Singapore", "U0B": "Europe/Dublin"}

@@ -138,6 +138,11 @@ def people_on_no_rotation(
     ]
 
 
+def zones_by_user(people: Mapping[str, Person]) -> dict[str, str]:
+    """The time zones the people file gives, by user ID, or by e-mail address in lower case."""
+    return {_same(p.user): p.timezone for p in people.values() if p.timezone is not None}
+
+
 def merge_away(periods: Iterable[Away]) -> tuple[Away, ...]:
     """periods as the fewest disjoint periods covering the same instants, sorted by start;
     a period joined with another loses its id."""
