@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from bot.schedule import Override, Region, Rotation, TimeOff, build_timeline
+from bot.schedule import Override, Region, Rotation, Away, build_timeline
 from bot.schedule import windows as schedule_windows
 from bot.schedule import zones as schedule_zones
 
@@ -96,13 +96,13 @@ def make_rotations(count: int, rng: random.Random) -> list[Rotation]:
     return rotations
 
 
-def make_time_off(rotations: list[Rotation], rng: random.Random) -> dict[str, dict[str, list[TimeOff]]]:
+def make_time_off(rotations: list[Rotation], rng: random.Random) -> dict[str, dict[str, list[Away]]]:
     """Each rotation's time off by member: a few members away a few times a year, 1 to 14 days."""
-    away: dict[str, dict[str, list[TimeOff]]] = {}
+    away: dict[str, dict[str, list[Away]]] = {}
     for rotation in rotations:
         chosen = rng.sample(rotation.members, k=min(4, len(rotation.members)))
         away[rotation.name] = {
-            member: sorted((_random_span(rng, TimeOff, hours=24 * 14) for _ in range(3)), key=lambda t: t.start)
+            member: sorted((_random_span(rng, Away, hours=24 * 14) for _ in range(3)), key=lambda t: t.start)
             for member in chosen
         }
     return away

@@ -132,6 +132,19 @@ class OverrideRecord(SQLModel, table=True):
     reason: str = "override"
 
 
+class AwayRecord(SQLModel, table=True):
+    """Time away someone set in Slack (`/oncall away`): they are away over [start, end)."""
+
+    # A person's periods that have not ended: /oncall away, and what covering reads.
+    __table_args__ = (Index("ix_awayrecord_user_end", "user", "end"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    user: str
+    start: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    end: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
 class UserProfile(SQLModel, table=True):
     """What Slack told us about a person, cached: name and time zone."""
 

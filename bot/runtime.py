@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
@@ -20,6 +20,7 @@ from bot.observability.metrics import BotMetrics
 from bot.outbox import Outbox
 from bot.postmortem.flows import PostmortemFlows
 from bot.schedule import Rotation
+from bot.schedule.people import Person
 from bot.slack.people import People
 from bot.storage import Storage
 
@@ -44,6 +45,8 @@ class Runtime:
     alert_policy: AlertPolicy
     # How many Slack requests the web process is answering, shared with the clock (None: not shared).
     foreground: Foreground | None = None
+    # The people file (people.toml in the rotations folder) by user as written; {} without one.
+    people_file: dict[str, Person] = field(default_factory=dict)
 
     def after_commit(self) -> None:
         """Wake the workers: an outbox task or a job request was just committed."""

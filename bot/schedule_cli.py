@@ -29,6 +29,7 @@ from bot.schedule import (
     utc_now,
     utc_to_local,
 )
+from bot.schedule.people import people_on_no_rotation, read_people, with_time_off
 
 MAX_DAYS = 3660  # ten years: beyond that a typo is likelier than a plan
 _FROM_HELP = "ISO date (00:00 UTC) or ISO datetime with offset, e.g. 2026-03-08T09:00+01:00"
@@ -43,15 +44,15 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     check = subparsers.add_parser(
         "check",
         help="validate rotation files and report coverage gaps and overlaps",
-        description="Validate rotation files and report coverage gaps and overlaps in UTC "
-        "(DST-induced ones included). Exit 1 on file errors; gaps and overlaps alone exit 0 "
-        "unless --strict.",
+        description="Validate rotation files (and people.toml) and report coverage gaps and "
+        "overlaps in UTC (DST-induced ones included). Exit 1 on file errors; warnings, gaps "
+        "and overlaps alone exit 0 unless --strict.",
     )
     check.add_argument("directory", nargs="?", metavar="DIR", help=_dir_help())
     check.add_argument("--from", dest="start", metavar="DATE", help=f"{_FROM_HELP}; default today")
     check.add_argument("--days", default="365", metavar="N", help="days to check (default 365)")
     check.add_argument("--json", action="store_true", help="one JSON finding per occurrence")
-    check.add_argument("--strict", action="store_true", help="exit 1 on unintended gaps or overlaps too")
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings and unintended gaps or overlaps too")
     check.add_argument("--all", action="store_true", help="report gaps and overlaps a rotation intends too")
     check.set_defaults(func=run_check)
 
@@ -82,11 +83,13 @@ def run_check(args: argparse.Namespace) -> int:
     rotations, problems = read_rotations(directory)
     if not problems and not rotations:
         problems = [Problem(str(directory), "no rotation files (*.toml) here")]
-    problems += _template_problems()
+    people, people_problems = read_people(directory)
+    problems += people_problems + _template_problems()
     findings = [_error_finding(problem) for problem in problems]
+    findings += [_error_finding(p, "warning") for p in people_on_no_rotation(people, rotations)]
     try:
         for rotation in rotations.values():
-            findings.extend(_coverage(rotation, start, end, everything=args.all))
+            findings.extend(_coverage(with_time_off(rotation, people), start, end, everything=args.all))
     except OverflowError:
         print(f"check: {_beyond_calendar(start, end)}", file=sys.stderr)
         return 2
@@ -110,6 +113,8 @@ def run_schedule(args: argparse.Namespace) -> int:
         print(f"schedule: {error}", file=sys.stderr)
         return 2
     rotations, problems = read_rotations(directory)
+    people, people_problems = read_people(directory)
+    problems += people_problems
     if problems:
         print(f"schedule: rotation files in {directory} have errors:", file=sys.stderr)
         for problem in problems:
@@ -123,6 +128,7 @@ def run_schedule(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    rotation = with_time_off(rotation, people)
     try:
         found = _stored_adjustments(rotation)
     except StoredUnreadable as error:
@@ -141,7 +147,7 @@ def run_schedule(args: argparse.Namespace) -> int:
     return 0
 
 
-STRICT = ("gap", "overlap", "uncovered")  # what --strict fails on; warnings and holidays inform
+STRICT = ("warning", "gap", "overlap", "uncovered")  # what --strict fails on; holidays inform
 
 
 def _coverage(rotation: Rotation, start: datetime, end: datetime, *, everything: bool) -> list[Finding]:
@@ -251,9 +257,9 @@ def _template_problems() -> list[Problem]:
     return [Problem(str(folder), message) for message in validate_templates_command(folder)]
 
 
-def _error_finding(problem: Problem) -> Finding:
-    """A rotation-file problem as an error finding."""
-    return Finding(Path(problem.path).stem, "error", None, None, str(problem))
+def _error_finding(problem: Problem, kind: str = "error") -> Finding:
+    """A problem in a file of the folder as an error (or warning) finding."""
+    return Finding(Path(problem.path).stem, kind, None, None, str(problem))
 
 
 def _check_report(
@@ -269,17 +275,22 @@ def _check_report(
     lines = [f"Checked {directory} {span}"]
     errors = [f for f in findings if f.kind == "error"]
     if errors:
-        lines += ["", f"{len(errors)} error(s) in rotation files:"]
+        lines += ["", f"{len(errors)} error(s):"]
         lines += [f"  {finding.message}" for finding in errors]
-    runs = group_findings([f for f in findings if f.kind != "error"])
+    warnings = [f for f in findings if f.kind == "warning"]
+    if warnings:
+        lines += ["", f"{len(warnings)} warning(s):"]
+        lines += [f"  {finding.message}" for finding in warnings]
+    runs = group_findings([f for f in findings if f.kind not in ("error", "warning")])
     for rotation in rotations.values():
         lines += ["", _rotation_heading(rotation)]
         mine = [run for run in runs if run.rotation == rotation.name]
         lines += [f"  {_run_line(run)}" for run in mine] or ["  covered around the clock"]
     gaps = sum(1 for f in findings if f.kind == "gap")
     overlaps = sum(1 for f in findings if f.kind == "overlap")
+    warned = f"{len(warnings)} warning(s), " if warnings else ""
     totals = (
-        f"{len(rotations)} rotation(s), {len(errors)} error(s), {gaps} gap(s) and "
+        f"{len(rotations)} rotation(s), {len(errors)} error(s), {warned}{gaps} gap(s) and "
         f"{overlaps} overlap(s) in {len(runs)} recurring pattern(s)"
     )
     lines += ["", totals]

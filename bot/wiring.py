@@ -23,6 +23,7 @@ from bot.postmortem import flows as postmortem_flows
 from bot.postmortem.flows import PostmortemFlows
 from bot.runtime import Runtime
 from bot.schedule import load_rotations
+from bot.schedule.people import load_people, with_time_off, zones_by_user
 from bot.slack import effects
 from bot.slack.event_handlers import TimelineCapture
 from bot.slack.people import People
@@ -34,20 +35,22 @@ def build_runtime(
     settings: Settings, *, client: WebClient, clock: Clock | None = None, manual: bool = False,
     outbox_base_delay: float = 1.0, background: bool = False,
 ) -> Runtime:
-    """Storage migrated, rotations loaded, outbox and scheduler wired with their handlers
-    (not started: the caller decides which process runs them). background: a process whose
-    writes can wait for the acknowledgements' (the clock); its outbox also waits for a quiet
-    moment in the web process before each task (Foreground)."""
+    """Storage migrated, rotations and the people file loaded, outbox and scheduler wired with
+    their handlers (not started: the caller decides which process runs them). background: a
+    process whose writes can wait for the acknowledgements' (the clock); its outbox also waits
+    for a quiet moment in the web process before each task (Foreground)."""
     clock = clock or Clock()
+    people_file = load_people(settings.rotations_dir)  # a bad file stops the start before the database
     storage = Storage(settings.database_url, background=background)
     storage.migrate()
     rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
+    rotations = {name: with_time_off(rotation, people_file) for name, rotation in rotations.items()}
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
     foreground = Foreground.of(settings.database_url)
     if background and foreground is not None:
         outbox.yield_to = foreground.wait_until_quiet
-    people = People(storage, client, clock)
+    people = People(storage, client, clock, zones=zones_by_user(people_file))
 
     def wake() -> None:
         outbox.notify()
@@ -77,6 +80,7 @@ def build_runtime(
         rotations=rotations, people=people, metrics=metrics,
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
         alert_policy=AlertPolicy.from_settings(settings.alert_severities), foreground=foreground,
+        people_file=people_file,
     )
     register_work(runtime)
     postmortems.check_templates()

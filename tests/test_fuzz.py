@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func
 from sqlmodel import select
 
-from bot.models import Incident, OverrideRecord, TimelineEntry
+from bot.models import AwayRecord, Incident, OverrideRecord, TimelineEntry
 from bot.slack.commands import UsageError, parse_incident, parse_oncall
 from bot.slack.signing import signed_headers
 from tests.conftest import SIGNING_SECRET
@@ -102,6 +102,8 @@ ONCALL_VERBS = [
     "override",
     "override remove",
     "swap",
+    "away",
+    "away remove",
     "payments",
     "payments-secondary",
     "nope",
@@ -149,6 +151,7 @@ def test_the_incident_parser_returns_a_command_or_a_usage_error(text):
 @given(ONCALL_TEXT)
 @example("schedule payments ³")
 @example("override remove " + "9" * 5000)
+@example("away 0001-01-01 9999-12-31T23:59+23:59")  # beyond what UTC conversion can hold
 def test_the_oncall_parser_returns_a_command_or_a_usage_error(text):
     try:
         parse_oncall(text)
@@ -168,7 +171,7 @@ def rows(bot) -> tuple[int, int, int]:
     with bot.rt.storage.read() as session:
         return tuple(  # type: ignore[return-value]
             session.exec(select(func.count()).select_from(model)).one()
-            for model in (Incident, TimelineEntry, OverrideRecord)
+            for model in (Incident, TimelineEntry, OverrideRecord, AwayRecord)
         )
 
 
@@ -195,6 +198,7 @@ def test_hostile_slash_commands_never_fail_and_refused_ones_write_nothing(bot, s
     @example(("/incident", "note \x00"), incident_channel, "U0ALICE")
     @example(("/incident", "sev ²"), incident_channel, "U0ALICE")
     @example(("/oncall", "override remove 99999999999999999999"), "C0GENERAL", "U0ALICE")
+    @example(("/oncall", "away 9000-12-31 9000-12-31 Pacific/Kiritimati"), "C0GENERAL", "U0ALICE")
     def check(command_and_text, channel, user):
         command, text = command_and_text
         refused = refused_by_parser(command, text)

@@ -247,3 +247,71 @@ def test_schedule_refuses_when_rotation_files_have_errors(run, rotations_dir):
     code, _, err = run("schedule", "classic", "--dir", rotations_dir)
     assert code == 1
     assert "handoff: 'hourly' is not a handoff" in err
+
+
+PEOPLE = """\
+[[people]]
+user = "U0APAC1"
+timezone = "Asia/Singapore"
+contacts = { phone = "ntfys://ntfy.example.com/apac1-7f3k" }
+notify = { slack = 0, phone = 2 }
+away = [{ start = 2026-12-24T00:00:00+08:00, end = 2027-01-02T00:00:00+08:00 }]
+"""
+
+
+def test_check_accepts_a_good_people_file_and_never_reads_it_as_a_rotation(run, rotations_dir):
+    (rotations_dir / "people.toml").write_text(PEOPLE, encoding="utf-8")
+    code, out, _ = run("check", rotations_dir, "--from", "2026-01-01", "--days", "30")
+    assert code == 0
+    assert "warning" not in out and "people" not in out
+    assert out.splitlines()[-1].startswith("1 rotation(s), 0 error(s), 0 gap(s)")
+
+
+def test_check_exits_1_on_a_bad_people_file_naming_file_line_and_field(run, rotations_dir):
+    bad = PEOPLE.replace("ntfys://", "ntfyy://").replace("phone = 2", "phone = -2")
+    (rotations_dir / "people.toml").write_text(bad, encoding="utf-8")
+    code, out, _ = run("check", rotations_dir, "--from", "2026-01-01", "--days", "30")
+    assert code == 1
+    errors = [line.strip() for line in out.splitlines() if line.startswith("  ")]
+    people = rotations_dir / "people.toml"
+    assert errors[0].startswith(
+        f"{people}:4: people[0].contacts.phone: ntfyy://ntfy.example.com is not a service "
+    )
+    assert errors[1] == (
+        f"{people}:5: people[0].notify.phone: -2 must be a whole number of minutes, 0 or more"
+    )
+    assert "apac1-7f3k" not in out  # the contact's secret topic
+    assert "classic (" in out  # the rotations are still checked
+
+
+def test_check_warns_about_a_person_on_no_rotation_and_still_exits_0(run, rotations_dir):
+    stranger = '\n[[people]]\nuser = "U0NOBODY"\n'
+    (rotations_dir / "people.toml").write_text(PEOPLE + stranger, encoding="utf-8")
+    code, out, _ = run("check", rotations_dir, "--from", "2026-01-01", "--days", "30")
+    assert code == 0
+    warning = (
+        f"{rotations_dir / 'people.toml'}:8: user: 'U0NOBODY' is a member of no rotation; check "
+        "the user ID or e-mail"
+    )
+    assert f"  {warning}" in out.splitlines()
+    assert out.splitlines()[-1].startswith("1 rotation(s), 0 error(s), 1 warning(s), 0 gap(s)")
+    assert run("check", rotations_dir, "--from", "2026-01-01", "--days", "30", "--strict")[0] == 1
+
+
+def test_check_json_reports_people_errors_and_warnings_as_findings(run, rotations_dir):
+    more = (
+        '\n[[people]]\nuser = "U0NOBODY"\n\n[[people]]\nuser = "U0EMEA1"\nnotify = { pager = 1 }\n'
+    )
+    text = PEOPLE + more
+    (rotations_dir / "people.toml").write_text(text, encoding="utf-8")
+    code, out, _ = run("check", rotations_dir, "--json", "--from", "2026-01-01", "--days", "1")
+    findings = [f for f in json.loads(out) if f["rotation"] == "people"]
+    assert code == 1
+    assert [(f["kind"], f["start"], f["end"]) for f in findings] == [
+        ("error", None, None),
+        ("warning", None, None),
+    ]
+    assert findings[0]["message"].endswith(
+        ":13: people[2].notify.pager: no contact is called 'pager'; known: slack"
+    )
+    assert "'U0NOBODY' is a member of no rotation" in findings[1]["message"]

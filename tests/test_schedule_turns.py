@@ -9,7 +9,7 @@ from textwrap import dedent
 import pytest
 
 from bot.schedule import (
-    TimeOff,
+    Away,
     coverage_findings,
     holiday_findings,
     parse_rotation,
@@ -183,7 +183,7 @@ def test_an_unknown_holiday_code_is_one_problem_with_its_line(code):
 
 
 def away(**periods: list[tuple[datetime, datetime]]):
-    return {member: [TimeOff(start, end) for start, end in spans] for member, spans in periods.items()}
+    return {member: [Away(start, end) for start, end in spans] for member, spans in periods.items()}
 
 
 def test_a_member_away_for_part_of_a_shift_is_covered_for_exactly_that_part():
@@ -216,7 +216,7 @@ def test_a_shift_nobody_can_cover_stays_with_the_member_and_is_reported():
 
 def test_time_off_in_the_people_file_rides_on_the_rotation():
     rotation = dataclasses.replace(
-        rotation_of(FOLLOW), time_off=(("UD1", (TimeOff(utc(2026, 12, 22), utc(2026, 12, 23)),)),)
+        rotation_of(FOLLOW), time_off=(("UD1", (Away(utc(2026, 12, 22), utc(2026, 12, 23)),)),)
     )
     shift = who_is_on_call(rotation, utc(2026, 12, 22, 10))
     assert (shift.user, shift.covering_for) == ("UD2", "UD1")

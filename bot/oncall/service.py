@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -15,12 +15,12 @@ from weakref import WeakKeyDictionary
 from sqlalchemy import Connection, bindparam
 from sqlmodel import Session, col, select
 
-from bot.models import OverrideRecord
+from bot.models import AwayRecord, OverrideRecord
 from bot.schedule import (
     Override,
     Rotation,
     Shift,
-    TimeOff,
+    Away,
     default_rotation,
     handoff_instants,
     shifts_between,
@@ -64,7 +64,7 @@ class Adjustments:
     own) and members' stored time off (with the people file's, which rides on the rotation)."""
 
     overrides: tuple[Override, ...] = ()
-    away: Mapping[str, tuple[TimeOff, ...]] = field(default_factory=dict)
+    away: Mapping[str, tuple[Away, ...]] = field(default_factory=dict)
 
 
 NOTHING = Adjustments()
@@ -91,9 +91,26 @@ def adjustments_of(*, db_session: Session | Connection, rotations: list[Rotation
     }
 
 
-def _stored_away(connection: Connection, rotations: list[Rotation]) -> dict[str, tuple[TimeOff, ...]]:
-    """Members' time off set in Slack, by member."""
-    return {}
+def _stored_away(connection: Connection, rotations: list[Rotation]) -> dict[str, tuple[Away, ...]]:
+    """Members' time off set in Slack, by member (their Slack user ID)."""
+    return stored_away(connection, {m for rotation in rotations for m in rotation.members})
+
+
+_STORED_AWAY = (
+    select(AwayRecord.id, AwayRecord.user, AwayRecord.start, AwayRecord.end)
+    .where(col(AwayRecord.user).in_(bindparam("users", expanding=True)))
+    .order_by(col(AwayRecord.start))
+)
+
+
+def stored_away(connection: Connection, users: Iterable[str] | None = None) -> dict[str, tuple[Away, ...]]:
+    """Time off set in Slack (`/oncall away`), by user, oldest first; everyone's without users."""
+    statement = _STORED_AWAY if users is not None else select(
+        AwayRecord.id, AwayRecord.user, AwayRecord.start, AwayRecord.end).order_by(col(AwayRecord.start))
+    found: dict[str, list[Away]] = {}
+    for ident, user, start, end in connection.execute(statement, {"users": sorted(users)} if users is not None else {}):
+        found.setdefault(user, []).append(Away(start, end, id=ident))
+    return {user: tuple(periods) for user, periods in found.items()}
 
 
 def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[str, tuple[Override, ...]]:
@@ -105,7 +122,9 @@ def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[st
 
 
 # Announced (storage.announce) in every transaction that adds or removes a stored override.
-OVERRIDES_CHANNEL = "oncall_bot_overrides"
+# Announced in every transaction that adds or removes an override or time off, so that
+# processes keeping a copy of them (KeptAdjustments) read again.
+CHANGES_CHANNEL = "oncall_bot_changes"
 
 
 class KeptAdjustments:
@@ -125,7 +144,7 @@ class KeptAdjustments:
         """adjustments_of the rotations, from the copy when nothing changed since it was read."""
         notifications = self.storage.notifications
         # Asked before reading: a change announced meanwhile makes the next call read again.
-        generation = None if notifications is None else notifications.generation(OVERRIDES_CHANNEL)
+        generation = None if notifications is None else notifications.generation(CHANGES_CHANNEL)
         names = tuple(rotation.name for rotation in rotations)
         now = time.monotonic()
         with self._lock:
@@ -247,7 +266,7 @@ def add_override(
     )
     db_session.add(record)
     db_session.flush()
-    announce(db_session, OVERRIDES_CHANNEL)
+    announce(db_session, CHANGES_CHANNEL)
     return record
 
 
@@ -260,7 +279,7 @@ def remove_override(*, db_session: Session, rotations: dict[str, Rotation], over
     if rotation is not None and not is_member(rotation, actor):
         raise OncallError(f"Only members of `{record.rotation}` may remove its overrides.")
     db_session.delete(record)
-    announce(db_session, OVERRIDES_CHANNEL)
+    announce(db_session, CHANGES_CHANNEL)
     return record
 
 

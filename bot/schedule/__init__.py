@@ -29,7 +29,7 @@ from bot.schedule.model import (
     Rotation,
     RotationError,
     Shift,
-    TimeOff,
+    Away,
     iso_utc,
 )
 from bot.schedule.parse import default_rotation, load_rotations, parse_rotation, read_rotations
@@ -44,7 +44,7 @@ __all__ = [
     "Rotation",
     "RotationError",
     "Shift",
-    "TimeOff",
+    "Away",
     "Timeline",
     "UnknownZone",
     "build_timeline",

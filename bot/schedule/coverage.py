@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from itertools import pairwise
 
-from bot.schedule.engine import Away, cover_time_off, shifts_between, windows_from, with_file_time_off
+from bot.schedule.engine import AwayByMember, cover_time_off, shifts_between, windows_from, with_file_time_off
 from bot.schedule.model import Finding, Override, Rotation
 from bot.schedule.windows import Window, holiday_calendar
 from bot.schedule.zones import local_to_utc, require_utc, utc_to_local
@@ -54,7 +54,7 @@ def coverage_findings(rotation: Rotation, start: datetime, end: datetime) -> lis
 
 def uncovered_findings(
     rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
-    away: Away | None = None,
+    away: AwayByMember | None = None,
 ) -> list[Finding]:
     """Each stretch of a shift whose member is away while every other member of the region is
     away too: nobody can cover it, so the member away keeps the pager."""

@@ -6,9 +6,8 @@ from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
-from typing import Protocol
 
-from bot.schedule.model import Override, Rotation, Shift
+from bot.schedule.model import Away, Override, Rotation, Shift
 from bot.schedule.windows import LOOKBACK, Window, last_window_before, rotation_windows
 from bot.schedule.zones import require_utc
 
@@ -24,18 +23,8 @@ _new_shift = tuple.__new__
 _Segment = list
 
 
-class Period(Protocol):
-    """A stretch of time off, [start, end) in UTC."""
-
-    @property
-    def start(self) -> datetime: ...
-
-    @property
-    def end(self) -> datetime: ...
-
-
 # Time off by member (a user ID or e-mail as rotation files name them).
-Away = Mapping[str, Sequence[Period]]
+AwayByMember = Mapping[str, Sequence[Away]]
 
 
 class Timeline:
@@ -64,7 +53,7 @@ class Timeline:
 
 def build_timeline(
     rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
-    away: Away | None = None,
+    away: AwayByMember | None = None,
 ) -> Timeline:
     """The effective shifts of rotation over [start, end), ready for repeated queries."""
     return Timeline(shifts_between(rotation, start, end, overrides, away))
@@ -72,7 +61,7 @@ def build_timeline(
 
 def shifts_between(
     rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
-    away: Away | None = None,
+    away: AwayByMember | None = None,
 ) -> list[Shift]:
     """Effective shifts covering [start, end) back to back, clipped to it.
 
@@ -102,11 +91,11 @@ def shifts_between(
     return cover_time_off(rotation, shifts, away)[0] if away else shifts
 
 
-def with_file_time_off(rotation: Rotation, away: Away | None) -> Away | None:
+def with_file_time_off(rotation: Rotation, away: AwayByMember | None) -> AwayByMember | None:
     """The given time off together with the rotation's own (from the people file)."""
     if not rotation.time_off:
         return away
-    merged: dict[str, list[Period]] = {member: list(periods) for member, periods in rotation.time_off}
+    merged: dict[str, list[Away]] = {member: list(periods) for member, periods in rotation.time_off}
     for member, periods in (away or {}).items():
         merged.setdefault(member, []).extend(periods)
     return merged
@@ -122,7 +111,7 @@ def windows_from(rotation: Rotation, start: datetime, end: datetime) -> list[Win
 
 
 def cover_time_off(
-    rotation: Rotation, shifts: Sequence[Shift], away: Away | None
+    rotation: Rotation, shifts: Sequence[Shift], away: AwayByMember | None
 ) -> tuple[list[Shift], list[Shift]]:
     """The shifts with each scheduled member's time away held by the next member of the same
     region in turn order who is not away then (`covering_for` names whom they cover), and the
@@ -182,7 +171,7 @@ def _append_shift(shifts: list[Shift], shift: Shift) -> None:
 
 
 def who_is_on_call(
-    rotation: Rotation, at: datetime, overrides: Iterable[Override] = (), away: Away | None = None
+    rotation: Rotation, at: datetime, overrides: Iterable[Override] = (), away: AwayByMember | None = None
 ) -> Shift:
     """The effective shift containing at, with its real start and end (exact within a year)."""
     at = require_utc(at, name="at")
@@ -203,7 +192,7 @@ def next_shifts_for(
     limit: int = 5,
     overrides: Iterable[Override] = (),
     horizon_days: int = 90,
-    away: Away | None = None,
+    away: AwayByMember | None = None,
 ) -> list[Shift]:
     """user's shifts that have not ended by after, in order, within horizon_days; a shift under
     way at after is given with its real start."""
@@ -218,7 +207,7 @@ def next_shifts_for(
 
 def handoff_instants(
     rotation: Rotation, start: datetime, end: datetime, overrides: Iterable[Override] = (),
-    away: Away | None = None,
+    away: AwayByMember | None = None,
 ) -> list[datetime]:
     """UTC instants in (start, end] at which the person or the region on call changes."""
     start, end = require_utc(start, name="start"), require_utc(end, name="end")

@@ -57,11 +57,27 @@ class Override:
 
 
 @dataclass(frozen=True)
-class TimeOff:
-    """A member away over [start, end), in UTC: the next member of the region covers."""
+class Away:
+    """A person away over [start, end), in UTC: the next member of their region covers. id:
+    the number of a period set in Slack (`/oncall away remove ID`); None for the people file's."""
 
     start: datetime
     end: datetime
+    id: int | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", require_utc(self.start, name="away start"))
+        object.__setattr__(self, "end", require_utc(self.end, name="away end"))
+        if self.end <= self.start:
+            raise ValueError("an away period must end after it starts")
+
+    def covers(self, at: datetime) -> bool:
+        """True when at falls in [start, end)."""
+        return self.start <= at < self.end
+
+    def overlaps(self, start: datetime, end: datetime) -> bool:
+        """True when [start, end) and this period share an instant."""
+        return self.start < end and start < self.end
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +97,7 @@ class Rotation:
     overrides: tuple[Override, ...] = ()
     intended: frozenset[str] = frozenset()  # of INTENDED: what `check` does not report
     # Members' time off from the people file, by member: (member, periods) pairs.
-    time_off: tuple[tuple[str, tuple[TimeOff, ...]], ...] = ()
+    time_off: tuple[tuple[str, tuple[Away, ...]], ...] = ()
     path: str | None = None
 
     @property

@@ -44,6 +44,7 @@ OVERRIDE_KEYS = ("user", "start", "end", "reason", "id")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _NAME_HELP = "use letters, digits, '-', '_' or '.' (it is typed in /oncall NAME)"
 _TOML_LINE = re.compile(r"\(at line (\d+)")
+PEOPLE_FILE = "people.toml"  # the people file (bot.schedule.people), never a rotation
 
 
 class _Invalid(Exception):
@@ -120,7 +121,8 @@ def parse_rotation(text: str, path: str) -> Rotation:
 
 
 def read_rotations(directory: str | os.PathLike) -> tuple[dict[str, Rotation], list[Problem]]:
-    """Every valid rotation in directory's *.toml files by name, and every problem found."""
+    """Every valid rotation in directory's *.toml files (people.toml, the people file, is not
+    one) by name, and every problem found."""
     folder = Path(directory)
     if not folder.is_dir():
         return {}, [Problem(str(folder), "not a directory of rotation files")]
@@ -128,6 +130,8 @@ def read_rotations(directory: str | os.PathLike) -> tuple[dict[str, Rotation], l
     lines: dict[str, list[str]] = {}  # each file's lines, to locate cross-file problems
     problems: list[Problem] = []
     for file in sorted(folder.glob("*.toml")):
+        if file.name == PEOPLE_FILE:
+            continue
         try:
             text = file.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as error:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App, Respond
 
 from bot.observability.slack_requests import mark_outcome
+from bot.oncall import away
 from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.schedule import Shift
@@ -24,13 +25,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 # Questions that change nothing: answered in the acknowledgement when no profile is missing.
-READ_ONLY = (commands.WhoIsOnCall, commands.NextOnCall, commands.MyShifts, commands.ShowSchedule)
+READ_ONLY = (
+    commands.WhoIsOnCall, commands.NextOnCall, commands.MyShifts, commands.ShowSchedule, commands.ListAway,
+)
 
 
 def when(instant: datetime, tz: str) -> str:
     """`Tue 24 Nov 09:00 SGT (01:00 UTC)`: the reader's local time with UTC beside it."""
     local = utc_to_local(tz, instant)
     return f"{local:%a %d %b %H:%M} {local.tzname()} ({instant:%H:%M} UTC)"
+
+
+def period(start: datetime, end: datetime, tz: str) -> str:
+    """`Thu 24 Dec 2026 00:00 → Sat 02 Jan 2027 00:00`: a period in the reader's zone."""
+    return " → ".join(f"{utc_to_local(tz, edge):%a %d %b %Y %H:%M}" for edge in (start, end))
 
 
 class OncallFlows:
@@ -155,6 +163,40 @@ class OncallFlows:
             record = oncall.remove_override(db_session=session, rotations=self.rt.rotations, override_id=cmd.override_id, actor=asker)
         return f"Override #{record.id} on *{safe(record.rotation)}* removed."
 
+    def add_away(self, cmd: commands.AddAway, asker: str) -> str:
+        tz = self.people.tz(asker)
+        start, end = cmd.span(tz)
+        now = self.rt.clock.now()
+        with self.rt.storage.session() as session:
+            record = away.add_away(db_session=session, user=asker, start=start, end=end, now=now)
+            number = record.id
+        return f"Away #{number}: {period(start, end, tz)} ({tz}). Remove it with `/oncall away remove {number}`."
+
+    def remove_away(self, cmd: commands.RemoveAway, asker: str) -> str:
+        tz = self.people.tz(asker)
+        with self.rt.storage.session() as session:
+            record = away.remove_away(db_session=session, away_id=cmd.away_id, actor=asker)
+        return f"Away #{record.id} removed: {period(record.start, record.end, tz)} ({tz})."
+
+    def list_away(self, asker: str) -> str:
+        """The asker's time away that has not ended: set in Slack (numbered), then the people file's."""
+        profile = self.people.profile(asker)
+        tz, email = profile.tz, (profile.email or "").lower()
+        now = self.rt.clock.now()
+        with self.rt.storage.read() as session:
+            stored = away.list_away(db_session=session, user=asker, after=now)
+        # The people file names the asker by user ID or by e-mail: no one else need be looked up.
+        mine = [p for p in self.rt.people_file.values() if p.user == asker or (email and p.user.lower() == email)]
+        from_file = [p for person in mine for p in person.away if p.end > now]
+        if not stored and not from_file:
+            return "You have no time away ahead. Add some with `/oncall away START END`."
+        lines = [f"*Your time away* (times in {tz})"]
+        lines += [f"#{r.id} · {period(r.start, r.end, tz)}" for r in stored]
+        lines += [f"people file · {period(p.start, p.end, tz)}" for p in from_file]
+        if stored:
+            lines.append("Remove one with `/oncall away remove ID`.")
+        return "\n".join(lines)
+
     def answer(self, parsed: Any, asker: str) -> str:
         if isinstance(parsed, commands.WhoIsOnCall):
             return self.who(parsed.rotation, asker)
@@ -170,6 +212,12 @@ class OncallFlows:
             return self.remove(parsed, asker)
         if isinstance(parsed, commands.Swap):
             return self.swap(parsed, asker)
+        if isinstance(parsed, commands.AddAway):
+            return self.add_away(parsed, asker)
+        if isinstance(parsed, commands.RemoveAway):
+            return self.remove_away(parsed, asker)
+        if isinstance(parsed, commands.ListAway):
+            return self.list_away(asker)
         return commands.ONCALL_HELP
 
     def reply(self, parsed: Any, asker: str) -> str:

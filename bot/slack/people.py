@@ -1,11 +1,12 @@
 """Who people are: names and time zones from users.info, cached for a day in the database
-(shared by every process) and in memory (so a request does not read it again)."""
+(shared by every process) and in memory (so a request does not read it again); a time zone
+in the people file wins over Slack's."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import timedelta
 
@@ -27,10 +28,13 @@ class NotCached(Exception):
 
 
 class People:
-    def __init__(self, storage: Storage, client: WebClient, clock: Clock) -> None:
+    def __init__(self, storage: Storage, client: WebClient, clock: Clock, zones: Mapping[str, str] | None = None) -> None:
+        """zones: time zones that win over Slack's profiles (the people file's), by user ID or
+        by lower-case e-mail address."""
         self.storage = storage
         self.client = client
         self.clock = clock
+        self.zones = dict(zones or {})
         self._memory: dict[str, UserProfile] = {}
         self._offline = threading.local()
 
@@ -81,7 +85,11 @@ class People:
         return profile
 
     def tz(self, user_id: str) -> str:
-        return self.profile(user_id).tz
+        """The person's time zone: the people file's when it gives one, else Slack's profile's."""
+        if user_id in self.zones:
+            return self.zones[user_id]
+        profile = self.profile(user_id)
+        return self.zones.get((profile.email or "").lower()) or profile.tz
 
     def lookup_email(self, email: str) -> str | None:
         """A member given by email in a rotation file, resolved to a Slack user ID."""

@@ -40,6 +40,8 @@ def shifts_calendar(runtime: "Runtime", rotation_name: str, user: str | None) ->
         event.add("dtstart", shift.start)
         event.add("dtend", shift.end)
         tag = " (override)" if shift.is_override else ""
+        if shift.covering_for:
+            tag = f" (covering for {shift.covering_for})"
         event.add("summary", f"On call: {rotation.name} ({shift.region}){tag}")
         event.add("description", f"Slack user {who} holds the {rotation.name} pager.")
         calendar.add_component(event)
