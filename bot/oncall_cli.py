@@ -14,6 +14,7 @@ from bot.models import Page, UserProfile
 from bot.oncall import service as oncall
 from bot.oncall.fairness import Load, WorkingDay, load_of
 from bot.schedule import Rotation, RotationError, load_rotations
+from bot.schedule.people import Person, load_people, with_time_off
 from bot.storage import Storage
 
 
@@ -21,21 +22,27 @@ NUMBERS = ("hours_on_call", "hours_outside_working_day", "weekend_hours", "publi
 
 
 def oncall_loads(*, db_session: Session, rotations: Mapping[str, Rotation], since: datetime, until: datetime,
-                 working_days: Mapping[str, WorkingDay]) -> list[Load]:
-    """Every rotation's load over [since, until), each person's zone from working_days, else
-    their cached Slack profile, else UTC."""
+                 people: Mapping[str, Person]) -> list[Load]:
+    """Every rotation's load over [since, until); each person's working day from the people
+    file, their zone from it, else their cached Slack profile, else UTC."""
     profiles = {p.user_id: p.tz for p in db_session.exec(select(UserProfile)) if p.tz}
     loads: list[Load] = []
     for rotation in sorted(rotations.values(), key=lambda r: r.name):
         shifts = oncall.shifts_from(rotation, since, until, oncall.adjustments(db_session=db_session, rotation=rotation))
         shifts = [s._replace(start=max(s.start, since)) for s in shifts]
-        people = {s.user for s in shifts}
+        holders = {s.user for s in shifts}
         paged = list(db_session.exec(select(Page.user).where(
             Page.rotation == rotation.name, col(Page.paged_at) >= since, col(Page.paged_at) < until)))
-        days = {user: working_days.get(user) or WorkingDay(zone=profiles.get(user, "UTC"))
-                for user in people | set(paged)}
+        days = {user: working_day(people.get(user), profiles.get(user, "UTC")) for user in holders | set(paged)}
         loads += load_of(rotation, shifts, paged, days)
     return loads
+
+
+def working_day(person: Person | None, profile_zone: str) -> WorkingDay:
+    """A person's working day: the people file's hours, days and zone where it says them."""
+    if person is None:
+        return WorkingDay(zone=profile_zone)
+    return WorkingDay(person.timezone or profile_zone, person.working_hours, person.working_days)
 
 
 def format_loads(loads: list[Load], since: datetime, until: datetime) -> str:
@@ -54,12 +61,13 @@ def format_loads(loads: list[Load], since: datetime, until: datetime) -> str:
 def run_oncall_report(storage: Storage, rotations_dir: str, since: datetime, until: datetime, as_json: bool) -> int:
     """Print the fairness report; one line and exit 2 when the rotation files cannot be read."""
     try:
-        rotations = load_rotations(rotations_dir)
+        people = load_people(rotations_dir)
+        rotations = {name: with_time_off(r, people) for name, r in load_rotations(rotations_dir).items()}
     except RotationError as error:
         print(f"report: rotation files in {rotations_dir} have errors: {str(error).splitlines()[0]}", file=sys.stderr)
         return 2
     with storage.read() as session:
-        loads = oncall_loads(db_session=session, rotations=rotations, since=since, until=until, working_days={})
+        loads = oncall_loads(db_session=session, rotations=rotations, since=since, until=until, people=people)
     if as_json:
         print(json.dumps([entry.as_json() for entry in loads], indent=2))
     else:

@@ -65,3 +65,21 @@ def test_the_text_report_has_a_row_per_rotation_and_person(bot, cli):  # noqa: F
     assert lines[0] == "On-call load from 2026-03-09 00:00 UTC to 2026-03-16 00:00 UTC"
     assert lines[2].split()[:2] == ["Rotation", "Person"]
     assert sum(1 for line in lines if line.startswith("payments ")) == 3  # one week: one turn per region
+
+
+def test_the_people_files_working_day_and_zone_count(bot, cli, tmp_path, monkeypatch):  # noqa: F811
+    import shutil
+
+    from tests.conftest import ROTATIONS
+
+    folder = tmp_path / "with-people"
+    shutil.copytree(ROTATIONS, folder)
+    (folder / "people.toml").write_text(
+        '[[people]]\nuser = "U0DAVE"\ntimezone = "Asia/Tokyo"\nworking_hours = "00:00-00:00"\nworking_days = "mon-sun"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("ROTATIONS_DIR", str(folder))
+    code, out, _ = cli("report", "--oncall", "--since", "2026-03-09", "--until", "2026-03-16", "--json")
+    dave = next(r for r in json.loads(out) if r["person"] == "U0DAVE")
+    assert code == 0 and dave["time_zone"] == "Asia/Tokyo"
+    assert dave["hours_on_call"] > 0 and dave["hours_outside_working_day"] == 0
