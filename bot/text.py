@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import datetime
+
+from bot.schedule.zones import utc_to_local
 
 ZWSP = "\u200b"
 _SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|@?([^>]*))?>")
@@ -59,3 +62,9 @@ def user(user_id: str | None) -> str:
     if not user_id:
         return "nobody"
     return f"<@{user_id}>" if re.fullmatch(r"[UW][A-Z0-9]+", user_id) else safe(user_id)
+
+
+def when(instant: datetime, tz: str) -> str:
+    """`Tue 24 Nov 09:00 SGT (01:00 UTC)`: the reader's local time with UTC beside it."""
+    local = utc_to_local(tz, instant)
+    return f"{local:%a %d %b %H:%M} {local.tzname()} ({instant:%H:%M} UTC)"

@@ -167,10 +167,12 @@ def test_someone_outside_the_rotation_cannot_override_it(bot, standin):
     assert "<@U0FRANK>" in reply(bot, standin, "U0BOB", "payments")
 
 
-def test_swap_takes_over_the_next_shift_of_a_member(bot, standin):
-    text = reply(bot, standin, "U0ALICE", "swap payments <@U0FRANK|frank>")
+def test_take_takes_over_the_shift_of_a_member_and_tells_them(bot, standin):
+    text = reply(bot, standin, "U0ALICE", "take payments <@U0FRANK|frank>")
     assert text.startswith("Override #1: you take <@U0FRANK>'s *payments* shift")
+    assert text.endswith("they were told.")
     assert "<@U0ALICE> (override)" in reply(bot, standin, "U0BOB", "payments")
+    assert any("<@U0ALICE> took over your *payments* shift" in m["text"] for m in standin.dms("U0FRANK"))
 
 
 def test_bad_oncall_commands_say_what_was_wrong(bot, standin):

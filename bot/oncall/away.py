@@ -10,9 +10,9 @@ from sqlalchemy import Connection
 from sqlmodel import Session, col, select
 
 from bot.models import AwayRecord
-from bot.oncall.service import CHANGES_CHANNEL, OncallError, stored_away
+from bot.oncall.service import OncallError, announce_change, stored_away
 from bot.schedule.people import Away, Person
-from bot.storage import announce, connection_of
+from bot.storage import connection_of
 
 LONGEST_AWAY = timedelta(days=366)  # longer is likelier a typo in the year than a plan
 
@@ -45,7 +45,7 @@ def add_away(
     record = AwayRecord(user=user, start=start, end=end, created_at=now)
     db_session.add(record)
     db_session.flush()
-    announce(db_session, CHANGES_CHANNEL)
+    announce_change(db_session)
     return record
 
 
@@ -59,7 +59,7 @@ def remove_away(*, db_session: Session, away_id: int, actor: str) -> AwayRecord:
             f"Away period #{away_id} is someone else's: only the person away can remove it."
         )
     db_session.delete(record)
-    announce(db_session, CHANGES_CHANNEL)
+    announce_change(db_session)
     return record
 
 

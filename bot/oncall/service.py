@@ -121,7 +121,6 @@ def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[st
     return {name: tuple(found) for name, found in stored.items()}
 
 
-# Announced (storage.announce) in every transaction that adds or removes a stored override.
 # Announced in every transaction that adds or removes an override or time off, so that
 # processes keeping a copy of them (KeptAdjustments) read again.
 CHANGES_CHANNEL = "oncall_bot_changes"
@@ -171,6 +170,11 @@ def kept_adjustments(storage: Storage) -> KeptAdjustments:
         if kept is None:
             kept = _kept[storage] = KeptAdjustments(storage)
         return kept
+
+
+def announce_change(db_session: Session) -> None:
+    """Tell every process, once the session commits, that overrides or time off changed."""
+    announce(db_session, CHANGES_CHANNEL)
 
 
 def adjustments(*, db_session: Session | Connection, rotation: Rotation) -> Adjustments:
@@ -266,7 +270,7 @@ def add_override(
     )
     db_session.add(record)
     db_session.flush()
-    announce(db_session, CHANGES_CHANNEL)
+    announce_change(db_session)
     return record
 
 
@@ -279,7 +283,7 @@ def remove_override(*, db_session: Session, rotations: dict[str, Rotation], over
     if rotation is not None and not is_member(rotation, actor):
         raise OncallError(f"Only members of `{record.rotation}` may remove its overrides.")
     db_session.delete(record)
-    announce(db_session, CHANGES_CHANNEL)
+    announce_change(db_session)
     return record
 
 

@@ -38,6 +38,7 @@ TOP_KEYS = (
     "regions",
     "overrides",
     "intended",
+    "admins",
 )
 REGION_KEYS = ("name", "timezone", "hours", "days", "members", "holidays")
 OVERRIDE_KEYS = ("user", "start", "end", "reason", "id")
@@ -230,6 +231,7 @@ def _rotation(reader: _FileReader, data: dict[str, Any], stem: str) -> Rotation 
         "regions": _regions(reader, data),
         "overrides": _overrides(reader, data),
         "intended": reader.value(_TOP, data, "intended", _intended, default=frozenset()),
+        "admins": reader.value(_TOP, data, "admins", _members, default=()),
         "path": reader.path,
     }
     return None if reader.problems else Rotation(**values)

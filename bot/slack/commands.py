@@ -47,7 +47,8 @@ ONCALL_HELP = """*`/oncall` — who holds the pager*
 `/oncall schedule ROTATION [DAYS]` — the shifts ahead (default 7 days)
 `/oncall override ROTATION @user START END` — put someone on call (ISO times, e.g. 2026-11-24T09:00; your own time zone unless an offset is given)
 `/oncall override remove ID` — remove an override
-`/oncall swap ROTATION @user` — take over their next shift
+`/oncall swap ROTATION @user` — offer to exchange our next shifts (they accept or decline; a rotation admin may name two people)
+`/oncall take ROTATION @user` — take over their next shift (they are told)
 `/oncall away START END` — I am away (e.g. `2026-12-24 2026-12-26`: whole days in your time zone, the end day included; or `2026-12-24T09:00 2026-12-24T13:00`, or with an offset or a zone name after END)
 `/oncall away` — my time away · `/oncall away remove ID` — remove one
 `/oncall help`"""
@@ -73,7 +74,8 @@ ONCALL_FORMS = {
     "next": "`/oncall next ROTATION`",
     "schedule": "`/oncall schedule ROTATION [DAYS]` (DAYS from 1 to 90)",
     "override": "`/oncall override ROTATION @user START END` or `/oncall override remove ID`",
-    "swap": "`/oncall swap ROTATION @user`",
+    "swap": "`/oncall swap ROTATION @user` (an admin of the rotation: `/oncall swap ROTATION @user @user`)",
+    "take": "`/oncall take ROTATION @user`",
     "away": (
         "`/oncall away START END [ZONE]` (ISO dates or times such as 2026-12-24 or "
         "2026-12-24T09:00, in your time zone unless an offset or ZONE is given; an END date is "
@@ -149,6 +151,15 @@ class RemoveOverride:
 
 @dataclass(frozen=True)
 class Swap:
+    """Exchange next shifts: the asker's with user's, or (admins) user's with other's."""
+
+    rotation: str
+    user: str
+    other: str | None = None
+
+
+@dataclass(frozen=True)
+class Take:
     rotation: str
     user: str
 
@@ -180,7 +191,7 @@ class ListAway:
 
 
 OncallCommand = Union[
-    Help, WhoIsOnCall, NextOnCall, MyShifts, ShowSchedule, AddOverride, RemoveOverride, Swap,
+    Help, WhoIsOnCall, NextOnCall, MyShifts, ShowSchedule, AddOverride, RemoveOverride, Swap, Take,
     AddAway, RemoveAway, ListAway,
 ]
 
@@ -385,9 +396,14 @@ def parse_oncall(text: str) -> OncallCommand:
             raise _fail("An override needs a rotation, a person, a start and an end", "override")
         return AddOverride(words[0], parse_mention(words[1], "override"), words[2], words[3])
     if verb == "swap":
-        if len(words) != 2:
+        if len(words) not in (2, 3):
             raise _fail("A swap needs a rotation and a person", "swap")
-        return Swap(words[0], parse_mention(words[1], "swap"))
+        mentions = [parse_mention(word, "swap") for word in words[1:]]
+        return Swap(words[0], *mentions)
+    if verb == "take":
+        if len(words) != 2:
+            raise _fail("Taking a shift needs a rotation and a person", "take")
+        return Take(words[0], parse_mention(words[1], "take"))
     if verb == "away":
         return parse_away(words)
     if len(words) == 0 and ROTATION_NAME.match(verb):

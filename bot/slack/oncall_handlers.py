@@ -14,10 +14,11 @@ from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.schedule import Shift
 from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
-from bot.slack import commands
+from bot.slack import commands, swap_handlers
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
-from bot.text import safe, user
+from bot.slack.swap_handlers import SwapFlows
+from bot.text import safe, user, when
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -30,12 +31,6 @@ READ_ONLY = (
 )
 
 
-def when(instant: datetime, tz: str) -> str:
-    """`Tue 24 Nov 09:00 SGT (01:00 UTC)`: the reader's local time with UTC beside it."""
-    local = utc_to_local(tz, instant)
-    return f"{local:%a %d %b %H:%M} {local.tzname()} ({instant:%H:%M} UTC)"
-
-
 def period(start: datetime, end: datetime, tz: str) -> str:
     """`Thu 24 Dec 2026 00:00 → Sat 02 Jan 2027 00:00`: a period in the reader's zone."""
     return " → ".join(f"{utc_to_local(tz, edge):%a %d %b %Y %H:%M}" for edge in (start, end))
@@ -45,6 +40,7 @@ class OncallFlows:
     def __init__(self, runtime: "Runtime", people: People) -> None:
         self.rt = runtime
         self.people = people
+        self.swaps = SwapFlows(runtime, people)
 
     def shift_line(self, shift: Shift, tz: str) -> str:
         who = self.people.resolve(shift.user)
@@ -140,24 +136,6 @@ class OncallFlows:
             number = record.id
         return f"Override #{number}: {user(cmd.user)} is on call for *{safe(cmd.rotation)}* from {when(start, tz)} to {when(end, tz)}."
 
-    def swap(self, cmd: commands.Swap, asker: str) -> str:
-        tz = self.people.tz(asker)
-        now = self.rt.clock.now()
-        rotation = oncall.find_rotation(self.rt.rotations, cmd.rotation)
-        member = next((m for r in rotation.regions for m in r.members if self.people.resolve(m) == cmd.user), None)
-        with self.rt.storage.session() as session:
-            if member is None:
-                raise OncallError(f"{user(cmd.user)} is not a member of `{rotation.name}`.")
-            found = oncall.adjustments(db_session=session, rotation=rotation)
-            upcoming = oncall.shifts_of(rotation, found, lambda u: u == member, after=now, limit=1)
-            if not upcoming:
-                raise OncallError(f"{user(cmd.user)} has no upcoming shift on `{rotation.name}` to take over.")
-            shift = upcoming[0]
-            start = max(shift.start, now)
-            record = oncall.add_override(db_session=session, rotation=rotation, user=asker, start=start, end=shift.end, actor=asker, now=now, reason=f"swap with {cmd.user}")
-            number = record.id
-        return f"Override #{number}: you take {user(cmd.user)}'s *{safe(cmd.rotation)}* shift {when(start, tz)} → {when(shift.end, tz)}."
-
     def remove(self, cmd: commands.RemoveOverride, asker: str) -> str:
         with self.rt.storage.session() as session:
             record = oncall.remove_override(db_session=session, rotations=self.rt.rotations, override_id=cmd.override_id, actor=asker)
@@ -211,7 +189,9 @@ class OncallFlows:
         if isinstance(parsed, commands.RemoveOverride):
             return self.remove(parsed, asker)
         if isinstance(parsed, commands.Swap):
-            return self.swap(parsed, asker)
+            return self.swaps.swap(parsed, asker)
+        if isinstance(parsed, commands.Take):
+            return self.swaps.take(parsed, asker)
         if isinstance(parsed, commands.AddAway):
             return self.add_away(parsed, asker)
         if isinstance(parsed, commands.RemoveAway):
@@ -258,6 +238,8 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
                 pass
         ack()  # a time zone has to come from Slack first: reply through response_url
         after_ack(lambda: respond(text=flows.reply(parsed, asker), response_type="ephemeral"))
+
+    swap_handlers.register(app, runtime, after_ack, flows.swaps)
 
     @app.event("app_home_opened")
     def home_opened(event: dict[str, Any], client: Any) -> None:
