@@ -65,6 +65,19 @@ def test_console_demo_scenario_runs_a_full_incident_across_a_handoff():
     assert "Done: 1 incident(s)" in out
 
 
+def test_console_replays_time_off_and_a_public_holiday():
+    result = run_bot("console", "--script", "examples/holiday-and-time-off.txt", timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    answers = [line for line in result.stdout.splitlines() if "*example-follow-the-sun*:" in line]
+    assert [line.split("*: ")[1].split(" · ")[:2] for line in answers] == [
+        ["@niamh", "dublin"],  # Tuesday: her own turn
+        ["@aoife (covering for @niamh)", "dublin"],  # Wednesday: away, the next in turn covers
+        ["@mei", "singapore"],  # Christmas Day: Dublin closed, Singapore keeps the pager
+    ]
+    assert "On call for `example-follow-the-sun`: @mei (invited and paged)." in result.stdout
+    assert "! line" not in result.stdout
+
+
 def test_console_reports_a_bad_line_and_goes_on(tmp_path):
     script = tmp_path / "s.txt"
     script.write_text("at 2026-11-24T15:20Z\nuser ana U0ANA Europe/Dublin\n@nobody /incident help\n@ana /incident help\n")
