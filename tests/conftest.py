@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -32,7 +30,6 @@ from bot.wiring import build_runtime
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-standin"
-ROOT = Path(__file__).parent.parent
 ROTATIONS = Path(__file__).parent / "rotations"
 # A Tuesday in March 2026, 15:00 UTC: Los Angeles (amer, 08:00 PDT) has just taken the payments
 # pager from Dublin, so frank is on call.
@@ -105,46 +102,6 @@ def slash_command(base: str, standin: SlackStandIn, text: str, *, user: str = "U
                                      headers={"Content-Type": "application/x-www-form-urlencoded", **sign(body)})
     with urllib.request.urlopen(request, timeout=timeout) as reply:
         return reply.read().decode()
-
-
-def bot_environment(standin: SlackStandIn, database_url: str, **more: str) -> dict[str, str]:
-    """The environment of a bot process run as an operator runs it (no SLACK_ variables of ours)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
-    env.update({
-        "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": standin.api_url,
-        "DATABASE_URL": database_url, "ROTATIONS_DIR": str(ROTATIONS), "INCIDENTS_CHANNEL": "C0INCIDENTS",
-        "HOST": "127.0.0.1", **more,
-    })
-    return env
-
-
-class Served:
-    """`python -m bot serve` in a subprocess on a free port, its output in a file; started and
-    answering /healthz when made."""
-
-    def __init__(self, env: dict[str, str], output: Path, *args: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.output_path = output
-        self._file = output.open("w")
-        self.process = subprocess.Popen([sys.executable, "-m", "bot", "serve", *args], env={**env, "PORT": str(self.port)},
-                                        cwd=ROOT, stdout=self._file, stderr=subprocess.STDOUT)
-        eventually(lambda: healthy(self.url) or self.process.poll() is not None, timeout=60, message="serve to start")
-        if self.process.poll() is not None:
-            raise AssertionError(f"serve exited with {self.process.returncode}: {self.output()[-3000:]}")
-
-    def output(self) -> str:
-        """What the process has written so far (stdout and stderr)."""
-        return self.output_path.read_text(errors="replace")
-
-    def stop(self) -> int:
-        """SIGTERM, as a deploy does; the exit code."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        finally:
-            self._file.close()
-        return self.process.returncode
 
 
 class TrackingExecutor(ThreadPoolExecutor):

@@ -5,9 +5,8 @@ a signed declaration is acknowledged within 3 s."""
 
 from __future__ import annotations
 
-import http.client
-import itertools
 import json
+import socket
 import time
 import urllib.parse
 
@@ -15,109 +14,25 @@ import pytest
 from sqlalchemy import func
 from sqlmodel import col, select
 
-from bot.models import Claim, Counter, Incident, OutboxTask, Page, TimelineEntry
-from bot.storage import Storage
-from tests.conftest import Served, bot_environment, eventually, sign, start_standin
-
-_titles = itertools.count(1)
+from bot.models import Claim, Incident
+from tests.conftest import eventually, sign
+from tests.serving import (
+    assert_still_serving,
+    command,
+    declare,
+    interaction,
+    logged_without_traceback,
+    post,
+    quiet,
+    served_bot,
+    signed,
+    written,
+)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def served(request, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("hostile")
-    if request.param == "sqlite":
-        url = f"sqlite:///{folder / 'bot.db'}"
-    else:
-        url = request.getfixturevalue("postgres").create_database()
-    slack = start_standin()
-    server = Served(bot_environment(slack, url), folder / "serve.log")
-    server.slack = slack  # type: ignore[attr-defined]
-    server.storage = Storage(url)  # type: ignore[attr-defined]
-    yield server
-    server.storage.dispose()  # type: ignore[attr-defined]
-    code = server.stop()
-    slack.stop()
-    assert code == 0, server.output()[-3000:]
-
-
-def post(served, path: str, body: bytes | str, headers: dict[str, str], timeout: float = 10) -> tuple[int, str]:
-    """POST raw bytes; the status and body of the answer."""
-    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=timeout)
-    try:
-        connection.request("POST", path, body=body.encode() if isinstance(body, str) else body, headers=headers)
-        reply = connection.getresponse()
-        return reply.status, reply.read().decode(errors="replace")
-    finally:
-        connection.close()
-
-
-def signed(served, body: str | bytes, request_id: str, content_type: str = "application/x-www-form-urlencoded") -> tuple[int, str]:
-    return post(served, "/slack/events", body, {"Content-Type": content_type, "X-Request-Id": request_id, **sign(body)})
-
-
-def interaction(served, payload: dict, request_id: str) -> tuple[int, str]:
-    return signed(served, urllib.parse.urlencode({"payload": json.dumps(payload)}), request_id)
-
-
-def declare(served, title: str) -> tuple[float, str]:
-    """A signed `/incident declare`: seconds until acknowledged, and the reply."""
-    body = urllib.parse.urlencode({
-        "command": "/incident", "text": f"declare sev3 {title}", "user_id": "U0ALICE", "channel_id": "C0GENERAL",
-        "team_id": "T0STANDIN", "trigger_id": "t", "response_url": served.slack.response_url(),
-    })
-    started = time.monotonic()
-    status, text = signed(served, body, f"declare-{title.split()[-1]}")
-    assert status == 200, text
-    return time.monotonic() - started, text
-
-
-def assert_still_serving(served) -> None:
-    """/healthz answers 200 within 1 s and a declaration is acknowledged within 3 s."""
-    started = time.monotonic()
-    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
-    try:
-        connection.request("GET", "/healthz")
-        assert connection.getresponse().status == 200
-    finally:
-        connection.close()
-    assert time.monotonic() - started < 1.0
-    seconds, text = declare(served, f"Still serving {next(_titles)}")
-    assert seconds < 3.0 and "Declared incident #" in text, (seconds, text)
-
-
-def written(served) -> tuple[int, ...]:
-    """What input writes: counters, incidents, timeline entries, pages, event and alert claims,
-    and declarations queued."""
-    with served.storage.read() as session:
-        def count(model, *where) -> int:
-            return session.exec(select(func.count()).select_from(model).where(*where)).one()
-
-        return (
-            session.exec(select(func.coalesce(func.sum(Counter.value), 0))).one(),
-            count(Incident), count(TimelineEntry), count(Page),
-            count(Claim, col(Claim.key).like("event:%") | col(Claim.key).like("alert:%")),
-            count(OutboxTask, OutboxTask.kind == "incident.declare"),
-        )
-
-
-def quiet(served) -> tuple[int, ...]:
-    """Wait for the outbox to finish earlier work; what is written then."""
-    def drained() -> bool:
-        with served.storage.read() as session:
-            pending = select(func.count()).select_from(OutboxTask).where(OutboxTask.status == "pending")
-            return session.exec(pending).one() == 0
-
-    eventually(drained, timeout=20, message="the outbox to drain")
-    return written(served)
-
-
-def logged_without_traceback(served, request_id: str) -> None:
-    """A log line carrying the request's ID says it was refused, and no traceback was logged."""
-    def refusal() -> bool:
-        return any(f"request_id={request_id}]" in line and "refused" in line for line in served.output().splitlines())
-
-    eventually(refusal, message=f"a log line for {request_id}")
-    assert "Traceback" not in served.output()
+    yield from served_bot(request, tmp_path_factory)
 
 
 # --- signatures -------------------------------------------------------------------------------
@@ -240,3 +155,128 @@ def test_a_signed_payload_of_a_kind_the_bot_does_not_handle_is_404_and_one_line(
     eventually(lambda: f"request_id={request_id}" in served.output(), message="the log line")
     lines = [line for line in served.output().splitlines() if f"request_id={request_id}]" in line]
     assert len(lines) == 1 and "no listener" in lines[0] and "Traceback" not in served.output()
+
+
+# --- limits -----------------------------------------------------------------------------------
+
+def raw_exchange(served, request: bytes, timeout: float = 5) -> bytes:
+    """Send bytes on a socket of its own; what comes back until the answer's end or a close."""
+    with socket.create_connection(("127.0.0.1", served.port), timeout=timeout) as connection:
+        connection.sendall(request)
+        received = b""
+        while b"\r\n\r\n" not in received or len(received.partition(b"\r\n\r\n")[2]) < _length(received):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def _length(received: bytes) -> int:
+    for line in received.partition(b"\r\n\r\n")[0].split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return int(value)
+    return 0
+
+
+@pytest.mark.parametrize("path", ["/slack/events", "/alerts/alertmanager", "/alerts/webhook", "/healthz", "/metrics",
+                                  "/ical/payments.ics", "/no/such/route"])
+def test_a_body_over_1_mib_is_413_on_every_route_before_it_is_sent(served, path):
+    before = quiet(served)
+    started = time.monotonic()
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {100 * 1024 * 1024}\r\n\r\n"
+    answer = raw_exchange(served, head.encode())
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert json.loads(answer.partition(b"\r\n\r\n")[2]) == {"ok": False, "error": "the body is larger than 1048576 bytes (1 MiB)"}
+    assert time.monotonic() - started < 2  # answered without waiting for the 100 MB
+    assert written(served) == before
+    assert_still_serving(served)
+
+
+def alert(i: int, status: str = "firing") -> dict:
+    return {"status": status, "labels": {"alertname": "DiskFull", "severity": "critical", "disk": str(i)}}
+
+
+def test_a_notification_of_10000_alerts_is_taken_and_counts_all_past_the_first_100(served):
+    payload = {"version": "4", "groupKey": "storm-of-10000", "status": "firing", "receiver": "bot",
+               "alerts": [alert(i) for i in range(10_000)]}
+    body = json.dumps(payload, separators=(",", ":"))
+    assert 600_000 < len(body) < 1024 * 1024
+    before = quiet(served)
+    status, text = post(served, "/alerts/alertmanager", body, {"Content-Type": "application/json"})
+    assert status == 200 and json.loads(text)["action"] == "declared", text
+    with served.storage.read() as session:
+        incident = session.exec(select(Incident).where(Incident.dedup_key == "alertmanager:storm-of-10000")).one()
+        fired = session.exec(select(func.count()).select_from(Claim).where(col(Claim.key).like("alert:%:fired:%"))).one()
+    assert "…and 9990 more" in incident.description
+    assert written(served)[4] - before[4] <= 101 and fired >= 100  # a claim per alert acted on, and the group's
+    assert_still_serving(served)
+
+
+# --- text -------------------------------------------------------------------------------------
+
+def incident_channel(served, title: str) -> str:
+    """Declare; the channel the outbox made for it."""
+    _, text = declare(served, title)
+    number = int(text.split("#", 1)[1].split()[0])
+
+    def channel() -> str | None:
+        with served.storage.read() as session:
+            found = session.get(Incident, number)
+            return found.channel_id if found else None
+
+    return eventually(channel, timeout=20, message="the incident channel")
+
+
+def test_titles_over_200_characters_are_refused_naming_the_limit(served):
+    before = quiet(served)
+    status, reply = command(served, "declare sev2 " + "x" * 201, request_id="long-title")
+    assert status == 200 and "201 characters" in reply and "200" in reply and "x" * 81 not in reply
+    assert written(served) == before
+    status, reply = command(served, "declare sev2 " + "y" * 200, request_id="title-at-the-limit")
+    assert "Declared incident #" in reply
+
+
+@pytest.mark.parametrize("text, what", [("note", "note"), ("action", "action item"), ("resolve", "summary")])
+def test_notes_action_items_and_summaries_over_3000_characters_are_refused(served, text, what):
+    channel = incident_channel(served, f"Long {what} {time.monotonic_ns()}")
+    before = quiet(served)
+    status, reply = command(served, f"{text} " + "z" * 3001, request_id=f"long-{text}", channel=channel)
+    assert status == 200 and f"The {what} is 3,001 characters long; the limit is 3,000" in reply
+    assert "z" * 81 not in reply
+    assert written(served) == before
+    status, reply = command(served, f"{text} " + "z" * 3000, request_id=f"{text}-at-the-limit", channel=channel)
+    assert "limit" not in reply
+
+
+@pytest.mark.parametrize("name, text", [
+    ("/incident", "sev " + "9" * 40_000), ("/incident", "status " + "q" * 40_000), ("/incident", "q" * 40_000),
+    ("/incident", "commander " + "q" * 40_000), ("/incident", "declare sev" + "9" * 40_000 + " Title"),
+    ("/oncall", "q" * 40_000), ("/oncall", "next " + "q" * 40_000), ("/oncall", "schedule payments " + "9" * 40_000),
+    ("/oncall", "override payments <@U0BOB> " + "q" * 40_000 + " 2026-01-01T00:00"),
+])
+def test_refusals_quote_at_most_80_characters_of_the_input(served, name, text):
+    before = quiet(served)
+    status, reply = command(served, text, request_id="quoted", name=name)
+    assert status == 200 and reply and len(reply) < 1_500
+    assert "q" * 81 not in reply and "9" * 81 not in reply
+    assert written(served) == before
+
+
+@pytest.mark.parametrize("title", ["\u200b\u200b\u200b", "\u202e\u2066\u2069", "\u3164 \u00ad", "\ufeff\u200d"])
+def test_a_title_with_nothing_visible_is_refused_as_empty(served, title):
+    before = quiet(served)
+    _, reply = command(served, f"declare sev2 {title}", request_id="invisible")
+    assert "needs a title" in reply
+    assert written(served) == before
+
+
+def test_direction_overrides_and_invisible_characters_are_removed_from_titles(served):
+    _, reply = command(served, "declare sev2 Pay\u202ements \u200bdown\u2066", request_id="override-title")
+    number = int(reply.split("#", 1)[1].split()[0])
+    channel = eventually(lambda: served.slack.channel_by_name(f"inc-{number}-payments-down"), timeout=20,
+                         message="the channel")
+    with served.storage.read() as session:
+        assert session.get(Incident, number).title == "Payments down"
+    assert channel["name"] == f"inc-{number}-payments-down"

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_BODY = 1024 * 1024  # bytes; Alertmanager's notifications are a few KiB
+# Alerts of one notification acted on one by one; the rest are counted, as Alertmanager's own
+# max_alerts counts what it leaves out (a notification is never refused for its size: the
+# sender would drop it).
+MAX_ALERTS = 100
 STATUSES = ("firing", "resolved")
 WEBHOOK_FIELDS = ("title", "severity", "rotation", "dedup_key", "status", "description", "url", "source")
 
@@ -116,7 +120,7 @@ def parse_alertmanager(body: bytes) -> Notification:
         raise PayloadError(f"alerts must be a list of alerts, got {_kind(raw_alerts)}")
     if not raw_alerts:
         raise PayloadError("alerts must list at least one alert")
-    alerts = tuple(_alertmanager_alert(item, f"alerts[{i}]") for i, item in enumerate(raw_alerts))
+    alerts, left_out = _first_alerts(tuple(_alertmanager_alert(item, f"alerts[{i}]") for i, item in enumerate(raw_alerts)))
     for name in ("groupLabels", "commonLabels", "commonAnnotations"):
         _string_map(data, name, "the payload")  # checked for type; each alert carries its own
     _text(data, "receiver", "the payload")
@@ -127,8 +131,16 @@ def parse_alertmanager(body: bytes) -> Notification:
         raise PayloadError(f"truncatedAlerts must be a whole number >= 0, got {_show(truncated)}")
     return Notification(
         kind="alertmanager", source="alertmanager", dedup_key=group_key, status=status, alerts=alerts,
-        external_url=_url(_text(data, "externalURL", "the payload")), truncated=truncated,
+        external_url=_url(_text(data, "externalURL", "the payload")), truncated=truncated + left_out,
     )
+
+
+def _first_alerts(alerts: tuple[Alert, ...]) -> tuple[tuple[Alert, ...], int]:
+    """At most MAX_ALERTS of the alerts, firing ones first, in their order; and how many were left out."""
+    if len(alerts) <= MAX_ALERTS:
+        return alerts, 0
+    chosen = sorted(sorted(range(len(alerts)), key=lambda i: alerts[i].status != "firing")[:MAX_ALERTS])
+    return tuple(alerts[i] for i in chosen), len(alerts) - MAX_ALERTS
 
 
 def _alertmanager_alert(item: Any, where: str) -> Alert:

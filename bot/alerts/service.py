@@ -34,7 +34,7 @@ from bot.oncall.service import Directory, OncallError
 from bot.outbox import enqueue
 from bot.schedule import Rotation
 from bot.storage import Storage
-from bot.text import escape, truncate
+from bot.text import escape, truncate, visible
 
 log = logging.getLogger(__name__)
 DEFAULT_SEVERITIES: Mapping[str, int] = {"critical": 1}
@@ -150,7 +150,7 @@ def open_alert_page(*, db_session: Session, group: Group, since: datetime | None
 
 def title_of(alert: Alert, notification: Notification) -> str:
     """An incident title or page reason in Slack's escaped form."""
-    raw = " ".join((alert.summary or alert.name).split()) or f"Alert from {notification.source}"
+    raw = " ".join(visible(alert.summary or alert.name).split()) or f"Alert from {notification.source}"
     return escape(truncate(raw, 150))
 
 
@@ -158,15 +158,16 @@ def link(url: str, label: str) -> str:
     return f"<{url.replace('&', '&amp;')}|{label}>" if url else ""
 
 
-def listing(alerts: list[Alert] | tuple[Alert, ...]) -> str:
-    """`Name (summary), Other (summary) and 3 more`, escaped, on one line."""
+def listing(alerts: list[Alert] | tuple[Alert, ...], uncounted: int = 0) -> str:
+    """`Name (summary), Other (summary) and 3 more`, escaped, on one line; `uncounted` alerts
+    left out of the notification are among the more."""
     parts = []
     for alert in alerts[:LISTED]:
         name = " ".join(alert.name.split())
         summary = " ".join(alert.summary.split())
         text = name if not summary or summary == name else f"{name} ({summary})"
         parts.append(escape(truncate(text, 200)))
-    more = len(alerts) - LISTED
+    more = max(len(alerts) - LISTED, 0) + uncounted
     return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
 
 
@@ -261,9 +262,9 @@ class AlertFlows:
         incident = open_incident(db_session=session, group=group)
         if incident is not None:
             incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
-                                text=f"Alert firing: {listing(alerts)}")
+                                text=f"Alert firing: {listing(alerts, n.truncated)}")
             enqueue(session, "incident.post", {"incident_id": incident.id,
-                                               "text": f":rotating_light: Also firing: {listing(alerts)}"}, now=now)
+                                               "text": f":rotating_light: Also firing: {listing(alerts, n.truncated)}"}, now=now)
             outcome.action, outcome.incident = "attached", incident.id
             return
         page = open_alert_page(db_session=session, group=group, since=resolved_at) if severity is None else None
@@ -311,7 +312,7 @@ class AlertFlows:
             dedup_key=group.key,
         )
         incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
-                            text=f"Alert firing: {listing(alerts)}" + (f". {note}" if note else ""))
+                            text=f"Alert firing: {listing(alerts, n.truncated)}" + (f". {note}" if note else ""))
         responder = self._responder(session, rotation, now) if rotation is not None else None
         enqueue(session, "incident.open", {"incident_id": incident.id, "invite": [responder] if responder else []}, now=now)
         if responder is not None and rotation is not None:

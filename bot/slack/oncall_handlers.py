@@ -16,7 +16,7 @@ from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
 from bot.slack import commands
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
-from bot.text import safe, user
+from bot.text import excerpt, safe, user
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -116,7 +116,7 @@ class OncallFlows:
         try:
             wall = datetime.fromisoformat(text)
         except ValueError:
-            raise UsageError(f"`{text}` is not a time. Use ISO form such as 2026-11-24T09:00 (your zone) or 2026-11-24T09:00+08:00. Use {commands.FORMS['override']}.") from None
+            raise UsageError(f"`{excerpt(text)}` is not a time. Use ISO form such as 2026-11-24T09:00 (your zone) or 2026-11-24T09:00+08:00. Use {commands.FORMS['override']}.") from None
         return local_to_utc(tz, wall.replace(tzinfo=None))
 
     def override(self, cmd: commands.AddOverride, asker: str) -> str:

@@ -6,9 +6,9 @@ Slack's requests go to Bolt through Bolt's own WSGI request and response classes
 everything else on to Flask (docs/design.md has the figure). The Flask hooks a Slack request used
 are done here: its request ID, its HTTP metrics and the clock's Foreground count.
 
-What a sender can get wrong is answered here with one log line, never a traceback: a missing,
-stale or malformed signature 401 (checked before anything parses the body), a body that is not
-Slack's 400.
+What a sender can get wrong is answered here with one log line, never a traceback: a body over
+1 MiB 413 (read no further), a missing, stale or malformed signature 401 (checked before
+anything parses the body), a body that is not Slack's 400.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
+from werkzeug.exceptions import ClientDisconnected
 
 from bot.observability.logs import bind_request_id, request_id_from, request_id_var
 from bot.slack.malformed import problem
 from bot.slack.signing import signature_problem
+from bot.web.limits import MAX_BODY, TOO_LARGE, BodyTooLarge, read_body
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -74,8 +76,13 @@ class SlackEndpoint:
         request = WsgiHttpRequest(environ)
         if request.method != "POST":
             return 405, _json(405, "method not allowed: Slack posts", allow="POST")
-        stream = environ.get("wsgi.input")
-        body = stream.read(int(environ.get("CONTENT_LENGTH") or 0)) if stream is not None else b""
+        try:
+            body = read_body(environ)
+        except BodyTooLarge:
+            log.info("body over %d bytes on %s refused", MAX_BODY, SLACK_EVENTS)
+            return 413, _json(413, TOO_LARGE)
+        except ClientDisconnected:
+            return 400, _json(400, "the body ended before its Content-Length")
         if self.signing_secret is not None:
             unsigned = signature_problem(self.signing_secret, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
                                          environ.get("HTTP_X_SLACK_SIGNATURE"), body)
