@@ -153,7 +153,10 @@ class JobScheduler:
         aps.start(paused=self.manual)
         self._aps = aps
         _SCHEDULERS[self.id] = self
-        self.sync()
+        try:
+            self.sync()
+        except Exception:  # the loop syncs again in a moment
+            log.exception("job request sync failed")
 
     def _lead(self) -> None:
         """Wait for the leader lock, then schedule and move job requests until stopped."""
@@ -165,13 +168,24 @@ class JobScheduler:
         if self._stop.is_set():
             return
         log.info("this process runs the scheduler")
-        self._start_aps()
+        while not self._started():  # a database that drops the connection now must not end the thread
+            if self._stop.wait(self.standby_seconds):
+                return
         if self.on_lead is not None:
             try:
                 self.on_lead()
             except Exception:
                 log.exception("start-up planning failed")
         self._loop()
+
+    def _started(self) -> bool:
+        try:
+            self._start_aps()
+        except Exception as exc:  # noqa: BLE001  (said in one line; tried again)
+            log.warning("the scheduler could not start (%s); trying again in %.0f s",
+                        " ".join(str(exc).split())[:200], self.standby_seconds)
+            return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()

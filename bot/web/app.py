@@ -8,6 +8,7 @@ from flask import Flask, jsonify, request
 from slack_bolt import App
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from bot.web.health import HealthState
 from bot.web.limits import MAX_BODY, TOO_LARGE, announced_too_large
 from bot.web.slack_endpoint import SlackEndpoint
 
@@ -22,13 +23,12 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
     """Flask serving /healthz and the installed extra routes, with /slack/events answered in
     front of it by Bolt (SlackEndpoint)."""
     web = Flask("oncall-bot")
+    health = web.config["health"] = HealthState(runtime)  # serve starts its refresh thread
 
     @web.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
-        database = runtime.storage.ping()
-        scheduler = {"stopped": "elsewhere"}.get(runtime.scheduler.state, runtime.scheduler.state)
-        body = {"ok": database, "database": "ok" if database else "unreachable", "scheduler": scheduler}
-        return jsonify(body), 200 if database else 503
+        body, status = health.answer()
+        return jsonify(body), status
 
     @web.errorhandler(404)
     def not_found(_error):  # type: ignore[no-untyped-def]
