@@ -280,3 +280,32 @@ def test_direction_overrides_and_invisible_characters_are_removed_from_titles(se
     with served.storage.read() as session:
         assert session.get(Incident, number).title == "Payments down"
     assert channel["name"] == f"inc-{number}-payments-down"
+
+
+# --- calendar ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("query", ["user=U0BOB%0A", "user=U0BOB%0DBEGIN:VEVENT", "user=%00", "x=%0D%0A", "user%0A=1",
+                                   "user=U0BOB%C2%85"])
+def test_control_characters_in_a_calendar_address_are_400(served, query):
+    status, text = post(served, f"/ical/payments.ics?{query}", b"", {}, method="GET")
+    assert status == 400 and "control characters" in json.loads(text)["error"]
+    assert "Traceback" not in served.output()
+
+
+@pytest.mark.parametrize("query", ["user=bob", "user=U0BOB;X-INJECTED=1", "user=" + "U" * 300, "user=u0bob"])
+def test_a_calendar_user_that_is_not_a_slack_user_id_is_400(served, query):
+    status, text = post(served, f"/ical/payments.ics?{query}", b"", {}, method="GET")
+    assert status == 400 and "Slack user ID" in json.loads(text)["error"]
+
+
+@pytest.mark.parametrize("path", ["/ical/nosuch.ics", "/ical/payments%0d.ics", "/ical/..%2f..%2fetc.ics"])
+def test_a_calendar_of_no_loaded_rotation_is_404_or_400(served, path):
+    status, _ = post(served, path, b"", {}, method="GET")
+    assert status in (400, 404)
+
+
+def test_a_calendar_holds_one_line_per_property_and_only_its_events(served):
+    status, text = post(served, "/ical/payments.ics?user=U0FRANK", b"", {}, method="GET")
+    assert status == 200 and "\r" not in text.replace("\r\n", "")
+    assert text.count("BEGIN:VEVENT") == text.count("END:VEVENT") >= 1
+    assert "X-WR-CALNAME:On call: payments (U0FRANK)" in text
