@@ -98,6 +98,8 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
     """Run gunicorn in this process; exits cleanly on SIGTERM after in-flight requests."""
     from gunicorn.app.base import BaseApplication
 
+    from bot.web.worker import WORKER_CLASS  # gthread that receives each request whole first
+
     settings = load_settings(require=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"))
     workers = workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
     if workers > 1 and with_scheduler:
@@ -113,7 +115,7 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
             self.cfg.set("bind", f"{host}:{settings.port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", WORKER_CLASS)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", "-")
             self.cfg.set("worker_exit", lambda _server, worker: _exit_worker(worker))
