@@ -1,19 +1,23 @@
 """Hostile load against the real `oncall-bot serve`, on both databases: slow and idle connections
-that would hold the server's threads, and while they last, signed commands and /healthz must
-still be answered within 1 s."""
+that would hold the server's threads, and alert storms that would hold its write lock. While
+they last, signed commands and /healthz must still be answered: within 1 s while sockets
+trickle, and declarations within Slack's 3 s (/healthz 1 s) through ten notifications of
+10,000 alerts at once."""
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
 import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from typing import Self
 
 import pytest
 
 from tests.conftest import sign
-from tests.serving import healthz_seconds, served_bot, signed
+from tests.serving import healthz_seconds, post, served_bot, signed
 
 SLOW_AND_IDLE = 50
 ATTACK_SECONDS = 12.0  # past the 5 s a request has to arrive in, so dropped sockets come back
@@ -110,3 +114,38 @@ def test_a_request_head_or_body_that_trickles_in_is_dropped_after_5_seconds(serv
             answer = connection.recv(4096)
             assert time.monotonic() - started < 7
             assert answer == b"" or answer.startswith(b"HTTP/1.1 408"), answer
+
+
+def storm_notification(group: str) -> bytes:
+    alerts = [{"status": "firing", "labels": {"alertname": "DiskFull", "severity": "critical", "disk": str(i)}}
+              for i in range(10_000)]
+    return json.dumps({"version": "4", "groupKey": group, "status": "firing", "receiver": "bot", "alerts": alerts},
+                      separators=(",", ":")).encode()
+
+
+def test_ten_parallel_notifications_of_10000_alerts_leave_declarations_answered(served):
+    bodies = [storm_notification(f"storm-{time.monotonic_ns()}-{i}") for i in range(10)]
+    answers: list[dict] = []
+    acks: list[float] = []
+    health: list[float] = []
+
+    def alert_storm() -> None:
+        with ThreadPoolExecutor(10) as pool:
+            for _ in ("new", "repeated"):
+                for status, text in pool.map(lambda body: post(served, "/alerts/alertmanager", body,
+                                                                {"Content-Type": "application/json"}, timeout=30), bodies):
+                    assert status == 200, text
+                    answers.append(json.loads(text))
+
+    storm = threading.Thread(target=alert_storm)
+    storm.start()
+    n = 0
+    while storm.is_alive() or n < 10:
+        n += 1
+        acks.append(command_seconds(served, f"declare sev3 During the storm {n} {time.monotonic_ns()}", f"storm-{n}"))
+        health.append(healthz_seconds(served))
+        time.sleep(0.1)
+    storm.join()
+    assert max(acks) < 3.0 and max(health) < 1.0, (max(acks), max(health))
+    assert [a["action"] for a in answers] == ["declared"] * 10 + ["duplicate"] * 10
+    assert "Traceback" not in served.output()

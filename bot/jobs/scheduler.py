@@ -21,6 +21,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.clock import Clock
@@ -58,6 +60,17 @@ def claim(session: Session, key: str, now: datetime) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+def claim_many(session: Session, keys: list[str], now: datetime) -> set[str]:
+    """claim() for many markers in one statement; the keys that were free (now held)."""
+    if not keys:
+        return set()
+    table = Claim.__table__  # type: ignore[attr-defined]
+    insert = sqlite_insert if session.connection().dialect.name == "sqlite" else postgresql_insert
+    statement = (insert(table).values([{"key": key, "claimed_at": now} for key in dict.fromkeys(keys)])
+                 .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
+    return set(session.execute(statement).scalars())
 
 
 def fire(scheduler_id: str, kind: str, key: str, payload: dict[str, Any]) -> None:
