@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.slack.signing import signed_headers
+from bot.web.worker import WORKER_CLASS
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
@@ -450,7 +451,7 @@ def start_bench_app(
         "--threads",
         str(threads),
         "--worker-class",
-        "gthread",
+        WORKER_CLASS,
         "--graceful-timeout",
         "20",
         "--access-logfile",

@@ -1,7 +1,7 @@
 """Acknowledgement latency: how fast Slack hears back from the production server.
 
 Signed `/incident declare` and `/oncall` requests go over HTTP to `python -m bot serve
---no-scheduler` (the Procfile's web process: gunicorn, gthread) pointed at a Slack stand-in
+--no-scheduler` (the Procfile's web process: gunicorn, the bot's worker) pointed at a Slack stand-in
 and an SQLite file (or PostgreSQL with --db postgresql), at concurrency 1, 8 and 32. The
 baseline, in the same run and interleaved round by round, is bench/bare_bolt_app.py (a Bolt
 app that only acks) behind the same gunicorn settings, through Bolt's Flask adapter (with
@@ -105,7 +105,7 @@ def run(
 ) -> list[Row]:
     print(
         f"\n== ack latency ({db}): {requests} requests per command and level, {rounds} interleaved rounds, "
-        f"gunicorn gthread {workers} worker(s) x {threads} threads; bare Bolt through "
+        f"gunicorn (the bot's request-buffering gthread) {workers} worker(s) x {threads} threads; bare Bolt through "
         + {"flask": "Bolt's Flask adapter", "wsgi": "Bolt's WSGI adapter (no Flask)"}[bare]
         + ", with Bolt's defaults and with the bot's process_before_response=True"
     )

@@ -6,7 +6,7 @@ its App runs listeners as the bot's does (process_before_response=True), else wi
 defaults. Served by gunicorn with the settings bot/serve.py uses:
 
     SLACK_SIGNING_SECRET=... SLACK_API_URL=http://127.0.0.1:PORT/api/ \\
-        python -m gunicorn -k gthread --threads 8 --pythonpath bench bare_bolt_app:app
+        python -m gunicorn -k bot.web.worker.RequestBufferingWorker --threads 8 --pythonpath bench bare_bolt_app:app
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Bolt's lazy listeners against the bot's hand-off after the acknowledgement (AfterAck).
 
 Two tiny Bolt apps, both with process_before_response=True as the bot's, served by gunicorn
-with the settings bot/serve.py uses (gthread, 1 worker x 8 threads, Bolt's WSGI adapter),
+with the settings bot/serve.py uses (its gthread worker, 1 worker x 8 threads, Bolt's WSGI adapter),
 answer `/work TEXT`: the acknowledgement computes a reply, and after it the reply goes to the
 Slack stand-in as chat.postEphemeral. `/work quiet` has no after-ack work.
 
@@ -128,7 +128,7 @@ def run(*, requests: int = 300, rounds: int = 5, levels: tuple[int, ...] = (1, 8
     per_round = max(1, requests // rounds)
     print(
         f"\n== lazy listeners vs executor hand-off: {per_round * rounds} requests per app, text and "
-        f"level, {rounds} interleaved rounds, gunicorn gthread 1 worker x 8 threads"
+        f"level, {rounds} interleaved rounds, gunicorn (the bot's gthread worker) 1 worker x 8 threads"
     )
     print(f"machine: {machine()}")
     loads: dict[tuple[str, int, str], list[Load]] = {}

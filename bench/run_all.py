@@ -1,6 +1,7 @@
 """Every benchmark, then one table: benchmark, measure, value, baseline, ratio/target, verdict.
 
-Runs bench/ack_latency.py (SQLite and PostgreSQL), bench/storm.py, bench/scale.py, and
+Runs bench/ack_latency.py (SQLite and PostgreSQL), bench/storm.py, bench/alert_storm.py (SQLite
+and PostgreSQL), bench/scale.py, and
 bench/schedule.py and bench/postmortem.py as they are (their own output is printed, and their
 headline figures read from it). Each benchmark prints its own detailed tables first. Rows
 with the verdict "info" are reported with no target: the ack latency's ratio to the bare Bolt
@@ -21,11 +22,12 @@ import traceback
 from collections.abc import Callable
 
 import ack_latency
+import alert_storm
 import scale
 import storm
 from _common import BENCH, ROOT, Row, machine, print_table, verdict
 
-NAMES = ("ack", "storm", "scale", "schedule", "postmortem")
+NAMES = ("ack", "storm", "alerts", "scale", "schedule", "postmortem")
 
 
 def script(name: str, *args: str) -> str:
@@ -132,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
                 timeout=400.0,  # keeps the full run under 15 minutes even when the outbox is slow
             ),
         ),
+        ("alerts", lambda: alert_storm.run(db="sqlite") + alert_storm.run(db="postgresql")),
         (
             "scale",
             lambda: scale.run(

@@ -72,10 +72,9 @@ def _console(args: argparse.Namespace) -> int:
 
 def _migrate(args: argparse.Namespace) -> int:
     from bot.config import load_settings
-    from bot.storage import Storage
+    from bot.wiring import open_storage
 
-    settings = load_settings()
-    Storage(settings.database_url).migrate()
+    open_storage(load_settings().database_url).dispose()  # migrated and checked, or one line
     print("database schema is up to date")
     return 0
 

@@ -77,9 +77,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         raise ConfigError(f"SLACK_API_URL must be an http(s) URL, got {api_url!r}")
     if not api_url.endswith("/"):
         api_url += "/"
-    database_url = get("DATABASE_URL") or "sqlite:///oncall.db"
-    if "://" not in database_url:
-        raise ConfigError("DATABASE_URL must be an SQLAlchemy URL such as sqlite:///oncall.db")
+    database_url = _database_url(get("DATABASE_URL") or "sqlite:///oncall.db")
     postmortems = get("POSTMORTEMS_DIR")
     reminder = get("STATUS_REMINDER_MINUTES") or "30"
     if not reminder.isdigit() or not 1 <= int(reminder) <= 1440:
@@ -101,6 +99,22 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         alert_severities=_severity_map(get("ALERT_SEVERITIES")),
         outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
     )
+
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
+def _database_url(url: str) -> str:
+    """The URL when it names a database the bot can use; ConfigError saying why not."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in DATABASE_SCHEMES:
+        raise ConfigError(f"DATABASE_URL must be sqlite:///FILE or postgresql://USER:PASSWORD@HOST/NAME, "
+                          f"got {_mask_url(url)!r}")
+    if scheme.lower() == "sqlite" and rest.startswith("/") and not rest.startswith("/file:"):
+        folder = Path(rest[1:].partition("?")[0] or ".").parent
+        if str(folder) not in ("", ".") and not folder.is_dir():
+            raise ConfigError(f"DATABASE_URL names an SQLite file in {str(folder)!r}, a folder that does not exist")
+    return url
 
 
 def _is_host(text: str) -> bool:

@@ -10,10 +10,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from bot.config import Settings, load_settings
+from bot.config import ConfigError, Settings, load_settings
 from bot.observability.logs import write_behind
 from bot.runtime import Runtime
-from bot.slack.client import make_client
+from bot.slack.client import make_client, refused, token_refusal
 from bot.wiring import build_runtime
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,15 @@ def _runtime(settings: Settings, *, background: bool = False) -> Runtime:
     assert settings.slack_bot_token is not None
     client = make_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
     return build_runtime(settings, client=client, background=background)
+
+
+def _check_token(settings: Settings) -> None:
+    """ConfigError naming SLACK_BOT_TOKEN when Slack refuses it: a bot that cannot post would
+    acknowledge declarations and open no channel."""
+    assert settings.slack_bot_token is not None
+    error = token_refusal(token=settings.slack_bot_token, base_url=settings.slack_api_url)
+    if error is not None:
+        raise ConfigError(f"SLACK_BOT_TOKEN: Slack refused the bot token ({error})")
 
 
 def _start_workers(runtime: Runtime, with_scheduler: bool, with_outbox: bool = True) -> None:
@@ -52,6 +61,7 @@ def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = T
     bolt = create_app(runtime, signing_secret=settings.slack_signing_secret)
     web = create_web_app(runtime, bolt)
     _start_workers(runtime, with_scheduler, with_outbox)
+    web.config["health"].start()
     web.config["runtime"] = runtime
     # The ~130,000 objects made at start-up live as long as the process: keep them out of the
     # garbage collector's full passes, each of which held every request up for 60-80 ms.
@@ -78,6 +88,7 @@ def _exit_worker(worker: Any) -> None:
     if config is None or "runtime" not in config:
         return
     try:
+        config["health"].stop()
         _stop_workers(config["runtime"])
     finally:
         config["stop_logs"]()
@@ -87,13 +98,16 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
     """Run gunicorn in this process; exits cleanly on SIGTERM after in-flight requests."""
     from gunicorn.app.base import BaseApplication
 
+    from bot.web.worker import WORKER_CLASS  # gthread that receives each request whole first
+
     settings = load_settings(require=("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET"))
     workers = workers or int(os.environ.get("WEB_CONCURRENCY", "1"))
     if workers > 1 and with_scheduler:
         log.warning("%d workers: the scheduler is left to a `clock` process", workers)
         with_scheduler = False
-    # Fail fast on bad rotation files before forking workers.
+    # Refuse to start broken (database, rotations, token), in one line, before forking workers.
     _runtime(settings).storage.dispose()
+    _check_token(settings)
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -101,7 +115,7 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
             self.cfg.set("bind", f"{host}:{settings.port}")
             self.cfg.set("workers", workers)
             self.cfg.set("threads", threads)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", WORKER_CLASS)
             self.cfg.set("graceful_timeout", 20)
             self.cfg.set("accesslog", "-")
             self.cfg.set("worker_exit", lambda _server, worker: _exit_worker(worker))
@@ -123,11 +137,16 @@ def socket_mode(*, with_scheduler: bool) -> int:
 
     settings = load_settings(require=("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN"))
     runtime = _runtime(settings)
+    _check_token(settings)
     bolt = create_app(runtime, signing_secret=None)
     _start_workers(runtime, with_scheduler)
     handler = SocketModeHandler(bolt, settings.slack_app_token)
     try:
         handler.start()
+    except Exception as exc:
+        if (error := refused(exc)) is None:
+            raise
+        raise ConfigError(f"SLACK_APP_TOKEN: Slack refused the app-level token ({error})") from None
     finally:
         _stop_workers(runtime)
     return 0
@@ -140,6 +159,7 @@ def clock() -> int:
     # host shared with web processes, they get the CPU first (alone, this costs nothing).
     os.nice(CLOCK_NICENESS)
     runtime = _runtime(settings, background=True)  # its writes let a waiting acknowledgement go first
+    _check_token(settings)
     _start_workers(runtime, with_scheduler=True)
     stopped = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -127,14 +128,20 @@ class Storage:
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
 
-    def ping(self) -> bool:
-        """True when the database answers a trivial query."""
+    def write_problem(self) -> str | None:
+        """Why this process cannot write to the database now (unreachable, read-only, not
+        allowed), in one line, or None when it can. Never waits for a lock: a write lock that
+        another writer holds says nothing against writing."""
         try:
-            with self.engine.connect() as conn:
-                conn.exec_driver_sql("SELECT 1")
-            return True
-        except Exception:
-            return False
+            if self.is_sqlite:
+                return _sqlite_write_problem(self.read_engine)
+            with self.engine.connect() as connection:  # a statement refused for read-only or rights before any row
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '1s'")
+                connection.exec_driver_sql("UPDATE counter SET value = value WHERE false")
+                connection.rollback()
+            return None
+        except Exception as exc:  # noqa: BLE001  (every failure is the reason, for the operator)
+            return database_problem(exc)
 
     def dispose(self) -> None:
         if self.notifications is not None:
@@ -143,6 +150,33 @@ class Storage:
             self._one_statement.close()
         self.engine.dispose()
         self.read_engine.dispose()
+
+
+def _sqlite_write_problem(engine: Engine) -> str | None:
+    """An update of no row, on a connection of the read engine (which issues no BEGIN of its
+    own here) and without waiting: refused on a read-only database at once (BEGIN IMMEDIATE
+    alone is not), busy when someone else is writing."""
+    with engine.connect() as connection:
+        driver = connection.connection.driver_connection
+        driver.execute("PRAGMA busy_timeout=0")
+        try:
+            driver.execute("BEGIN IMMEDIATE")
+            driver.execute("UPDATE counter SET value = value WHERE 0")
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode not in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+                return f"cannot write to {engine.url.database}: {exc}"
+        finally:
+            if driver.in_transaction:
+                driver.execute("ROLLBACK")
+            driver.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    return None
+
+
+def database_problem(error: BaseException) -> str:
+    """A database failure in one line for the operator: the driver's own words, whitespace
+    folded, without SQLAlchemy's links."""
+    text = str(getattr(error, "orig", None) or error).split("(Background on this error")[0]
+    return " ".join(text.split())[:300] or type(error).__name__
 
 
 # Each Storage's notifications by its write engine, so that announce finds them from a session.
@@ -196,7 +230,8 @@ def _make_engine(url: str, *, immediate: bool = True, background: bool = False) 
         url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    engine = create_engine(url, pool_size=10, max_overflow=20)
+    # a host that does not answer fails the connection in 10 s rather than the system's minutes
+    engine = create_engine(url, pool_size=10, max_overflow=20, connect_args={"connect_timeout": 10})
     event.listen(engine, "checkout", ping_if_idle)
     event.listen(engine, "checkin", note_checkin)
     return engine

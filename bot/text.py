@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from datetime import datetime
 
 from bot.schedule.zones import utc_to_local
 
 ZWSP = "\u200b"
+QUOTED = 80  # characters of a person's input that a refusal quotes back
+# Letters that draw nothing (Hangul and halfwidth fillers, the blank Braille pattern).
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
+ZWJ = "\u200d"
 _SPECIAL = re.compile(r"<!(here|channel|everyone)(?:\|[^>]*)?>|<!subteam\^[A-Z0-9]+(?:\|@?([^>]*))?>")
 _BARE = re.compile(r"@(here|channel|everyone)\b", re.IGNORECASE)
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|([^>]*))?>")
@@ -50,6 +55,37 @@ def plain(text: str | None) -> str:
     text = _MENTION.sub(lambda m: "@" + (m.group(2) or m.group(1)), text)
     text = _LINK.sub(lambda m: m.group(2) or m.group(1), text)
     return html.unescape(text)
+
+
+def visible(text: str) -> str:
+    """The text without characters that draw nothing or reorder what follows: format
+    characters (zero-width spaces, direction marks, embeddings, overrides and isolates, byte
+    order marks...), control characters and blank letters. A zero-width joiner between two
+    symbols stays: it makes one emoji of them."""
+    kept = []
+    for i, char in enumerate(text):
+        category = unicodedata.category(char)
+        if char == ZWJ and 0 < i < len(text) - 1 and _joins(text[i - 1], text[i + 1]):
+            kept.append(char)
+        elif char in "\t\n\r":
+            kept.append(" ")
+        elif category not in ("Cf", "Cc", "Cs", "Co", "Cn") and char not in _BLANK_LETTERS:
+            kept.append(char)
+    return "".join(kept)
+
+
+def _joins(before: str, after: str) -> bool:
+    return (unicodedata.category(before) in ("So", "Sk") or before == "\ufe0f") and unicodedata.category(after) == "So"
+
+
+def shows_anything(text: str) -> bool:
+    """True when some character draws on screen (not only spaces and combining marks)."""
+    return any(unicodedata.category(char)[0] not in "MZC" and char not in _BLANK_LETTERS for char in text)
+
+
+def excerpt(text: str, limit: int = QUOTED) -> str:
+    """At most `limit` characters of a person's input, on one line, for a refusal to quote."""
+    return truncate(" ".join(text.split()), limit)
 
 
 def truncate(text: str, limit: int) -> str:

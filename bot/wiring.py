@@ -3,12 +3,15 @@ and jobs every process registers. Only the entry points and test fixtures import
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock
-from bot.config import Settings
+from bot.config import ConfigError, Settings
 from bot.foreground import Foreground
 from bot.incidents import flows as incident_flows
 from bot.incidents import paging
@@ -22,13 +25,15 @@ from bot.outbox import Outbox
 from bot.postmortem import flows as postmortem_flows
 from bot.postmortem.flows import PostmortemFlows
 from bot.runtime import Runtime
-from bot.schedule import load_rotations
-from bot.schedule.people import load_people, with_time_off, zones_by_user
+from bot.schedule import Rotation, read_rotations
+from bot.schedule.people import Person, read_people, with_time_off, zones_by_user
 from bot.slack import effects
 from bot.slack.event_handlers import TimelineCapture
 from bot.slack.people import People
 from bot.slack.postmortem_upload import PostmortemUpload
-from bot.storage import Storage
+from bot.storage import Storage, database_problem
+
+log = logging.getLogger(__name__)
 
 
 def build_runtime(
@@ -40,11 +45,8 @@ def build_runtime(
     process whose writes can wait for the acknowledgements' (the clock); its outbox also waits
     for a quiet moment in the web process before each task (Foreground)."""
     clock = clock or Clock()
-    people_file = load_people(settings.rotations_dir)  # a bad file stops the start before the database
-    storage = Storage(settings.database_url, background=background)
-    storage.migrate()
-    rotations = load_rotations(settings.rotations_dir) if settings.rotations_dir.is_dir() else {}
-    rotations = {name: with_time_off(rotation, people_file) for name, rotation in rotations.items()}
+    rotations, people_file = load_rotation_folder(settings.rotations_dir)
+    storage = open_storage(settings.database_url, background=background)
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
     foreground = Foreground.of(settings.database_url)
@@ -85,6 +87,42 @@ def build_runtime(
     register_work(runtime)
     postmortems.check_templates()
     return runtime
+
+
+def open_storage(database_url: str, *, background: bool = False) -> Storage:
+    """The database reached, its schema up to date, and writable; ConfigError naming
+    DATABASE_URL in one line otherwise."""
+    try:
+        storage = Storage(database_url, background=background)
+    except Exception as exc:  # noqa: BLE001  (a URL SQLAlchemy or its driver cannot use)
+        raise ConfigError(f"DATABASE_URL cannot be used: {database_problem(exc)}") from None
+    try:
+        storage.migrate()
+        problem = storage.write_problem()
+    except Exception as exc:  # noqa: BLE001  (unreachable, refused, or a schema it cannot bring up to date)
+        problem = database_problem(exc)
+    if problem is not None:
+        storage.dispose()
+        raise ConfigError(f"DATABASE_URL: the database cannot be used: {problem}")
+    return storage
+
+
+def load_rotation_folder(folder: Path) -> tuple[dict[str, Rotation], dict[str, Person]]:
+    """The rotations of ROTATIONS_DIR, carrying the people file's time off, and the people
+    file; ConfigError in one line when the folder is missing or a file has errors (`oncall-bot
+    check` lists them all). A folder without rotations is only warned about: such a bot pages
+    nobody automatically."""
+    if not folder.is_dir():
+        raise ConfigError(f"ROTATIONS_DIR {str(folder)!r} is not a folder: point it at the rotation files")
+    rotations, problems = read_rotations(folder)
+    people, people_problems = read_people(folder)
+    problems += people_problems
+    if problems:
+        more = f" (and {len(problems) - 1} more; `oncall-bot check {folder}` lists them)" if len(problems) > 1 else ""
+        raise ConfigError(f"ROTATIONS_DIR has a file with errors: {' '.join(str(problems[0]).split())}{more}")
+    if not rotations:
+        log.warning("ROTATIONS_DIR %r holds no rotation files: nobody is paged until one is added", str(folder))
+    return {name: with_time_off(rotation, people) for name, rotation in rotations.items()}, people
 
 
 def register_work(runtime: Runtime) -> None:

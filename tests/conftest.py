@@ -57,7 +57,7 @@ def not_installed(server: str) -> str:
     return f"{server} is not installed (apt-get install {SERVERS[server]})"
 
 
-def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+def sign(body: str | bytes, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
     """Slack's v0 request signature headers for a body, with the tests' secret unless told."""
     return signed_headers(secret, body, timestamp=timestamp)
 
@@ -245,8 +245,8 @@ class Bot:
             return incident.channel_id
 
 
-@pytest.fixture
-def standin():
+def start_standin() -> SlackStandIn:
+    """The Slack stand-in, started, with the tests' people, channels and user group."""
     slack = SlackStandIn(bot_token=BOT_TOKEN, bot_user_id="UBOT", team_id="T0STANDIN")
     slack.start()
     for user_id, name, tz in PEOPLE:
@@ -255,6 +255,12 @@ def standin():
     slack.add_channel("incidents", channel_id="C0INCIDENTS")
     slack.add_channel("payments-oncall", channel_id="C0PAYCHAN")
     slack.add_usergroup("S0PAYONCALL", handle="payments-oncall")
+    return slack
+
+
+@pytest.fixture
+def standin():
+    slack = start_standin()
     yield slack
     slack.stop()
 

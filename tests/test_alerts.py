@@ -344,8 +344,14 @@ MALFORMED = [
     (_with(lambda p: p.update(commonLabels="x")), "commonLabels must be an object"),
     (_with(lambda p: p.update(truncatedAlerts=-1)), "truncatedAlerts must be a whole number"),
     (_with(lambda p: p.update(truncatedAlerts=True)), "truncatedAlerts must be a whole number"),
-    (_with(lambda p: p.update(padding="x" * (1024 * 1024))), "larger than 1048576 bytes"),
 ]
+
+
+def test_a_payload_over_1_mib_gets_413_and_writes_nothing(bot):
+    before = written(bot)
+    reply = post(bot, "/alerts/alertmanager", _with(lambda p: p.update(padding="x" * (1024 * 1024))))
+    assert reply.status == 413 and "larger than 1048576 bytes" in reply.json()["error"]
+    assert written(bot) == before
 
 
 @pytest.mark.parametrize(("body", "reason"), MALFORMED, ids=range(len(MALFORMED)))
@@ -443,6 +449,16 @@ def test_parsing_keeps_what_the_service_needs():
     assert generic.source == "u0alice-x" and generic.dedup_key == "/disk full"
     with pytest.raises(PayloadError):
         parse_webhook(b"null")
+
+
+def test_past_100_alerts_firing_ones_are_kept_first_and_the_rest_counted():
+    resolved = [am_alert(status="resolved", instance=f"r{i}") for i in range(30)]
+    firing = [am_alert(instance=f"f{i}") for i in range(150)]
+    payload = am_payload(*resolved, *firing)
+    payload["truncatedAlerts"] = 7
+    notification = parse_alertmanager(json.dumps(payload).encode())
+    assert len(notification.alerts) == 100 and notification.truncated == 80 + 7
+    assert [a.labels["instance"] for a in notification.alerts] == [f"f{i}" for i in range(100)]
 
 
 def test_severity_maps_parse_and_refuse_nonsense():

@@ -57,10 +57,10 @@ def test_tampered_body_is_refused(bot, standin):
     assert bot.post("/slack/events", body.replace("help", "list"), headers).status == 401
 
 
-def test_healthz_reports_database_and_scheduler(bot):
+def test_healthz_reports_database_scheduler_rotations_and_backlog(bot):
     response = bot.get("/healthz")
     assert response.status == 200
-    assert response.json() == {"ok": True, "database": "ok", "scheduler": "running"}
+    assert response.json() == {"ok": True, "database": "ok", "scheduler": "running", "rotations": 2, "backlog": 0}
 
 
 def test_unknown_route_is_a_json_404(bot):
@@ -83,4 +83,5 @@ def test_the_web_process_keeps_its_start_up_objects_out_of_full_garbage_collecti
         assert web.test_client().get("/healthz").status_code == 200
     finally:
         gc.unfreeze()
+        web.config["health"].stop()
         web.config["runtime"].storage.dispose()

@@ -10,9 +10,9 @@ import pytest
 from sqlmodel import select
 
 from bot.clock import ManualClock
+from bot.config import ConfigError
 from bot.models import AwayRecord
 from bot.oncall.away import away_periods
-from bot.schedule import RotationError
 from bot.schedule.people import Away
 from tests.conftest import ROTATIONS, START, start_bot
 from tests.test_oncall import reply
@@ -165,7 +165,7 @@ def test_a_people_file_with_errors_stops_the_bot_at_start(settings_env, standin,
         settings_env, tmp_path / "rotations", '[[people]]\nuser = "U0A"\nnotify = { pager = 1 }\n'
     )
     with pytest.raises(
-        RotationError, match=r"people.toml:3: people\[0\]\.notify\.pager: no contact"
+        ConfigError, match=r"ROTATIONS_DIR has a file with errors: .*people.toml:3: people\[0\]\.notify\.pager: no contact"
     ):
         start_bot(env, standin, ManualClock(START))
 

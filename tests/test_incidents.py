@@ -197,7 +197,7 @@ def test_a_taken_channel_name_gets_a_suffix(bot, standin):
 
 
 def test_a_long_mixed_script_title_still_gets_a_valid_channel_and_topic(bot, standin):
-    title = ("Paiement échoué для клиентов 支付失败 checkout ✨ " * 8)[:300]
+    title = ("Paiement échoué для клиентов 支付失败 checkout ✨ " * 8)[:200]
     reply = declare(bot, f"declare sev1 {title}")
     assert "Declared incident #1" in reply.text
     with bot.rt.storage.read() as session:
@@ -207,12 +207,13 @@ def test_a_long_mixed_script_title_still_gets_a_valid_channel_and_topic(bot, sta
     assert len(standin.topic(incident.channel_id)) <= 250
 
 
-def test_the_reply_names_a_long_title_as_it_is_saved(bot):
-    reply = declare(bot, "declare sev3 " + "checkout " * 80)  # 720 characters
+def test_a_title_of_200_characters_is_saved_whole_and_a_longer_one_refused(bot):
+    refused = declare(bot, "declare sev3 " + "checkout " * 80)  # 719 characters
+    assert "The title is 719 characters long; the limit is 200." in refused.text
+    reply = declare(bot, "declare sev3 " + ("checkout " * 23)[:200])
     with bot.rt.storage.read() as session:
         saved = session.get(Incident, 1).title
-    assert len(saved) == 500
-    assert f"*{saved}*" in reply.text
+    assert len(saved) == 200 and f"*{saved}*" in reply.text
 
 
 def test_a_title_of_only_emoji_gets_a_plain_channel_name(bot, standin):

@@ -15,6 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_BODY = 1024 * 1024  # bytes; Alertmanager's notifications are a few KiB
+# Alerts of one notification acted on one by one; the rest are counted, as Alertmanager's own
+# max_alerts counts what it leaves out (a notification is never refused for its size: the
+# sender would drop it).
+MAX_ALERTS = 100
 STATUSES = ("firing", "resolved")
 WEBHOOK_FIELDS = ("title", "severity", "rotation", "dedup_key", "status", "description", "url", "source")
 
@@ -72,7 +76,8 @@ class Notification:
     status: str  # firing when any alert of the group fires
     alerts: tuple[Alert, ...]
     external_url: str = ""  # Alertmanager's own address, for a link back
-    truncated: int = 0  # alerts left out by the receiver's max_alerts
+    truncated: int = 0  # alerts left out, by the receiver's max_alerts or past MAX_ALERTS
+    body_digest: str = ""  # the sha256 of the body as sent: a repeat is the same notification
 
     @property
     def firing(self) -> tuple[Alert, ...]:
@@ -116,7 +121,8 @@ def parse_alertmanager(body: bytes) -> Notification:
         raise PayloadError(f"alerts must be a list of alerts, got {_kind(raw_alerts)}")
     if not raw_alerts:
         raise PayloadError("alerts must list at least one alert")
-    alerts = tuple(_alertmanager_alert(item, f"alerts[{i}]") for i, item in enumerate(raw_alerts))
+    chosen = _first_alerts(raw_alerts)
+    alerts = tuple(_alertmanager_alert(raw_alerts[i], f"alerts[{i}]") for i in chosen)
     for name in ("groupLabels", "commonLabels", "commonAnnotations"):
         _string_map(data, name, "the payload")  # checked for type; each alert carries its own
     _text(data, "receiver", "the payload")
@@ -127,8 +133,21 @@ def parse_alertmanager(body: bytes) -> Notification:
         raise PayloadError(f"truncatedAlerts must be a whole number >= 0, got {_show(truncated)}")
     return Notification(
         kind="alertmanager", source="alertmanager", dedup_key=group_key, status=status, alerts=alerts,
-        external_url=_url(_text(data, "externalURL", "the payload")), truncated=truncated,
+        external_url=_url(_text(data, "externalURL", "the payload")), truncated=truncated + len(raw_alerts) - len(alerts),
+        body_digest=hashlib.sha256(body).hexdigest(),
     )
+
+
+def _first_alerts(raw_alerts: list[Any]) -> list[int]:
+    """Which alerts are acted on: at most MAX_ALERTS, firing ones first, in their order. Only
+    those are read field by field (the rest are counted), so a notification of 10,000 costs
+    little more than one of 100."""
+    for i, item in enumerate(raw_alerts):
+        _object(item, f"alerts[{i}]")
+    if len(raw_alerts) <= MAX_ALERTS:
+        return list(range(len(raw_alerts)))
+    firing_first = sorted(range(len(raw_alerts)), key=lambda i: raw_alerts[i].get("status") != "firing")
+    return sorted(firing_first[:MAX_ALERTS])
 
 
 def _alertmanager_alert(item: Any, where: str) -> Alert:
@@ -179,6 +198,7 @@ def parse_webhook(body: bytes) -> Notification:
     )
     return Notification(
         kind="webhook", source=source, dedup_key=dedup_key or f"{rotation}/{title.lower()}", status=status, alerts=(alert,),
+        body_digest=hashlib.sha256(body).hexdigest(),
     )
 
 

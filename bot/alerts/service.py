@@ -3,9 +3,11 @@ severity maps to one, attach what follows to what is already open, note resoluti
 
 A notification is handled in one transaction that also queues its Slack work in the outbox,
 so the sender gets its answer at once. Repeats act once: every firing of an alert (its
-identity and start time) is claimed the first time it is seen. A group's notifications are
-serialised on a counter row, so two deliveries of one group never both page. Decisions where
-Alertmanager says nothing are written down in docs/alerts.md.
+identity and start time) is claimed the first time it is seen, all of a notification's alerts
+in one statement, and a body already acted on is answered from a read without taking the
+write lock. A group's notifications are serialised on a counter row, so two deliveries of one
+group never both page. Decisions where Alertmanager says nothing are written down in
+docs/alerts.md; what the messages say is bot/alerts/messages.py.
 """
 
 from __future__ import annotations
@@ -21,13 +23,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from bot.alerts.alertmanager import Alert, Notification
+from bot.alerts.messages import details, listing, title_of
 from bot.clock import Clock
 from bot.incidents import paging
 from bot.incidents import service as incidents
 from bot.incidents.commands import severity_from_word
 from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows, escalation_key
-from bot.jobs.scheduler import cancel_job, claim
+from bot.jobs.scheduler import cancel_job, claim, claim_many
 from bot.models import Claim, Counter, Incident, Page
 from bot.oncall import service as oncall
 from bot.oncall.service import Directory, OncallError
@@ -38,7 +41,6 @@ from bot.text import escape, truncate
 
 log = logging.getLogger(__name__)
 DEFAULT_SEVERITIES: Mapping[str, int] = {"critical": 1}
-LISTED = 5  # alerts named in one timeline line; the rest are counted
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,10 @@ class Group:
             key = f"{notification.kind}:sha256:{hashlib.sha256(notification.dedup_key.encode()).hexdigest()}"
         return cls(key=key, hash=hashlib.sha256(key.encode()).hexdigest()[:24])
 
+    def body_key(self, episode: int, digest: str) -> str:
+        """Once-only marker of a notification body acted on in this episode of the group."""
+        return f"alert:{self.hash}:body:{episode}:{digest[:32]}"
+
     def claim_key(self, what: str, alert: Alert, episode: int) -> str:
         """Once-only marker of one firing (or resolution) of an alert of this group."""
         identity = alert.identity if alert.starts_at else f"{alert.identity}#{episode}"
@@ -94,6 +100,14 @@ class Group:
 
 
 # --- the group's state, from incidents, pages and once-only markers -------------------------
+
+
+def _take(free: set[str], key: str) -> bool:
+    """True the first time a free key is asked for (one alert listed twice acts once)."""
+    if key in free:
+        free.discard(key)
+        return True
+    return False
 
 
 def lock_group(*, db_session: Session, group: Group) -> None:
@@ -145,50 +159,6 @@ def open_alert_page(*, db_session: Session, group: Group, since: datetime | None
     return page
 
 
-# --- words ------------------------------------------------------------------------------------
-
-
-def title_of(alert: Alert, notification: Notification) -> str:
-    """An incident title or page reason in Slack's escaped form."""
-    raw = " ".join((alert.summary or alert.name).split()) or f"Alert from {notification.source}"
-    return escape(truncate(raw, 150))
-
-
-def link(url: str, label: str) -> str:
-    return f"<{url.replace('&', '&amp;')}|{label}>" if url else ""
-
-
-def listing(alerts: list[Alert] | tuple[Alert, ...]) -> str:
-    """`Name (summary), Other (summary) and 3 more`, escaped, on one line."""
-    parts = []
-    for alert in alerts[:LISTED]:
-        name = " ".join(alert.name.split())
-        summary = " ".join(alert.summary.split())
-        text = name if not summary or summary == name else f"{name} ({summary})"
-        parts.append(escape(truncate(text, 200)))
-    more = len(alerts) - LISTED
-    return ", ".join(parts) + (f" and {more} more" if more > 0 else "")
-
-
-def details(notification: Notification, alerts: list[Alert], lead: Alert, note: str | None) -> str:
-    """The incident description (and a page's follow-up DM): what fires, with links back."""
-    lines = []
-    if lead.description:
-        lines.append(escape(truncate(lead.description.strip(), 1000)))
-    lines.append(f"*Firing ({len(alerts)}):*")
-    for alert in alerts[:10]:
-        source = link(alert.generator_url, "source")
-        lines.append(f"• {listing([alert])}" + (f" · {source}" if source else ""))
-    hidden = len(alerts) - 10 + notification.truncated
-    if hidden > 0:
-        lines.append(f"…and {hidden} more")
-    if notification.external_url:
-        lines.append(link(notification.external_url, "Open in Alertmanager"))
-    if note:
-        lines.append(f"_{note}_")
-    return "\n".join(lines)
-
-
 def lead_alert(alerts: list[Alert], policy: AlertPolicy) -> tuple[Alert, int | None]:
     """The alert that speaks for the group (the worst severity, first wins) and its SEV."""
     ranked = sorted(alerts, key=lambda a: policy.incident_severity(a.severity) or 5)
@@ -215,7 +185,12 @@ class AlertFlows:
         self.wake = wake  # after a commit: the outbox and scheduler have new work
 
     def receive(self, notification: Notification, policy: AlertPolicy) -> Outcome:
-        """Act on one notification in one transaction; returns what it did."""
+        """Act on one notification in one transaction; returns what it did. A body already
+        acted on in this episode of its group (Alertmanager repeats a notification until it
+        changes) is answered from a read, without the write lock."""
+        repeat = self._repeat(notification)
+        if repeat is not None:
+            return repeat
         for attempt in range(3):
             try:
                 with self.storage.session() as session:
@@ -229,6 +204,19 @@ class AlertFlows:
                  Group.of(notification).hash, outcome.action, outcome.incident, outcome.paged)
         return outcome
 
+    def _repeat(self, n: Notification) -> Outcome | None:
+        """The answer to a body already acted on in the group's current episode, else None."""
+        if not n.body_digest:
+            return None
+        group = Group.of(n)
+        with self.storage.read() as session:
+            episode, _ = episode_of(db_session=session, group=group)
+            if session.get(Claim, group.body_key(episode, n.body_digest)) is None:
+                return None
+            incident = open_incident(db_session=session, group=group)
+        log.info("%s notification for %s: a repeat (incident %s)", n.kind, group.hash, incident.id if incident else None)
+        return Outcome(action="duplicate", incident=incident.id if incident else None)
+
     def _receive(self, session: Session, n: Notification, policy: AlertPolicy, now: datetime) -> Outcome:
         group = Group.of(n)
         lock_group(db_session=session, group=group)
@@ -236,13 +224,16 @@ class AlertFlows:
         active = f"alert:{group.hash}:active:{episode}"
         if n.firing:
             claim(session, active, now)
-        new_firing = [a for a in n.firing if claim(session, group.claim_key("fired", a, episode), now)]
+        # every alert's marker in one statement: an alert is new when its marker was free
+        firing_keys = [group.claim_key("fired", a, episode) for a in n.firing]
+        timed = [a for a in n.resolved if a.starts_at]
+        resolved_keys = [group.claim_key("resolved", a, episode) for a in timed]
+        free = claim_many(session, [*firing_keys, *resolved_keys, group.body_key(episode, n.body_digest)], now)
+        new_firing = [a for a, key in zip(n.firing, firing_keys) if _take(free, key)]
         # the group resolves once per episode, and only after something fired in it
         group_resolved = n.status == "resolved" and session.get(Claim, active) is not None
-        new_resolved = [
-            a for a in n.resolved
-            if (claim(session, group.claim_key("resolved", a, episode), now) if a.starts_at else group_resolved)
-        ]
+        new_timed = {id(a) for a, key in zip(timed, resolved_keys) if _take(free, key)}
+        new_resolved = [a for a in n.resolved if (id(a) in new_timed if a.starts_at else group_resolved)]
         outcome = Outcome()
         if new_firing:
             self._fire(session, n, group, new_firing, policy, now, resolved_at, outcome)
@@ -261,9 +252,9 @@ class AlertFlows:
         incident = open_incident(db_session=session, group=group)
         if incident is not None:
             incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
-                                text=f"Alert firing: {listing(alerts)}")
+                                text=f"Alert firing: {listing(alerts, n.truncated)}")
             enqueue(session, "incident.post", {"incident_id": incident.id,
-                                               "text": f":rotating_light: Also firing: {listing(alerts)}"}, now=now)
+                                               "text": f":rotating_light: Also firing: {listing(alerts, n.truncated)}"}, now=now)
             outcome.action, outcome.incident = "attached", incident.id
             return
         page = open_alert_page(db_session=session, group=group, since=resolved_at) if severity is None else None
@@ -311,7 +302,7 @@ class AlertFlows:
             dedup_key=group.key,
         )
         incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
-                            text=f"Alert firing: {listing(alerts)}" + (f". {note}" if note else ""))
+                            text=f"Alert firing: {listing(alerts, n.truncated)}" + (f". {note}" if note else ""))
         responder = self._responder(session, rotation, now) if rotation is not None else None
         enqueue(session, "incident.open", {"incident_id": incident.id, "invite": [responder] if responder else []}, now=now)
         if responder is not None and rotation is not None:

@@ -116,7 +116,7 @@ class IncidentFlows:
         """Take the incident's number and record the declaration in one short transaction.
         Raises IncidentError for a bad declaration, NotSaved when the database failed."""
         now = self.clock.now()
-        title = incidents.check_declaration(title=title, severity=severity)
+        title = incidents.check_declaration(title=title, severity=severity, description=description)
         invite, responder, nobody_paged = [declarer], None, None
         try:
             rotation = oncall.find_rotation(self.rotations, rotation_name) if (rotation_name or self.rotations) else None

@@ -14,10 +14,22 @@ from bot.incidents.commands import OPEN, SEVERITIES, STATUSES, severity_label
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
 from bot.outbox import TASKS, enqueue_many
 from bot.storage import Storage, connection_of
+from bot.text import plain, shows_anything, visible
 
 
 class IncidentError(Exception):
     """Something a user asked that cannot be done; the message is written for them."""
+
+
+TITLE_LIMIT = 200  # characters as shown: Slack's escapes and mention markup do not count
+TEXT_LIMIT = 3_000  # notes, resolve summaries, action items, descriptions
+
+
+def check_length(text: str, *, what: str, limit: int = TEXT_LIMIT) -> None:
+    """IncidentError naming the limit when the text shows more characters than that."""
+    shown = len(plain(text))
+    if shown > limit:
+        raise IncidentError(f"The {what} is {shown:,} characters long; the limit is {limit:,}. Nothing was saved.")
 
 
 _COUNTER = Counter.metadata.tables["counter"]
@@ -151,15 +163,18 @@ def add_entry(
     return entry
 
 
-def check_declaration(*, title: str, severity: int) -> str:
-    """The title as it will be saved (whitespace folded, at most 500 characters), or
-    IncidentError for a bad one."""
-    title = " ".join(title.split())
-    if not title:
-        raise IncidentError("The incident needs a title.")
+def check_declaration(*, title: str, severity: int, description: str | None = None) -> str:
+    """The title as it will be saved (invisible and direction-changing characters removed,
+    whitespace folded), or IncidentError for a bad declaration."""
+    title = " ".join(visible(title).split())
+    if not shows_anything(title):
+        raise IncidentError("The incident needs a title (one with something visible in it).")
+    check_length(title, what="title", limit=TITLE_LIMIT)
+    if description:
+        check_length(description, what="description")
     if severity not in SEVERITIES:
         raise IncidentError("Severity must be SEV1 to SEV4.")
-    return title[:500]
+    return title
 
 
 def declare_incident(
@@ -234,6 +249,8 @@ def set_status(
     summary: str | None = None,
 ) -> TimelineEntry:
     """Move the incident to a status; monitoring marks mitigation, resolved closes it."""
+    if summary:
+        check_length(summary, what="summary")
     if status not in STATUSES:
         raise IncidentError(f"`{status}` is not a status.")
     _require_open(incident)
@@ -262,6 +279,7 @@ def set_status(
 
 def add_note(*, db_session: Session, incident: Incident, text: str, actor: str, now: datetime) -> TimelineEntry:
     """A status update or observation; it counts as an update for the reminder."""
+    check_length(text, what="note")
     incident.last_update_at = now
     db_session.add(incident)
     return add_entry(db_session=db_session, incident=incident, at=now, actor=actor, kind="note", text=text)
@@ -287,6 +305,7 @@ def add_action_item(
     *, db_session: Session, incident: Incident, text: str, owner: str | None, actor: str, now: datetime
 ) -> ActionItem:
     """A follow-up for the postmortem."""
+    check_length(text, what="action item")
     item = ActionItem(incident_id=incident.id, text=text, owner=owner, created_by=actor, created_at=now)
     db_session.add(item)
     owner_text = f" (owner <@{owner}>)" if owner else ""

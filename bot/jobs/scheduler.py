@@ -21,6 +21,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
 from bot.clock import Clock
@@ -58,6 +60,17 @@ def claim(session: Session, key: str, now: datetime) -> bool:
         return True
     except IntegrityError:
         return False
+
+
+def claim_many(session: Session, keys: list[str], now: datetime) -> set[str]:
+    """claim() for many markers in one statement; the keys that were free (now held)."""
+    if not keys:
+        return set()
+    table = Claim.__table__  # type: ignore[attr-defined]
+    insert = sqlite_insert if session.connection().dialect.name == "sqlite" else postgresql_insert
+    statement = (insert(table).values([{"key": key, "claimed_at": now} for key in dict.fromkeys(keys)])
+                 .on_conflict_do_nothing(index_elements=["key"]).returning(table.c.key))
+    return set(session.execute(statement).scalars())
 
 
 def fire(scheduler_id: str, kind: str, key: str, payload: dict[str, Any]) -> None:
@@ -153,7 +166,10 @@ class JobScheduler:
         aps.start(paused=self.manual)
         self._aps = aps
         _SCHEDULERS[self.id] = self
-        self.sync()
+        try:
+            self.sync()
+        except Exception:  # the loop syncs again in a moment
+            log.exception("job request sync failed")
 
     def _lead(self) -> None:
         """Wait for the leader lock, then schedule and move job requests until stopped."""
@@ -165,13 +181,24 @@ class JobScheduler:
         if self._stop.is_set():
             return
         log.info("this process runs the scheduler")
-        self._start_aps()
+        while not self._started():  # a database that drops the connection now must not end the thread
+            if self._stop.wait(self.standby_seconds):
+                return
         if self.on_lead is not None:
             try:
                 self.on_lead()
             except Exception:
                 log.exception("start-up planning failed")
         self._loop()
+
+    def _started(self) -> bool:
+        try:
+            self._start_aps()
+        except Exception as exc:  # noqa: BLE001  (said in one line; tried again)
+            log.warning("the scheduler could not start (%s); trying again in %.0f s",
+                        " ".join(str(exc).split())[:200], self.standby_seconds)
+            return False
+        return True
 
     def stop(self) -> None:
         self._stop.set()

@@ -17,7 +17,8 @@ in the request's log context, and an exception there counts as ``error`` too.
 
 Outcomes: ``ok``; ``usage_error`` (slash-command text the parser refuses, or a form sent back
 with field errors); ``refused`` (a listener said so with ``mark_outcome("refused")``: not
-allowed, already done...); ``error`` (the listener raised).
+allowed, already done..., or a payload Slack would never send: MalformedRequest); ``error``
+(the listener raised).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from bot.observability.logs import (
 from bot.observability.metrics import OUTCOMES, BotMetrics, label
 from bot.observability.slack_client import MeteredWebClient
 from bot.slack import commands
+from bot.slack.malformed import MalformedRequest
 
 if TYPE_CHECKING:
     from bot.storage import Storage
@@ -273,8 +275,8 @@ class _ErrorSpy(ListenerErrorHandler):
 
     def handle(self, error: Exception, request: BoltRequest, response: BoltResponse | None) -> None:
         obs: Observation | None = request.context.get(CONTEXT_KEY)
-        if obs is not None:
-            obs.outcome = "error"
+        if obs is not None:  # a request Slack would never send is refused, not a bug of ours
+            obs.outcome = "refused" if isinstance(error, MalformedRequest) else "error"
         self.inner.handle(error=error, request=request, response=response)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from bot.incidents.commands import SEVERITIES, severity_label
+from bot.incidents.service import TEXT_LIMIT, TITLE_LIMIT
 from bot.models import Incident, Page
-from bot.text import plain, safe, truncate, user
+from bot.slack.malformed import MalformedRequest
+from bot.text import QUOTED, plain, safe, truncate, user
 
 SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
 
@@ -89,13 +92,13 @@ def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:
     ]
     blocks: list[dict[str, Any]] = [
         {"type": "input", "block_id": "title", "label": {"type": "plain_text", "text": "Title"},
-         "element": {"type": "plain_text_input", "action_id": "value", "max_length": 250}},
+         "element": {"type": "plain_text_input", "action_id": "value", "max_length": TITLE_LIMIT}},
         {"type": "input", "block_id": "severity", "label": {"type": "plain_text", "text": "Severity"},
          "element": {"type": "static_select", "action_id": "value", "options": severity_options,
                      "initial_option": severity_options[2]}},
         {"type": "input", "block_id": "description", "optional": True,
          "label": {"type": "plain_text", "text": "What is happening?"},
-         "element": {"type": "plain_text_input", "action_id": "value", "multiline": True}},
+         "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": TEXT_LIMIT}},
     ]
     if rotations:
         options = [{"text": {"type": "plain_text", "text": r[:75]}, "value": r} for r in rotations[:100]]
@@ -113,6 +116,49 @@ def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:
         "close": {"type": "plain_text", "text": "Cancel"},
         "blocks": blocks,
     }
+
+
+@dataclass(frozen=True)
+class DeclareForm:
+    """What the declare form sent back: raw text, as typed."""
+
+    title: str
+    severity: int
+    description: str | None
+    rotation: str | None
+
+
+def read_declare_form(values: dict[str, Any]) -> DeclareForm:
+    """The declare form's state values (view.state.values); MalformedRequest when a part that
+    the form always sends is missing or of another type."""
+
+    def element(block: str, *, required: bool) -> dict[str, Any]:
+        found = values.get(block)
+        found = found.get("value") if isinstance(found, dict) else None
+        if isinstance(found, dict):
+            return found
+        if required or block in values:
+            raise MalformedRequest(f"the form's {block} field is missing")
+        return {}
+
+    def text(block: str, *, required: bool = False) -> str | None:
+        value = element(block, required=required).get("value")
+        if value is not None and not isinstance(value, str):
+            raise MalformedRequest(f"the form's {block} field is not text")
+        return value
+
+    def choice(block: str, *, required: bool = False) -> str | None:
+        option = element(block, required=required).get("selected_option")
+        value = option.get("value") if isinstance(option, dict) else None
+        if option is not None and (not isinstance(value, str) or len(value) > QUOTED):
+            raise MalformedRequest(f"the form's {block} choice is not one of its options")
+        return value
+
+    severity = choice("severity", required=True)
+    if severity not in {str(n) for n in SEVERITIES}:
+        raise MalformedRequest("the form's severity is not one of its options")
+    return DeclareForm(title=text("title", required=True) or "", severity=int(severity),
+                       description=text("description"), rotation=choice("rotation"))
 
 
 def page_message(page: Page, incident: Incident | None) -> tuple[str, list[dict[str, Any]]]:

@@ -21,10 +21,11 @@ from bot.incidents.commands import (
     severity_from_word,
 )
 from bot.schedule.zones import UnknownZone, canonical_zone, local_to_utc, suggest_zone
+from bot.text import QUOTED, excerpt
 
 # Slack escapes a mention as <@U123> or <@U123|name>; a typed-in plain @name stays text.
 MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
-ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # at most 80, as _rotation
 
 
 class UsageError(Exception):
@@ -212,11 +213,18 @@ def _number(token: str) -> int | None:
     return int(token) if re.fullmatch(r"[0-9]{1,9}", token) else None
 
 
+def _rotation(word: str, form: str) -> str:
+    """A rotation name as typed; UsageError for one longer than any rotation's name can be."""
+    if len(word) > QUOTED:
+        raise _fail(f"`{excerpt(word)}` is not a rotation name", form)
+    return word
+
+
 def parse_mention(token: str, form: str) -> str:
     """A Slack user mention to its user ID."""
     match = MENTION.match(token.strip())
     if not match:
-        raise _fail(f"{token or 'Nothing'!s} is not a Slack user mention (pick someone with @)", form)
+        raise _fail(f"{excerpt(token) or 'Nothing'!s} is not a Slack user mention (pick someone with @)", form)
     return match.group(1)
 
 
@@ -224,7 +232,7 @@ def parse_severity(token: str, form: str = "sev") -> int:
     """'2', 'sev2', 'SEV 2' -> 2; anything else is a UsageError."""
     severity = severity_from_word(token)
     if severity is None:
-        raise _fail(f"`{token.strip() or '(nothing)'}` is not a severity", form)
+        raise _fail(f"`{excerpt(token) or '(nothing)'}` is not a severity", form)
     return severity
 
 
@@ -327,7 +335,7 @@ def parse_incident(text: str) -> IncidentCommand:
     if verb == "status":
         status = rest.lower()
         if status not in STATUSES:
-            raise _fail(f"`{rest or '(nothing)'}` is not a status", "status")
+            raise _fail(f"`{excerpt(rest) or '(nothing)'}` is not a status", "status")
         return SetStatus(status)
     if verb == "note":
         if not rest:
@@ -357,10 +365,10 @@ def parse_incident(text: str) -> IncidentCommand:
             return DraftPostmortem()
         if rest.lower() in ("reviewed", "final"):
             return DraftPostmortem(mark=rest.lower())
-        raise _fail(f"`{rest}` is not a postmortem state", "postmortem")
+        raise _fail(f"`{excerpt(rest)}` is not a postmortem state", "postmortem")
     if verb == "list":
         return ListIncidents()
-    raise UsageError(f"`{verb}` is not an /incident command.\n{INCIDENT_HELP}")
+    raise UsageError(f"`{excerpt(verb)}` is not an /incident command.\n{INCIDENT_HELP}")
 
 
 def parse_oncall(text: str) -> OncallCommand:
@@ -376,7 +384,7 @@ def parse_oncall(text: str) -> OncallCommand:
     if verb == "next":
         if len(words) != 1:
             raise _fail("Name one rotation", "next")
-        return NextOnCall(words[0])
+        return NextOnCall(_rotation(words[0], "next"))
     if verb == "schedule":
         if not 1 <= len(words) <= 2:
             raise _fail("Name one rotation", "schedule")
@@ -384,28 +392,28 @@ def parse_oncall(text: str) -> OncallCommand:
         if len(words) == 2:
             days = _number(words[1]) or 0
             if not 1 <= days <= 90:
-                raise _fail(f"`{words[1]}` is not a number of days", "schedule")
-        return ShowSchedule(words[0], days)
+                raise _fail(f"`{excerpt(words[1])}` is not a number of days", "schedule")
+        return ShowSchedule(_rotation(words[0], "schedule"), days)
     if verb == "override":
         if len(words) == 2 and words[0].lower() == "remove":
             override_id = _number(words[1])
             if override_id is None:
-                raise _fail(f"`{words[1]}` is not an override number", "override")
+                raise _fail(f"`{excerpt(words[1])}` is not an override number", "override")
             return RemoveOverride(override_id)
         if len(words) != 4:
             raise _fail("An override needs a rotation, a person, a start and an end", "override")
-        return AddOverride(words[0], parse_mention(words[1], "override"), words[2], words[3])
+        return AddOverride(_rotation(words[0], "override"), parse_mention(words[1], "override"), words[2], words[3])
     if verb == "swap":
         if len(words) not in (2, 3):
             raise _fail("A swap needs a rotation and a person", "swap")
         mentions = [parse_mention(word, "swap") for word in words[1:]]
-        return Swap(words[0], *mentions)
+        return Swap(_rotation(words[0], "swap"), *mentions)
     if verb == "take":
         if len(words) != 2:
             raise _fail("Taking a shift needs a rotation and a person", "take")
-        return Take(words[0], parse_mention(words[1], "take"))
+        return Take(_rotation(words[0], "take"), parse_mention(words[1], "take"))
     if verb == "away":
         return parse_away(words)
     if len(words) == 0 and ROTATION_NAME.match(verb):
         return WhoIsOnCall(verb)
-    raise UsageError(f"`{text.strip()}` is not an /oncall command.\n{ONCALL_HELP}")
+    raise UsageError(f"`{excerpt(text)}` is not an /oncall command.\n{ONCALL_HELP}")

@@ -76,13 +76,14 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
 
     @app.event("reaction_added")
     def reaction_added(event: dict[str, Any]) -> None:
-        item = event.get("item", {})
+        item = event["item"]  # with a message's channel and ts: checked in malformed.py
         if event.get("reaction") != "pushpin" or item.get("type") != "message":
             return
+        channel, ts = item["channel"], item["ts"]
         with runtime.storage.session() as session:
-            if incidents.get_by_channel(db_session=session, channel_id=item.get("channel", "")) is None:
+            if incidents.get_by_channel(db_session=session, channel_id=channel) is None:
                 return
-            enqueue(session, "timeline.capture", {"channel": item["channel"], "ts": item["ts"]}, now=runtime.clock.now())
+            enqueue(session, "timeline.capture", {"channel": channel, "ts": ts}, now=runtime.clock.now())
         runtime.after_commit()
 
     @app.shortcut("add_to_timeline")

@@ -91,19 +91,16 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
 
     @app.view("declare_incident")
     def declare_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        values = view["state"]["values"]
-        title = (values["title"]["value"].get("value") or "").strip()
+        form = blocks.read_declare_form(view["state"]["values"])  # the shape is checked: malformed.py
+        title = form.title.strip()
         if not title:
             ack(response_action="errors", errors={"title": "The incident needs a title."})
             return
         ack()
-        severity = int(values["severity"]["value"]["selected_option"]["value"])
-        description = values.get("description", {}).get("value", {}).get("value")
-        rotation = ((values.get("rotation", {}).get("value", {}) or {}).get("selected_option") or {}).get("value")
         actor = body["user"]["id"]
         try:  # form fields are raw text: keep them in Slack's form like slash-command text
-            reply = declare(runtime, title=escape(title), severity=severity, declarer=actor, rotation_name=rotation,
-                            description=escape(description) if description else None)
+            reply = declare(runtime, title=escape(title), severity=form.severity, declarer=actor,
+                            rotation_name=form.rotation, description=escape(form.description) if form.description else None)
         except (IncidentError, OncallError) as exc:
             reply = str(exc)
         with runtime.storage.session() as session:

@@ -18,7 +18,7 @@ from bot.slack import commands, swap_handlers
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
 from bot.slack.swap_handlers import SwapFlows
-from bot.text import safe, user, when
+from bot.text import excerpt, safe, user, when
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -124,7 +124,7 @@ class OncallFlows:
         try:
             wall = datetime.fromisoformat(text)
         except ValueError:
-            raise UsageError(f"`{text}` is not a time. Use ISO form such as 2026-11-24T09:00 (your zone) or 2026-11-24T09:00+08:00. Use {commands.FORMS['override']}.") from None
+            raise UsageError(f"`{excerpt(text)}` is not a time. Use ISO form such as 2026-11-24T09:00 (your zone) or 2026-11-24T09:00+08:00. Use {commands.FORMS['override']}.") from None
         return local_to_utc(tz, wall.replace(tzinfo=None))
 
     def override(self, cmd: commands.AddOverride, asker: str) -> str:

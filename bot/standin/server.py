@@ -197,12 +197,12 @@ class SlackStandIn(Workspace):
         args = {k: _maybe_json(k, v) for k, v in args.items() if k != "token"}
         status, headers = 200, {}
         with self.lock:
-            if not self.has_method(method):
-                body = {"ok": False, "error": "unknown_method"}
-            elif not token:
+            if not token:  # the token first, as Slack: a refused app token is invalid_auth
                 body = {"ok": False, "error": "not_authed"}
             elif token != self.bot_token:
                 body = {"ok": False, "error": "invalid_auth"}
+            elif not self.has_method(method):
+                body = {"ok": False, "error": "unknown_method"}
             elif failure := self._take_failure(method):
                 status, headers, body = failure
             else:

@@ -16,19 +16,18 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, Response, jsonify, request
 
 from bot.alerts.alertmanager import (
-    MAX_BODY,
     Notification,
     PayloadError,
     parse_alertmanager,
     parse_webhook,
 )
 from bot.web.app import ROUTE_INSTALLERS
+from bot.web.limits import TOO_LARGE, BodyTooLarge, read_body
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-READ_CHUNK = 64 * 1024
 
 
 def authorized(expected: str | None, header: str | None) -> bool:
@@ -39,22 +38,6 @@ def authorized(expected: str | None, header: str | None) -> bool:
     presented = token.strip().encode("utf-8", "replace")
     # compare_digest takes as long for a wrong token as for a right one
     return hmac.compare_digest(presented, expected.encode("utf-8")) and scheme.lower() == "bearer"
-
-
-def read_body() -> bytes | None:
-    """The request body, or None when it is larger than MAX_BODY (read no further than that)."""
-    if request.content_length is not None and request.content_length > MAX_BODY:
-        return None
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = request.stream.read(READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > MAX_BODY:
-            return None
-        chunks.append(chunk)
 
 
 def refusal(status: int, error: str) -> tuple[Response, int]:
@@ -68,9 +51,10 @@ def install(runtime: Runtime, web: Flask) -> None:
     def receive(parse: Callable[[bytes], Notification]) -> Any:
         if not authorized(runtime.settings.alertmanager_token, request.headers.get("Authorization")):
             return refusal(401, "missing or wrong bearer token (Authorization: Bearer <ALERTMANAGER_TOKEN>)")
-        body = read_body()
-        if body is None:
-            return refusal(400, f"the body is larger than {MAX_BODY} bytes")
+        try:
+            body = read_body(request.environ)
+        except BodyTooLarge:
+            return refusal(413, TOO_LARGE)
         try:
             notification = parse(body)
         except PayloadError as exc:

@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING, Callable
 
 from flask import Flask, jsonify, request
 from slack_bolt import App
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from bot.web.health import HealthState
+from bot.web.limits import MAX_BODY, TOO_LARGE, announced_too_large
 from bot.web.slack_endpoint import SlackEndpoint
 
 if TYPE_CHECKING:
@@ -21,13 +23,12 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
     """Flask serving /healthz and the installed extra routes, with /slack/events answered in
     front of it by Bolt (SlackEndpoint)."""
     web = Flask("oncall-bot")
+    health = web.config["health"] = HealthState(runtime)  # serve starts its refresh thread
 
     @web.get("/healthz")
     def healthz():  # type: ignore[no-untyped-def]
-        database = runtime.storage.ping()
-        scheduler = {"stopped": "elsewhere"}.get(runtime.scheduler.state, runtime.scheduler.state)
-        body = {"ok": database, "database": "ok" if database else "unreachable", "scheduler": scheduler}
-        return jsonify(body), 200 if database else 503
+        body, status = health.answer()
+        return jsonify(body), status
 
     @web.errorhandler(404)
     def not_found(_error):  # type: ignore[no-untyped-def]
@@ -42,5 +43,12 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
 
     for install in ROUTE_INSTALLERS:
         install(runtime, web)
+    web.config["MAX_CONTENT_LENGTH"] = MAX_BODY  # a body streamed without a length, cut where read
+
+    @web.before_request  # after the installed hooks, so the refusal gets a request ID and is counted
+    def refuse_large_bodies() -> None:
+        if announced_too_large(request.environ):
+            raise RequestEntityTooLarge(TOO_LARGE)
+
     web.wsgi_app = SlackEndpoint(runtime, bolt_app, web.wsgi_app)  # type: ignore[method-assign]
     return web

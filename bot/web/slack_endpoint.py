@@ -5,6 +5,10 @@ request and response objects) costs CPU that every queued request waits for unde
 Slack's requests go to Bolt through Bolt's own WSGI request and response classes, and
 everything else on to Flask (docs/design.md has the figure). The Flask hooks a Slack request used
 are done here: its request ID, its HTTP metrics and the clock's Foreground count.
+
+What a sender can get wrong is answered here with one log line, never a traceback: a body over
+1 MiB 413 (read no further), a missing, stale or malformed signature 401 (checked before
+anything parses the body), a body that is not Slack's 400.
 """
 
 from __future__ import annotations
@@ -19,9 +23,12 @@ from slack_bolt import App
 from slack_bolt.adapter.wsgi.http_request import WsgiHttpRequest
 from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
+from werkzeug.exceptions import ClientDisconnected
 
 from bot.observability.logs import bind_request_id, request_id_from, request_id_var
-from bot.slack.malformed import well_formed
+from bot.slack.malformed import problem
+from bot.slack.signing import signature_problem
+from bot.web.limits import MAX_BODY, TOO_LARGE, BodyTooLarge, read_body
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -42,6 +49,7 @@ class SlackEndpoint:
 
     def __init__(self, runtime: Runtime, bolt_app: App, wrapped: WsgiApp) -> None:
         self.runtime, self.bolt, self.wrapped = runtime, bolt_app, wrapped
+        self.signing_secret = runtime.settings.slack_signing_secret
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != SLACK_EVENTS:
@@ -68,22 +76,36 @@ class SlackEndpoint:
         request = WsgiHttpRequest(environ)
         if request.method != "POST":
             return 405, _json(405, "method not allowed: Slack posts", allow="POST")
+        try:
+            body = read_body(environ)
+        except BodyTooLarge:
+            log.info("body over %d bytes on %s refused", MAX_BODY, SLACK_EVENTS)
+            return 413, _json(413, TOO_LARGE)
+        except ClientDisconnected:
+            return 400, _json(400, "the body ended before its Content-Length")
+        if self.signing_secret is not None:
+            unsigned = signature_problem(self.signing_secret, environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP"),
+                                         environ.get("HTTP_X_SLACK_SIGNATURE"), body)
+            if unsigned is not None:
+                log.info("unsigned request on %s refused: %s", SLACK_EVENTS, unsigned)
+                return 401, _json(401, "invalid request signature")
         foreground = self.runtime.foreground
         if foreground is None:
-            return self._dispatch(request)
+            return self._dispatch(request, body)
         with foreground.answering():  # the clock's outbox waits while requests queue
-            return self._dispatch(request)
+            return self._dispatch(request, body)
 
-    def _dispatch(self, request: WsgiHttpRequest) -> tuple[int, WsgiHttpResponse]:
-        # Bolt reads the body (JSON, a form's payload, its team and user...) before verifying the
-        # signature, and everywhere assumes Slack's shapes: anything else is refused here.
+    def _dispatch(self, request: WsgiHttpRequest, body: bytes) -> tuple[int, WsgiHttpResponse]:
+        # Bolt reads the body (JSON, a form's payload, its team and user...) before its own
+        # signature check, and everywhere assumes Slack's shapes: anything else is refused here.
         try:
-            bolt_request = BoltRequest(body=request.get_body(), query=request.query_string, headers=request.get_headers())
-            problem = None if well_formed(bolt_request.body) else "unexpected shape"
+            bolt_request = BoltRequest(body=body.decode("utf-8"), query=request.query_string,
+                                       headers=request.get_headers())
+            malformed = problem(bolt_request.body)
         except Exception as exc:  # noqa: BLE001  (any failure to read it means a malformed body)
-            problem = type(exc).__name__
-        if problem is not None:
-            log.info("malformed body on %s refused (%s)", SLACK_EVENTS, problem)
+            malformed = f"unreadable ({type(exc).__name__})"
+        if malformed is not None:
+            log.info("malformed body on %s refused: %s", SLACK_EVENTS, malformed)
             return 400, _json(400, "malformed request body")
         answer = self.bolt.dispatch(bolt_request)
         return answer.status, WsgiHttpResponse(status=answer.status, headers=answer.headers, body=answer.body)
