@@ -1,7 +1,7 @@
 """The baseline of bench/ack_latency.py: a bare Bolt app that only acknowledges `/incident`
-and `/oncall`. `app` serves it behind Flask through Bolt's Flask adapter (the baseline of every
-figure so far); `wsgi` through Bolt's own WSGI adapter, without Flask, as the bot answers
-/slack/events since session 9 (`ack_latency.py --bare wsgi`). With BARE_BOLT_PROCESS_BEFORE_RESPONSE=1
+and `/oncall`. `app` serves it behind Flask through Bolt's Flask adapter (the default
+baseline); `wsgi` through Bolt's own WSGI adapter, without Flask, as the bot answers
+/slack/events (`ack_latency.py --bare wsgi`). With BARE_BOLT_PROCESS_BEFORE_RESPONSE=1
 its App runs listeners as the bot's does (process_before_response=True), else with Bolt's
 defaults. Served by gunicorn with the settings bot/serve.py uses:
 
