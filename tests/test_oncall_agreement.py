@@ -109,3 +109,12 @@ def test_the_cover_is_named_in_every_view(agreeing_bot, standin, rotations_dir, 
     bot.command("U0ALICE", "/incident", "declare sev2 Checkout down")
     assert any("You have been paged" in m["text"] or "Acknowledge" in str(m.get("blocks"))
                for m in bot.slack.dms("U0BOB"))
+
+
+def test_someone_on_call_by_override_sees_it_though_no_rotation_lists_them(bot, standin):
+    reply(bot, standin, "U0ALICE", "override payments <@U0MALLORY|m> 2026-03-10T14:00Z 2026-03-10T17:00Z")
+    mine = reply(bot, standin, "U0MALLORY", "me")
+    assert mine.startswith("*Your next shifts*") and "*payments*" in mine and "(override)" in mine
+    bot.event({"type": "app_home_opened", "user": "U0MALLORY", "channel": "D0MALLORY", "tab": "home"})
+    home = str(standin.home("U0MALLORY"))
+    assert "*payments*: <@U0MALLORY> (override)" in home and "no on-call shifts" not in home
