@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 from bot.models import Page, UserProfile
 from bot.oncall import service as oncall
 from bot.oncall.fairness import Load, WorkingDay, load_of
-from bot.schedule import Rotation, RotationError, load_rotations
+from bot.schedule import Rotation, RotationError, load_rotations, shifts_between
 from bot.schedule.people import Person, load_people, with_time_off
 from bot.storage import Storage
 
@@ -28,8 +28,8 @@ def oncall_loads(*, db_session: Session, rotations: Mapping[str, Rotation], sinc
     profiles = {p.user_id: p.tz for p in db_session.exec(select(UserProfile)) if p.tz}
     loads: list[Load] = []
     for rotation in sorted(rotations.values(), key=lambda r: r.name):
-        shifts = oncall.shifts_from(rotation, since, until, oncall.adjustments(db_session=db_session, rotation=rotation))
-        shifts = [s._replace(start=max(s.start, since)) for s in shifts]
+        found = oncall.adjustments(db_session=db_session, rotation=rotation)
+        shifts = shifts_between(rotation, since, until, found.overrides, found.away)  # clipped to the period
         holders = {s.user for s in shifts}
         paged = list(db_session.exec(select(Page.user).where(
             Page.rotation == rotation.name, col(Page.paged_at) >= since, col(Page.paged_at) < until)))
