@@ -40,10 +40,10 @@ PIECES = [
             (
                 "incidents/numbering.py",
                 "        ticket = _Ticket(payload, now)\n",
-                "        ticket = _Ticket(payload, now)\n        self._commit([ticket])\n"
+                ("        ticket = _Ticket(payload, now)\n        self._commit([ticket])\n"
                 "        if ticket.error is not None:\n"
                 "            raise NotSaved(repr(ticket.error)) from ticket.error\n"
-                "        return ticket.number  # type: ignore[return-value]\n",
+                "        return ticket.number  # type: ignore[return-value]\n"),
             ),
         ),
     ),
@@ -98,14 +98,14 @@ PIECES = [
             (
                 "web/app.py",
                 "    web.wsgi_app = SlackEndpoint(runtime, bolt_app, web.wsgi_app)  # type: ignore[method-assign]\n",
-                "    from slack_bolt.adapter.flask import SlackRequestHandler\n"
+                ("    from slack_bolt.adapter.flask import SlackRequestHandler\n"
                 "    handler = SlackRequestHandler(bolt_app)\n\n"
                 '    @web.post("/slack/events")\n'
                 "    def slack_events():  # type: ignore[no-untyped-def]\n"
                 "        if runtime.foreground is None:\n"
                 "            return handler.handle(request)\n"
                 "        with runtime.foreground.answering():\n"
-                "            return handler.handle(request)\n",
+                "            return handler.handle(request)\n"),
             ),
         ),
         ("declare", "oncall"),
