@@ -46,7 +46,7 @@ def build_runtime(
     for a quiet moment in the web process before each task (Foreground)."""
     clock = clock or Clock()
     rotations, people_file = load_rotation_folder(settings.rotations_dir)
-    storage = open_storage(settings.database_url, background=background)
+    storage = open_storage(settings.database_url)
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
     foreground = Foreground.of(settings.database_url)
@@ -89,11 +89,11 @@ def build_runtime(
     return runtime
 
 
-def open_storage(database_url: str, *, background: bool = False) -> Storage:
+def open_storage(database_url: str) -> Storage:
     """The database reached, its schema up to date, and writable; ConfigError naming
     DATABASE_URL in one line otherwise."""
     try:
-        storage = Storage(database_url, background=background)
+        storage = Storage(database_url)
     except Exception as exc:  # noqa: BLE001  (a URL SQLAlchemy or its driver cannot use)
         raise ConfigError(f"DATABASE_URL cannot be used: {database_problem(exc)}") from None
     try:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.clock import Clock
@@ -125,7 +126,11 @@ class IncidentFlows:
                 raise IncidentError(str(exc)) from exc
             rotation, nobody_paged = None, str(exc)
         if rotation is not None:  # reads first: the write transaction below holds the number lock
-            found = oncall.kept_adjustments(self.storage).of([rotation])[rotation.name]
+            try:
+                found = oncall.kept_adjustments(self.storage).of([rotation])[rotation.name]
+            except SQLAlchemyError as exc:  # nothing written yet: the person is told to try again
+                log.exception("a declaration could not read who is on call")
+                raise NotSaved(f"declaration not saved: {exc!r}") from exc
             responder = self.people.resolve(oncall.shift_at(rotation, now, found).user)
             invite.append(responder)
         declaration = {
