@@ -101,17 +101,16 @@ def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_tas
 
 
 def test_declarations_committed_together_take_consecutive_numbers_each_in_its_own_task(database_url):
-    """SharedCommits from many threads at once: numbers 1..N in shared commits (on PostgreSQL
-    one statement each, once the counter has its row), each task carrying its caller's payload
+    """GroupCommit from many threads at once: numbers 1..N in shared commits, each task carrying its caller's payload
     and number, with a NUL in user text (which jsonb would refuse) and an empty payload."""
     import json
 
-    from bot.incidents.numbering import SharedCommits
+    from bot.incidents.numbering import GroupCommit
     from bot.models import OutboxTask
 
     storage = Storage(database_url)
     storage.migrate()
-    commits = SharedCommits(storage, "incident.declare")
+    commits = GroupCommit(storage, "incident.declare")
     taken: dict[int, str | None] = {}
     commits.take({"title": "first"}, NOW)  # the counter's row: what follows takes the one-statement path
 

@@ -19,7 +19,7 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.incidents import commands
 from bot.incidents import service as incidents
-from bot.incidents.numbering import NotSaved, SharedCommits
+from bot.incidents.numbering import NotSaved, GroupCommit
 from bot.incidents.paging import PagingFlows
 from bot.incidents.service import IncidentError
 from bot.jobs.scheduler import cancel_job, request_job
@@ -74,7 +74,7 @@ class IncidentFlows:
         self.postmortems = postmortems
         self.wake = wake  # after a commit: the outbox and scheduler have new work
         self.is_channel_member = is_channel_member  # asks Slack, for members we have not seen join
-        self.numbers = SharedCommits(storage, DECLARE)
+        self.numbers = GroupCommit(storage, DECLARE)
 
     def post(self, session: Session, incident: Incident, text: str) -> None:
         """A message in the incident channel and a refreshed topic and pinned summary."""
@@ -127,7 +127,7 @@ class IncidentFlows:
             rotation, nobody_paged = None, str(exc)
         if rotation is not None:  # reads first: the write transaction below holds the number lock
             try:
-                found = oncall.kept_adjustments(self.storage).of([rotation])[rotation.name]
+                found = oncall.cached_adjustments(self.storage).of([rotation])[rotation.name]
             except SQLAlchemyError as exc:  # nothing written yet: the person is told to try again
                 log.exception("a declaration could not read who is on call")
                 raise NotSaved(f"declaration not saved: {exc!r}") from exc

@@ -1,10 +1,9 @@
-"""Shared commits for declarations' acknowledgements.
+"""Group commit for declarations' acknowledgements.
 
 A declaration is acknowledged once its number and its outbox task are committed. Declarations
 that arrive while another one is committing wait for it, then commit together: one
-transaction, one turn at the counter's lock and one flush to
-disk for the lot, instead of one each, queued behind each other. Each still hears back only
-after its own number is durable.
+transaction, one turn at the counter's lock and one flush to disk for the lot, instead of one
+each, queued behind each other. Each still hears back only after its own number is durable.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ class _Ticket:
         return self.number is not None or self.error is not None
 
 
-class SharedCommits:
+class GroupCommit:
     """Takes numbers with their outbox tasks for concurrent callers, in shared transactions.
 
     The first caller commits its own; callers arriving meanwhile queue, and when it is done
