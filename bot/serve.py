@@ -7,11 +7,9 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.observability.logs import write_behind
 from bot.runtime import Runtime
 from bot.slack.client import make_client, refused, token_refusal
 from bot.wiring import build_runtime
@@ -69,29 +67,14 @@ def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = T
     return web
 
 
-def _write_logs_behind() -> Callable[[], None]:
-    """A web worker's log lines, the bot's and gunicorn's access lines, written by threads of
-    their own (write_behind), so that a request thread never waits on a stderr write."""
-    stops = [write_behind(), write_behind(logging.getLogger("gunicorn.access"))]
-
-    def stop() -> None:
-        for each in stops:
-            each()
-
-    return stop
-
-
 def _exit_worker(worker: Any) -> None:
-    """gunicorn's worker_exit: stop the runtime's workers, then write the queued log lines.
-    gunicorn calls it in the master too, for a worker found gone, which has nothing loaded."""
+    """gunicorn's worker_exit: stop the runtime's workers. gunicorn calls it in the master too,
+    for a worker found gone, which has nothing loaded."""
     config = getattr(getattr(worker, "wsgi", None), "config", None)
     if config is None or "runtime" not in config:
         return
-    try:
-        config["health"].stop()
-        _stop_workers(config["runtime"])
-    finally:
-        config["stop_logs"]()
+    config["health"].stop()
+    _stop_workers(config["runtime"])
 
 
 def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbox: bool = True) -> int:
@@ -121,9 +104,7 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
             self.cfg.set("worker_exit", lambda _server, worker: _exit_worker(worker))
 
         def load(self) -> Any:
-            web = make_wsgi(settings, with_scheduler=with_scheduler, with_outbox=with_outbox)
-            web.config["stop_logs"] = _write_logs_behind()
-            return web
+            return make_wsgi(settings, with_scheduler=with_scheduler, with_outbox=with_outbox)
 
     Server().run()
     return 0
