@@ -48,33 +48,7 @@ PIECES = [
         ),
     ),
     Piece(
-        "one-statement commit",
-        ("postgresql",),
-        (("incidents/numbering.py", "in_one = take_numbers_in_one_statement(", "in_one = None and take_numbers_in_one_statement("),),
-    ),
-    Piece(
-        "array insert",
-        ("sqlite",),
-        (
-            (
-                "incidents/numbering.py",
-                "numbers = take_numbers_on_sqlite(\n                        connection=connection,",
-                "numbers = take_numbers_with_tasks(\n                        db_session=connection,",
-            ),
-        ),
-    ),
-    Piece(
-        "write-lock priority",
-        ("sqlite",),
-        (("storage.py", 'turns = beside_database(WriteTurns, engine.url.database, "turns")', "turns = None"),),
-    ),
-    Piece(
-        "in-flight counter",
-        BOTH,
-        (("wiring.py", "foreground = Foreground.of(settings.database_url)", "foreground = None"),),
-    ),
-    Piece(
-        "kept adjustments",
+        "adjustments cache",
         BOTH,
         (
             (
@@ -83,12 +57,6 @@ PIECES = [
                 "generation = None",
             ),
         ),
-        ("declare", "oncall"),
-    ),
-    Piece(
-        "write-behind logging",
-        BOTH,
-        (("serve.py", 'stops = [write_behind(), write_behind(logging.getLogger("gunicorn.access"))]', "stops = []"),),
         ("declare", "oncall"),
     ),
     Piece(
@@ -102,10 +70,7 @@ PIECES = [
                 "    handler = SlackRequestHandler(bolt_app)\n\n"
                 '    @web.post("/slack/events")\n'
                 "    def slack_events():  # type: ignore[no-untyped-def]\n"
-                "        if runtime.foreground is None:\n"
-                "            return handler.handle(request)\n"
-                "        with runtime.foreground.answering():\n"
-                "            return handler.handle(request)\n"),
+                "        return handler.handle(request)\n"),
             ),
         ),
         ("declare", "oncall"),
