@@ -87,13 +87,13 @@ class Contacts:
         found: dict[str, Contact] = {}
         file_minutes: dict[str, int] = dict(person.notify) if person else {}
         if person is not None:
-            for name, url in person.contacts.items():
-                found[name] = Contact(name, url, file_minutes.get(name, DEFAULT_MINUTES), "file")
+            for name, address in person.contacts.items():
+                found[name] = Contact(name, address, file_minutes.get(name, DEFAULT_MINUTES), "file")
         for setting in session.exec(select(ContactSetting).where(ContactSetting.user == user_id)).all():
             if setting.removed:
                 found.pop(setting.name, None)
                 continue
-            url = setting.url or (found[setting.name].url if setting.name in found else None)
+            url: str | None = setting.url or (found[setting.name].url if setting.name in found else None)
             if url is None:
                 continue
             minutes = setting.notify_minutes

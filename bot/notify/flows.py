@@ -23,7 +23,9 @@ from bot.outbox import enqueue
 from bot.storage import Storage
 
 log = logging.getLogger(__name__)
-logging.getLogger("apprise").setLevel(logging.WARNING)  # its debug lines name hosts and addresses
+# Their debug lines carry contact URLs (hosts, paths, addresses), which hold secrets.
+logging.getLogger("apprise").setLevel(logging.WARNING)
+logging.getLogger("urllib3").setLevel(logging.INFO)
 
 DUE = "page.notify"  # job: a contact's delay is over
 SEND = "notify.send"  # outbox task: send one notification

@@ -223,7 +223,7 @@ def build_view(facts: PostmortemFacts) -> View:
             acknowledged_via=_VIA.get(p.acknowledged_via or ""),
             notifications=tuple(
                 Sent(clock.moment(n.at), text.name(n.contact) or "", _OUTCOMES.get(n.outcome, n.outcome))
-                for n in p.notifications
+                for n in sorted(p.notifications, key=lambda n: n.at)
             ),
         )
         for p in sorted(facts.pages, key=lambda p: p.paged_at)
