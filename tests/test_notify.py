@@ -322,3 +322,47 @@ def test_time_to_acknowledge_and_the_postmortem_use_the_acknowledged_page(start,
     assert ("| 2026-03-10 15:00 | @frank | email | delivered |\n"
             "| 2026-03-10 15:01 | @frank | push | delivered |\n"
             "| 2026-03-10 15:02 | @frank | phone | not sent (answered first) |\n") in draft
+
+
+def test_stored_incidents_keep_working_after_the_migration(database_url, settings_env, standin):
+    """Before the migration the summary's button set an incident's acknowledgement for whoever
+    pressed; afterwards it is the first acknowledged page, and old pages still escalate."""
+    from alembic import command
+    from sqlalchemy import text
+
+    from bot.storage import Storage, alembic_config
+
+    storage = Storage(database_url)
+    with storage.engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0004")
+    naive = START.replace(tzinfo=None)
+    with storage.engine.begin() as connection:
+        for number, pressed in ((1, 1), (2, 1), (3, None)):
+            connection.execute(text(
+                "INSERT INTO incident (id, title, severity, status, commander, declarer, rotation, channel_id, "
+                "declared_at, acknowledged_at) VALUES (:id, :title, 1, 'investigating', 'U0ALICE', 'U0ALICE', "
+                "'payments', 'C0GENERAL', :declared, :acknowledged)"),
+                {"id": number, "title": f"Old {number}", "declared": naive,
+                 "acknowledged": naive + timedelta(minutes=pressed) if pressed else None})
+        connection.execute(text(
+            "INSERT INTO page (incident_id, \"user\", rotation, level, paged_by, paged_at, acknowledged_at, "
+            "acknowledged_by) VALUES (1, 'U0FRANK', 'payments', 0, 'U0ALICE', :at, :acked, 'U0FRANK'), "
+            "(2, 'U0FRANK', 'payments', 0, 'U0ALICE', :at, NULL, NULL)"),
+            {"at": naive, "acked": naive + timedelta(minutes=5)})
+    storage.migrate()
+    with storage.read() as session:
+        assert [i.acknowledged_at for i in session.exec(select(Incident).order_by(Incident.id)).all()] == [
+            START + timedelta(minutes=5), None, None]
+    storage.dispose()
+
+    bot, stop = start_bot(settings_env, standin, ManualClock(START + timedelta(minutes=20)))
+    try:
+        [waiting] = [p for p in pages(bot) if p.incident_id == 2]
+        bot.press("U0FRANK", "page_escalate", str(waiting.id))
+        [old, new] = [p for p in pages(bot) if p.incident_id == 2]
+        assert old.escalated_by == "U0FRANK" and (new.rotation, new.level) == ("payments-secondary", 1)
+        assert any("Escalating (escalated by <@U0FRANK>): paged" in m["text"] for m in standin.messages("C0GENERAL"))
+    finally:
+        stop()
