@@ -279,6 +279,14 @@ def test_contacts_set_in_slack_win_over_the_file_and_bad_input_saves_nothing(sta
     assert tested == "Test sent: `pager` (json://…) worked."
     assert "Test from the on-call bot" in web.at("/alice-s3cret")[0].text
 
+    # Slack links the addresses it sees inside a URL and escapes &: the URL is read as typed.
+    typed = (f"contact mail mailto://127.0.0.1:{smtp.port}?from=<mailto:oncall@example.com|oncall@example.com>"
+             f"&amp;to=<mailto:alice@example.com|alice@example.com>")
+    assert reply(bot, standin, "U0ALICE", typed).startswith("Contact saved: `mail` · mailto://…")
+    assert reply(bot, standin, "U0ALICE", "contact test") == "Test sent: `mail` (mailto://…) worked; `pager` (json://…) worked."
+    assert "Test from the on-call bot" in text_of(smtp.to("alice@example.com")[0])
+    reply(bot, standin, "U0ALICE", "contact remove mail")
+
     # frank's e-mail is at once in the file; moved to 5 minutes in Slack.
     assert reply(bot, standin, "U0FRANK", "notify email 5") == (
         "Saved: `email` · mailto://… · 5 min after a page.")

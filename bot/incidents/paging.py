@@ -3,8 +3,10 @@ chain them (page, acknowledge, escalate by hand or by timeout) and queue their S
 
 A page is a DM with Acknowledge and Escalate. Unless acknowledged within the rotation's
 `escalation_minutes`, it escalates to the rotation's `escalate_to` rotation, then that one's,
-along the chain; each step is announced in the incident channel. Timers are one-off jobs in
-the persistent store, cancelled by an acknowledgement, an escalation or a resolve."""
+along the chain (again from its start, `escalation_repeat` more times); each step is one
+message in the incident channel. Timers are one-off jobs in the persistent store, cancelled
+by an acknowledgement, an escalation or a resolve. A page also goes to the person's contacts
+outside Slack through the notifier (bot.notify), which it cancels when the page is answered."""
 
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ A contact URL holds secrets, so no reply shows more of one than its scheme and h
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -61,10 +62,13 @@ def _fail(problem: str, verb: str) -> UsageError:
     return UsageError(f"{problem}. Use {FORMS[verb]}.")
 
 
+_LINKED = re.compile(r"<([^<>|]+)(?:\|([^<>]*))?>")
+
+
 def slack_url(token: str) -> str:
-    """A URL as typed, from Slack's text: `<url>` or `<url|label>` unwrapped, escapes undone."""
-    if token.startswith("<") and token.endswith(">"):
-        token = token[1:-1].partition("|")[0]
+    """A URL as typed, from Slack's text: links Slack made (`<url>`, `<url|label>`, and the
+    `<mailto:a@b|a@b>` it makes of addresses inside a URL) unwrapped, escapes undone."""
+    token = _LINKED.sub(lambda m: m.group(2) if m.group(1).startswith("mailto:") and m.group(2) else m.group(1), token)
     return token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
