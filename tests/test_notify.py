@@ -374,3 +374,22 @@ def test_stored_incidents_keep_working_after_the_migration(database_url, setting
         assert any("Escalating (escalated by <@U0FRANK>): paged" in m["text"] for m in standin.messages("C0GENERAL"))
     finally:
         stop()
+
+
+def test_a_notification_due_while_the_bot_is_down_is_sent_once_after_a_restart(settings_env, standin, tmp_path,
+                                                                               smtp, web):
+    env = {**settings_env, "ROTATIONS_DIR": str(rotations_with(tmp_path, people_file(smtp, web))),
+           "PUBLIC_URL": PUBLIC}
+    clock = ManualClock(START)
+    first, stop_first = start_bot(env, standin, clock)
+    first.command("U0ALICE", "/incident", "declare sev1 Checkout down")
+    stop_first()  # down with frank's push (1 min) and phone (2 min) still to come
+    clock.advance(timedelta(minutes=5))
+    second, stop_second = start_bot(env, standin, clock)
+    try:
+        second.advance(timedelta(seconds=1))
+        second.advance(timedelta(minutes=1))
+        assert len(web.at("/frank-s3cret")) == 1 and len(web.at("/")) == 1
+        assert len(smtp.to("frank@example.com")) == 1
+    finally:
+        stop_second()
