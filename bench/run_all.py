@@ -1,7 +1,7 @@
 """Every benchmark, then one table: benchmark, measure, value, baseline, ratio/target, verdict.
 
 Runs bench/ack_latency.py (SQLite and PostgreSQL), bench/storm.py, bench/alert_storm.py (SQLite
-and PostgreSQL), bench/scale.py, and
+and PostgreSQL), bench/notify.py (SQLite and PostgreSQL), bench/scale.py, and
 bench/schedule.py and bench/postmortem.py as they are (their own output is printed, and their
 headline figures read from it). Each benchmark prints its own detailed tables first. Rows
 with the verdict "info" are reported with no target: the ack latency's ratio to the bare Bolt
@@ -23,11 +23,12 @@ from collections.abc import Callable
 
 import ack_latency
 import alert_storm
+import notify
 import scale
 import storm
 from _common import BENCH, ROOT, Row, machine, print_table, verdict
 
-NAMES = ("ack", "storm", "alerts", "scale", "schedule", "postmortem")
+NAMES = ("ack", "storm", "alerts", "notify", "scale", "schedule", "postmortem")
 
 
 def script(name: str, *args: str) -> str:
@@ -135,6 +136,13 @@ def main(argv: list[str] | None = None) -> int:
             ),
         ),
         ("alerts", lambda: alert_storm.run(db="sqlite") + alert_storm.run(db="postgresql")),
+        (
+            "notify",
+            lambda: (
+                notify.run(db="sqlite", seconds=20.0 if quick else 60.0)
+                + notify.run(db="postgresql", seconds=20.0 if quick else 60.0)
+            ),
+        ),
         (
             "scale",
             lambda: scale.run(

@@ -41,6 +41,12 @@ class Settings:
     status_reminder_minutes: int = 30
     outbox_lease_seconds: int = 120
     alert_severities: dict[str, int] = field(default_factory=dict)  # alert label -> SEV that declares
+    public_url: str = ""  # where people reach the bot's pages; "" means http://localhost:PORT
+
+    @property
+    def public_base(self) -> str:
+        """PUBLIC_URL without its trailing slash, or http://localhost:PORT."""
+        return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
         return (
@@ -79,6 +85,9 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         api_url += "/"
     database_url = _database_url(get("DATABASE_URL") or "sqlite:///oncall.db")
     postmortems = get("POSTMORTEMS_DIR")
+    public_url = get("PUBLIC_URL") or ""
+    if public_url and (not public_url.startswith(("http://", "https://")) or len(public_url) > 200):
+        raise ConfigError(f"PUBLIC_URL must be the http(s) address people reach the bot at, got {public_url[:80]!r}")
     reminder = get("STATUS_REMINDER_MINUTES") or "30"
     if not reminder.isdigit() or not 1 <= int(reminder) <= 1440:
         raise ConfigError(f"STATUS_REMINDER_MINUTES must be a number of minutes (1-1440), got {reminder!r}")
@@ -97,6 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         postmortems_dir=Path(postmortems) if postmortems else None,
         status_reminder_minutes=int(reminder),
         alert_severities=_severity_map(get("ALERT_SEVERITIES")),
+        public_url=public_url,
         outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
     )
 

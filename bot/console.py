@@ -7,6 +7,8 @@ Lines (typed, or replayed from `--script FILE`):
   @bob #inc-1 says Error rate is back to normal     a message posted by a person
   @alice #inc-1 pins last                           :pushpin: on the channel's last human message
   @frank press Acknowledge                          press the newest button with that label they can see
+                                                    (on the web page they opened last, else in Slack)
+  @frank open LINK                                  open a link they received (`open link`: the newest)
   +45m  +2h  +1d                                    move the clock on; due handoffs, reminders and
                                                     escalations fire at their own instants
   at 2026-03-10T15:00Z                              set the clock (before anything else happens)
@@ -31,6 +33,8 @@ from slack_bolt.request import BoltRequest
 
 from bot.clock import ManualClock
 from bot.config import load_settings
+from bot.notify.contacts import Contact
+from bot.notify.flows import Message
 from bot.runtime import Runtime
 from bot.slack.app import create_app
 from bot.slack.client import make_client
@@ -72,7 +76,25 @@ class Console:
         self.bolt = create_app(runtime, signing_secret=SECRET, listener_executor=InlineExecutor())
         self.names: dict[str, str] = {}
         self._stamp: str | None = None  # printed before the first line a fired job shows
+        self.links: dict[str, str] = {}  # the newest link each person received outside Slack
+        self.forms: dict[str, tuple[str, str, str]] = {}  # (path, csrf, button) of the page each opened last
+        import bot.web.routes  # noqa: F401  (the acknowledgement link's page)
+        from bot.web.app import create_web_app
+
+        self.web = create_web_app(runtime, self.bolt).test_client()
         slack.on_call(self._show)
+        if runtime.notifications is not None:  # outside Slack: printed like a DM, never sent
+            runtime.notifications.sender = self.push
+
+    def push(self, user_id: str, contact: Contact, message: Message) -> None:
+        who = next((name for name, uid in self.names.items() if uid == user_id), user_id)
+        if self._stamp:
+            self.out.write(self._stamp + "\n")
+            self._stamp = None
+        body = message.body.replace("\n", " ")
+        self.out.write(f"    [push to @{who}] ({contact.name}) {message.title}: {body}\n")
+        if message.link:
+            self.links[user_id] = message.link
 
     def _show(self, call: Any) -> None:
         if call.method in QUIET:
@@ -147,8 +169,10 @@ class Console:
             self.pin_last(user_id, channel)
         elif rest.startswith("press "):
             self.press(user_id, rest[6:].strip())
+        elif rest.startswith("open "):
+            self.open(user_id, rest[5:].strip())
         else:
-            raise ConsoleError("after @person: /command ..., says TEXT, pins last, or press LABEL")
+            raise ConsoleError("after @person: /command ..., says TEXT, pins last, open LINK or press LABEL")
         self.settle()
 
     def dispatch(self, body: str, content_type: str) -> Any:
@@ -185,8 +209,35 @@ class Console:
         self.event({"type": "reaction_added", "user": user_id, "reaction": "pushpin",
                     "item": {"type": "message", "channel": channel, "ts": last["ts"]}, "event_ts": str(time.time())})
 
+    def open(self, user_id: str, link: str) -> None:
+        """Open a link as a browser would (GET) and show the page as text."""
+        if link == "link":
+            if user_id not in self.links:
+                raise ConsoleError("they have received no link outside Slack")
+            link = self.links[user_id]
+        path = "/" + link.split("://", 1)[-1].partition("/")[2] if "://" in link else link
+        reply = self.web.get(path)
+        self._page(user_id, path, reply.status_code, reply.get_data(as_text=True))
+
+    def _page(self, user_id: str, path: str, status: int, page: str) -> None:
+        form = re.search(r"<form method=post action='([^']+)'><input type=hidden name=csrf value='([^']+)'>"
+                         r"<button type=submit>([^<]+)</button>", page)
+        if form:
+            self.forms[user_id] = (form.group(1), form.group(2), form.group(3))
+        else:
+            self.forms.pop(user_id, None)
+        words = " ".join(re.sub(r"<(style|title)>.*?</\1>|<[^>]+>", " ", page).split())
+        button = f" [{form.group(3)}]" if form else ""
+        self.say(f"    [web page {status}] {words}{button}")
+
     def press(self, user_id: str, label: str) -> None:
-        """Press the newest button with that label in the person's DMs or channels."""
+        """Press the button with that label on the web page the person opened last, else the
+        newest one in their DMs or channels."""
+        if user_id in self.forms and self.forms[user_id][2].lower() == label.lower():
+            path, csrf, _ = self.forms.pop(user_id)
+            reply = self.web.post(path, data={"csrf": csrf})
+            self._page(user_id, path, reply.status_code, reply.get_data(as_text=True))
+            return
         candidates: list[tuple[float, str, dict[str, Any], dict[str, Any]]] = []
         for channel_id, messages in self._visible(user_id):
             for message in messages:

@@ -95,6 +95,9 @@ class Page(SQLModel, table=True):
     escalated_at: Optional[datetime] = _when()
     escalated_by: Optional[str] = None
     resolved_at: Optional[datetime] = _when()  # its alert group resolved before anyone answered
+    acknowledged_via: Optional[str] = None  # "slack" (the DM button) or "link" (acknowledgement link)
+    chain: Optional[str] = None  # the rotation its escalation chain started from
+    chain_round: int = 0  # 0 = first walk of the chain; n = n-th repeat (escalation_repeat)
     dm_channel: Optional[str] = None
     dm_ts: Optional[str] = None
 
@@ -195,3 +198,45 @@ class ChannelMember(SQLModel, table=True):
 
     channel_id: str = Field(primary_key=True)
     user_id: str = Field(primary_key=True)
+
+
+class ContactSetting(SQLModel, table=True):
+    """A contact or notify delay someone set in Slack; it wins over the people file's."""
+
+    user: str = Field(primary_key=True)
+    name: str = Field(primary_key=True)
+    url: Optional[str] = Field(default=None, sa_column=Column(Text))  # a secret: never shown whole
+    removed: bool = False  # the contact of that name is gone, the file's included
+    notify_minutes: Optional[int] = None
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """A page sent to one contact outside Slack, at its notify delay."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    page_id: int = Field(foreign_key="page.id", index=True)
+    user: str
+    contact: str  # the contact's name
+    kind: str  # the URL's scheme (mailto, ntfys, json...): what /metrics counts by
+    due_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    status: str = "scheduled"  # scheduled | sending | delivered | failed | cancelled
+    attempts: int = 0
+    sent_at: Optional[datetime] = _when()
+    error: Optional[str] = Field(default=None, sa_column=Column(Text))
+
+
+class AckLink(SQLModel, table=True):
+    """The acknowledgement link of one page, for its paged person; used once."""
+
+    page_id: int = Field(primary_key=True, foreign_key="page.id")
+    user: str
+    nonce: str
+    used_at: Optional[datetime] = _when()
+
+
+class BotSecret(SQLModel, table=True):
+    """Random keys the bot makes for itself once and every process shares (link signatures)."""
+
+    name: str = Field(primary_key=True)
+    value: str

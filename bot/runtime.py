@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from slack_sdk import WebClient
 
@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows
 from bot.jobs.scheduler import JobScheduler
+from bot.notify.flows import Notifications
 from bot.observability.metrics import BotMetrics
 from bot.outbox import Outbox
 from bot.postmortem.flows import PostmortemFlows
@@ -45,10 +46,18 @@ class Runtime:
     # How many Slack requests the web process is answering, shared with the clock (None: not shared).
     # The people file (people.toml in the rotations folder) by user as written; {} without one.
     people_file: dict[str, Person] = field(default_factory=dict)
+    # Pages sent outside Slack (Apprise), and the outbox of their sending: a worker of its own,
+    # so a slow mail server never holds up Slack's side effects, nor the other way round.
+    notifications: Notifications | None = None
+    notify_outbox: Outbox | None = None
+
+    def outboxes(self) -> list[Outbox]:
+        return [self.outbox] + ([self.notify_outbox] if self.notify_outbox is not None else [])
 
     def after_commit(self) -> None:
         """Wake the workers: an outbox task or a job request was just committed."""
-        self.outbox.notify()
+        for outbox in self.outboxes():
+            outbox.notify()
         self.scheduler.notify()
 
     def settle(self, wait: Callable[[], None] = lambda: None) -> None:
@@ -57,10 +66,13 @@ class Runtime:
         for _ in range(50):
             wait()
             self.scheduler.sync()
-            if not (self.outbox.run_due() or self.scheduler.run_due()):
+            if not (self._run_outboxes() or self.scheduler.run_due()):
                 wait()
-                if not self.outbox.run_due():
+                if not self._run_outboxes():
                     return
+
+    def _run_outboxes(self) -> int:
+        return sum([outbox.run_due() for outbox in self.outboxes()])
 
     def advance_to(self, target: datetime, *, on_step: Callable[[datetime], None] = lambda _: None,
                    wait: Callable[[], None] = lambda: None) -> None:

@@ -35,7 +35,8 @@ def _check_token(settings: Settings) -> None:
 
 def _start_workers(runtime: Runtime, with_scheduler: bool, with_outbox: bool = True) -> None:
     if with_outbox:
-        runtime.outbox.start()
+        for outbox in runtime.outboxes():
+            outbox.start()
     if with_scheduler:
         from bot.jobs.handoffs import plan_handoffs
 
@@ -45,7 +46,8 @@ def _start_workers(runtime: Runtime, with_scheduler: bool, with_outbox: bool = T
 
 def _stop_workers(runtime: Runtime) -> None:
     runtime.scheduler.stop()
-    runtime.outbox.stop()
+    for outbox in runtime.outboxes():
+        outbox.stop()
     runtime.storage.dispose()
 
 

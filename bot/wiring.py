@@ -18,6 +18,9 @@ from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows
 from bot.jobs import handoffs
 from bot.jobs.scheduler import JobScheduler
+from bot.notify import flows as notify_flows
+from bot.notify.contacts import Contacts
+from bot.notify.flows import Notifications
 from bot.observability.metrics import BotMetrics
 from bot.observability.slack_client import MeteredWebClient
 from bot.outbox import Outbox
@@ -45,11 +48,13 @@ def build_runtime(
     rotations, people_file = load_rotation_folder(settings.rotations_dir)
     storage = open_storage(settings.database_url)
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
+    notify_outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
     people = People(storage, client, clock, zones=zones_by_user(people_file))
 
     def wake() -> None:
         outbox.notify()
+        notify_outbox.notify()
         scheduler.notify()
 
     def is_channel_member(channel_id: str, user_id: str) -> bool:
@@ -58,7 +63,12 @@ def build_runtime(
         except SlackApiError:
             return False
 
-    pager = PagingFlows(storage=storage, clock=clock, rotations=rotations, people=people, wake=wake)
+    notifications = Notifications(
+        storage=storage, clock=clock, contacts=Contacts(people_file, people.resolve), public_url=settings.public_base,
+        name_of=lambda user_id: people.profile(user_id).name, wake=wake,
+    )
+    pager = PagingFlows(storage=storage, clock=clock, rotations=rotations, people=people, wake=wake,
+                        notifier=notifications)
     postmortems = PostmortemFlows(clock=clock, settings=settings)
     incidents = IncidentFlows(
         storage=storage, clock=clock, settings=settings, rotations=rotations, people=people, paging=pager,
@@ -76,7 +86,7 @@ def build_runtime(
         rotations=rotations, people=people, metrics=metrics,
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
         alert_policy=AlertPolicy.from_settings(settings.alert_severities),
-        people_file=people_file,
+        people_file=people_file, notifications=notifications, notify_outbox=notify_outbox,
     )
     register_work(runtime)
     postmortems.check_templates()
@@ -133,4 +143,7 @@ def register_work(runtime: Runtime) -> None:
     scheduler.register(paging.ESCALATE, runtime.paging.escalate_on_timeout)
     scheduler.register(postmortem_flows.REMINDER, runtime.postmortems.remind)
     handoffs.install(runtime)
-    scheduler.after_job = outbox.notify
+    assert runtime.notify_outbox is not None and runtime.notifications is not None
+    runtime.notify_outbox.register(notify_flows.SEND, runtime.notifications.send)
+    scheduler.register(notify_flows.DUE, runtime.notifications.due)
+    scheduler.after_job = runtime.after_commit

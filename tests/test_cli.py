@@ -78,6 +78,20 @@ def test_console_replays_time_off_and_a_public_holiday():
     assert "! line" not in result.stdout
 
 
+def test_console_prints_pushes_like_dms_and_opens_and_presses_the_link():
+    result = run_bot("console", "--script", "examples/page-by-phone.txt", timeout=120)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Contact saved: `phone` · ntfys://ntfy.sh · 2 min after a page." in out and "niamh-7f3k" not in out.split(
+        "Contact saved")[1].split("\n")[0]
+    [push] = [line for line in out.splitlines() if "[push to @niamh] (phone)" in line]
+    assert "Incident #1 (SEV2): Checkout latency is high" in push and "http://localhost:3000/ack/" in push
+    assert "[web page 200] Acknowledge the page Incident #1 (SEV2): Checkout latency is high" in out
+    assert "[web page 200] Acknowledged" in out
+    assert "@niamh acknowledged the page from the acknowledgement link." in out
+    assert "Escalating" not in out and "! line" not in out
+
+
 def test_console_reports_a_bad_line_and_goes_on(tmp_path):
     script = tmp_path / "s.txt"
     script.write_text("at 2026-11-24T15:20Z\nuser ana U0ANA Europe/Dublin\n@nobody /incident help\n@ana /incident help\n")

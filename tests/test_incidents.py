@@ -39,7 +39,7 @@ def test_declaring_opens_a_channel_invites_pins_and_broadcasts(bot, standin):
     pinned = standin.pins(channel["id"])
     assert len(pinned) == 1
     labels = [e["text"]["text"] for b in pinned[0]["blocks"] if b["type"] == "actions" for e in b["elements"]]
-    assert labels == ["Acknowledge", "Join", "Resolve"]
+    assert labels == ["I'm responding", "Join", "Resolve"]
     broadcast = standin.messages("C0INCIDENTS")
     assert len(broadcast) == 1 and "Checkout down" in broadcast[0]["text"]
     assert f"<#{channel['id']}>" in broadcast[0]["text"]
@@ -358,18 +358,28 @@ def test_an_empty_form_title_is_refused_in_the_form(bot):
         assert session.get(Incident, 1) is None
 
 
-def test_summary_buttons_acknowledge_join_and_resolve(bot, standin):
+def test_summary_buttons_im_responding_join_and_resolve(bot, standin):
     declare(bot)
     channel = bot.channel_of(1)
-    bot.press("U0FRANK", "incident_ack", "1", channel=channel)
-    bot.press("U0FRANK", "incident_ack", "1", channel=channel)  # a double click acts once
-    bot.press("U0MALLORY", "incident_join", "1", channel=channel)
+    summary = standin.messages(channel)[0]
+    labels = [e["text"]["text"] for b in summary["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert labels == ["I'm responding", "Join", "Resolve"]
+    bot.press("U0MALLORY", "incident_respond", "1", channel=channel)
+    bot.press("U0MALLORY", "incident_respond", "1", channel=channel)  # a double click acts once
     assert "U0MALLORY" in standin.members(channel)
+    assert [m["text"] for m in standin.messages(channel)].count(":raising_hand: <@U0MALLORY> is responding.") == 1
+    assert any("already responding" in m.get("text", "") for m in standin.ephemerals("U0MALLORY"))
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1).acknowledged_at is None  # responding is not acknowledging
+    bot.press("U0ERIN", "incident_ack", "1", channel=channel)  # a summary pinned before the rename
+    assert "U0ERIN" in standin.members(channel)
+    bot.press("U0MALLORY", "incident_join", "1", channel=channel)
     bot.press("U0MALLORY", "incident_resolve", "1", channel=channel)
     with bot.rt.storage.read() as session:
         incident = session.get(Incident, 1)
-    assert incident.acknowledged_at is not None and incident.status == "resolved"
-    assert [e.kind for e in entries(bot)].count("acknowledge") == 1
+    assert incident.acknowledged_at is None and incident.status == "resolved"
+    kinds = [e.kind for e in entries(bot)]
+    assert kinds.count("responding") == 2 and "acknowledge" not in kinds
 
 
 def test_an_open_sev2_without_updates_is_nudged_and_resolve_stops_it(bot, standin):

@@ -43,6 +43,10 @@ PEM = (
             "hook https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX",
             "hook [REDACTED:slack-webhook]",
         ),
+        (
+            '"GET /ack/12.1Oz9mrzHUhMq-jt6RafsxcpE.dQ6JWbj6RgAZ4t1svr8jMAQWXzNmMWo_xIZF2aZZcpY HTTP/1.1" 200',
+            '"GET /ack/[REDACTED:ack-link] HTTP/1.1" 200',
+        ),
         (f"key id {AWS_ID} in logs", "key id [REDACTED:aws-access-key] in logs"),
         (f"{AWS_SESSION_ID},", "[REDACTED:aws-access-key],"),
         (
@@ -113,6 +117,7 @@ def test_ordinary_incident_prose_is_left_alone(prose):
 def test_every_rule_has_a_test_above():
     tested = {
         "private-key",
+        "ack-link",
         "slack-webhook",
         "slack-token",
         "github-token",

@@ -62,6 +62,19 @@ def test_every_field_is_read():
     assert region.members == ("U0APAC1", "U0APAC2")
 
 
+def test_escalation_repeat_defaults_to_none_and_is_read():
+    assert parse_rotation(VALID, "rotations/payments.toml").escalation_repeat == 0
+    text = VALID.replace("default = true", "escalation_repeat = 2\ndefault = true")
+    assert parse_rotation(text, "rotations/payments.toml").escalation_repeat == 2
+
+
+@pytest.mark.parametrize("value", ["-1", "11", "true", '"twice"', "1.5"])
+def test_a_bad_escalation_repeat_names_the_line_and_the_range(value):
+    (problem,) = problems_in(VALID.replace("default = true", f"escalation_repeat = {value}\ndefault = true"))
+    assert problem.startswith("rotations/payments.toml:8: escalation_repeat: ")
+    assert "whole number from 0 to 10" in problem
+
+
 def test_name_defaults_to_the_file_stem_and_days_to_every_day():
     rotation = parse_rotation(
         VALID.replace('name = "payments"\n', "").replace('days = "mon-fri"\n', ""),

@@ -24,13 +24,18 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.incidents.commands import OPEN, SEVERITIES
 from bot.models import Counter as NumberCounter
-from bot.models import Incident, OutboxTask, Page
+from bot.models import Incident, Notification, OutboxTask, Page
 
 if TYPE_CHECKING:
     from bot.clock import Clock
@@ -215,6 +220,22 @@ class DatabaseCollector:
                 "unanswered",
             ),
             (
+                CounterMetricFamily(
+                    "oncall_notifications",
+                    "Pages sent to people: kind slack (the DM) or a contact's URL scheme; outcome delivered, "
+                    "failed, cancelled (answered first) or pending",
+                    labels=["kind", "outcome"],
+                ),
+                "notifications",
+            ),
+            (
+                SummaryMetricFamily(
+                    "oncall_time_to_acknowledge_seconds",
+                    "From an incident's declaration to its first acknowledged page, over acknowledged incidents",
+                ),
+                "acknowledge",
+            ),
+            (
                 GaugeMetricFamily(
                     "oncall_outbox_tasks",
                     "Slack side effects not done yet, by status",
@@ -247,6 +268,10 @@ class DatabaseCollector:
         families["pages"].add_metric([], figures["pages"])
         families["escalations"].add_metric([], figures["escalations"])
         families["unanswered"].add_metric([], figures["unanswered"])
+        for (kind, outcome), count in sorted(figures["notifications"].items()):  # type: ignore[attr-defined]
+            families["notifications"].add_metric([kind, outcome], count)
+        count, total = figures["acknowledge"]  # type: ignore[misc]
+        families["acknowledge"].add_metric([], count_value=count, sum_value=total)
         for status in ("pending", "failed"):
             families["outbox"].add_metric([status], figures["outbox"].get(status, 0))
         families["oldest"].add_metric([], figures["oldest"])
@@ -272,6 +297,13 @@ class DatabaseCollector:
                 .where(col(Page.escalated_at).is_(None), col(Page.acknowledged_at).is_(None))
                 .where(col(Page.resolved_at).is_(None))
             ).one()
+            notified = session.exec(
+                select(Notification.kind, Notification.status, func.count()).group_by(Notification.kind, Notification.status)
+            ).all()
+            dms = session.exec(select(func.count()).select_from(Page).where(col(Page.dm_ts).is_not(None))).one()
+            acknowledged = session.exec(
+                select(Incident.declared_at, Incident.acknowledged_at).where(col(Incident.acknowledged_at).is_not(None))
+            ).all()
             outbox_rows = session.exec(
                 select(OutboxTask.status, func.count())
                 .where(col(OutboxTask.status).in_(("pending", "failed")))
@@ -283,7 +315,15 @@ class DatabaseCollector:
                 .order_by(col(OutboxTask.created_at))
                 .limit(1)
             ).first()
+        notifications: dict[tuple[str, str], int] = {("slack", "delivered"): int(dms)}
+        for kind, status, n in notified:
+            outcome = "pending" if status in ("scheduled", "sending") else status
+            key = (label(kind), outcome)
+            notifications[key] = notifications.get(key, 0) + int(n)
+        waits = [(ack - declared).total_seconds() for declared, ack in acknowledged]
         return {
+            "notifications": notifications,
+            "acknowledge": (len(waits), sum(waits)),
             "open": {int(sev): int(n) for sev, n in open_rows},
             "declared": int(declared),
             "pages": int(pages),

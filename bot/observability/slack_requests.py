@@ -48,7 +48,7 @@ from bot.observability.logs import (
 )
 from bot.observability.metrics import OUTCOMES, BotMetrics, label
 from bot.observability.slack_client import MeteredWebClient
-from bot.slack import commands
+from bot.slack import commands, contact_commands
 from bot.slack.malformed import MalformedRequest
 
 if TYPE_CHECKING:
@@ -131,7 +131,7 @@ def _usage_error(body: dict[str, Any]) -> bool:
     """True when a slash command's text is refused by its parser (the reply shows the form)."""
     parse: Callable[[str], Any] | None = {
         "/incident": commands.parse_incident,
-        "/oncall": commands.parse_oncall,
+        "/oncall": contact_commands.parse_oncall,
     }.get(str(body.get("command")))
     if parse is None:
         return False

@@ -62,6 +62,17 @@ class PageFact:
     acknowledged_by: str | None
     escalated_at: datetime | None
     level: int
+    acknowledged_via: str | None = None  # "slack" (the DM button) or "link"
+    notifications: tuple[NotificationFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class NotificationFact:
+    """The page sent to one of the person's contacts outside Slack."""
+
+    contact: str  # the contact's name, never its URL
+    at: datetime  # sent, or due when it never was
+    outcome: str  # delivered, failed, cancelled (answered first), pending
 
 
 @dataclass(frozen=True)
@@ -194,6 +205,17 @@ class Page:
     acknowledged_by: str | None
     response: str
     escalated: Moment | None
+    acknowledged_via: str | None = None  # "Slack button" or "link"
+    notifications: tuple[Sent, ...] = ()
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One notification of a page outside Slack, as shown."""
+
+    at: Moment
+    contact: str
+    outcome: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -85,6 +85,13 @@ RULES: tuple[Rule, ...] = (
         _mask("slack-webhook"),
     ),
     Rule(
+        "ack-link",
+        ("/ack/",),
+        # An acknowledgement link acknowledges a page for whoever holds it (access logs, pastes).
+        re.compile(r"(/ack/)[0-9]{1,9}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+        lambda m: m.group(1) + _mask("ack-link"),
+    ),
+    Rule(
         "slack-token",
         ("xox", "xapp-"),
         re.compile(r"(?<![A-Za-z0-9])(?:xox[abposre]|xoxe\.xox[bp]|xapp)-[A-Za-z0-9-]{8,}"),

@@ -20,9 +20,16 @@ from bot.incidents import service as incidents
 from bot.incidents.commands import severity_label
 from bot.incidents.paging import pages_of
 from bot.models import ActionItem as ActionRow
-from bot.models import Incident, PostmortemDraft, TimelineEntry, UserProfile
+from bot.models import Incident, Notification, PostmortemDraft, TimelineEntry, UserProfile
 from bot.models import Page as PageRow
-from bot.postmortem.facts import ActionItem, PageFact, PostmortemFacts, SeverityChange, TimelineItem
+from bot.postmortem.facts import (
+    ActionItem,
+    NotificationFact,
+    PageFact,
+    PostmortemFacts,
+    SeverityChange,
+    TimelineItem,
+)
 from bot.postmortem.render import PostmortemError, render_fallback, render_postmortem
 from bot.schedule.zones import UnknownZone, canonical_zone, get_zone, local_to_utc, utc_to_local
 
@@ -137,6 +144,11 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
     """Everything the bot recorded about ``incident``, as the facts a draft is rendered from."""
     entries = incidents.timeline(db_session=db_session, incident=incident)
     pages = pages_of(db_session=db_session, incident=incident)
+    sent: dict[int, list[Notification]] = {}
+    if pages:
+        for n in db_session.exec(select(Notification).where(col(Notification.page_id).in_([p.id for p in pages]))
+                                 .order_by(col(Notification.id))).all():
+            sent.setdefault(n.page_id, []).append(n)
     actions = incidents.action_items(db_session=db_session, incident=incident)
     ids = _user_ids(incident, entries, pages, actions)
     people = _People(_names(db_session, ids))
@@ -180,6 +192,12 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
                 acknowledged_by=show(p.acknowledged_by),
                 escalated_at=p.escalated_at,
                 level=p.level + 1,  # stored 0-based; a postmortem counts responders from 1
+                acknowledged_via=p.acknowledged_via,
+                notifications=tuple(
+                    NotificationFact(n.contact, n.sent_at or n.due_at,
+                                     "pending" if n.status in ("scheduled", "sending") else n.status)
+                    for n in sent.get(p.id or 0, [])
+                ),
             )
             for p in pages
         ),

@@ -22,6 +22,7 @@ from bot.postmortem.facts import (
     Page,
     PostmortemFacts,
     Role,
+    Sent,
     SeverityStep,
     View,
 )
@@ -29,7 +30,9 @@ from bot.postmortem.redact import hinted, safe_text
 
 UNKNOWN = "—"
 # Timeline kinds read as their own word capitalised, except these.
-_KIND_LABELS = {"acknowledge": "Acknowledged", "escalate": "Escalated", "action": "Action item"}
+_VIA = {"slack": "Slack button", "link": "link"}
+_OUTCOMES = {"cancelled": "not sent (answered first)", "pending": "not sent yet"}
+_KIND_LABELS = {"acknowledge": "Acknowledged", "escalate": "Escalated", "action": "Action item", "responding": "Responding"}
 
 
 def format_duration(delta: timedelta | None) -> str:
@@ -217,6 +220,11 @@ def build_view(facts: PostmortemFacts) -> View:
             acknowledged_by=text.name(p.acknowledged_by),
             response=_since(p.paged_at, p.acknowledged_at),
             escalated=clock.maybe(p.escalated_at),
+            acknowledged_via=_VIA.get(p.acknowledged_via or ""),
+            notifications=tuple(
+                Sent(clock.moment(n.at), text.name(n.contact) or "", _OUTCOMES.get(n.outcome, n.outcome))
+                for n in sorted(p.notifications, key=lambda n: n.at)
+            ),
         )
         for p in sorted(facts.pages, key=lambda p: p.paged_at)
     )

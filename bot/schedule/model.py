@@ -92,6 +92,7 @@ class Rotation:
     usergroup: str | None = None
     escalation_minutes: int | None = None
     escalate_to: str | None = None
+    escalation_repeat: int = 0  # walks of the whole chain after the first, when nobody acknowledges
     default: bool = False
     regions: tuple[Region, ...]
     overrides: tuple[Override, ...] = ()

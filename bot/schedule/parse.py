@@ -34,6 +34,7 @@ TOP_KEYS = (
     "usergroup",
     "escalation_minutes",
     "escalate_to",
+    "escalation_repeat",
     "default",
     "regions",
     "overrides",
@@ -227,6 +228,7 @@ def _rotation(reader: _FileReader, data: dict[str, Any], stem: str) -> Rotation 
         "usergroup": reader.value(_TOP, data, "usergroup", _text, default=None),
         "escalation_minutes": reader.value(_TOP, data, "escalation_minutes", _minutes, None),
         "escalate_to": reader.value(_TOP, data, "escalate_to", _name, default=None),
+        "escalation_repeat": reader.value(_TOP, data, "escalation_repeat", _repeats, default=0),
         "default": reader.value(_TOP, data, "default", _flag, default=False),
         "regions": _regions(reader, data),
         "overrides": _overrides(reader, data),
@@ -349,6 +351,13 @@ def _minutes(value: object) -> int:
     """A positive whole number of minutes."""
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise _Invalid(f"{value!r} must be a positive whole number of minutes")
+    return value
+
+
+def _repeats(value: object) -> int:
+    """How many more times the escalation chain is walked: a whole number from 0 to 10."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 10:
+        raise _Invalid(f"{value!r} must be a whole number from 0 to 10 (walks of the chain after the first)")
     return value
 
 

@@ -30,7 +30,7 @@ def incident_line(incident: Incident) -> str:
 
 
 def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
-    """The pinned summary: text fallback and blocks with Acknowledge, Join and Resolve."""
+    """The pinned summary: text fallback and blocks with I'm responding, Join and Resolve."""
     title = safe(incident.title)
     text = f"Incident #{incident.id}: {title} ({severity_label(incident.severity)}, {incident.status})"
     fields = [
@@ -53,7 +53,7 @@ def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
             {
                 "type": "actions",
                 "elements": [
-                    {"type": "button", "text": {"type": "plain_text", "text": "Acknowledge"}, "action_id": "incident_ack", "value": value, "style": "primary"},
+                    {"type": "button", "text": {"type": "plain_text", "text": "I'm responding"}, "action_id": "incident_respond", "value": value, "style": "primary"},
                     {"type": "button", "text": {"type": "plain_text", "text": "Join"}, "action_id": "incident_join", "value": value},
                     {"type": "button", "text": {"type": "plain_text", "text": "Resolve"}, "action_id": "incident_resolve", "value": value, "style": "danger"},
                 ],

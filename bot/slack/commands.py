@@ -52,6 +52,7 @@ ONCALL_HELP = """*`/oncall` — who holds the pager*
 `/oncall take ROTATION @user` — take over their next shift (they are told)
 `/oncall away START END` — I am away (e.g. `2026-12-24 2026-12-26`: whole days in your time zone, the end day included; or `2026-12-24T09:00 2026-12-24T13:00`, or with an offset or a zone name after END)
 `/oncall away` — my time away · `/oncall away remove ID` — remove one
+`/oncall contact NAME URL` · `/oncall contact remove NAME` · `/oncall contact test` · `/oncall notify NAME MINUTES` — reach me outside Slack
 `/oncall help`"""
 
 # The form of each verb, shown when a command is misread; the verbs each parser understands
@@ -86,7 +87,7 @@ ONCALL_FORMS = {
 }
 FORMS = {**ONCALL_FORMS, **INCIDENT_FORMS}
 INCIDENT_VERBS = frozenset(INCIDENT_FORMS)
-ONCALL_VERBS = frozenset(ONCALL_FORMS)
+ONCALL_VERBS = frozenset(ONCALL_FORMS) | {"contact", "notify"}  # those two: bot/slack/contact_commands.py
 
 
 @dataclass(frozen=True)

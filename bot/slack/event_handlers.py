@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from slack_bolt import Ack, App, Respond
 from slack_sdk.errors import SlackApiError
+from sqlmodel import select
 
 from bot.incidents import service as incidents
 from bot.incidents.commands import InChannelCommand, Resolve, SetCommander
 from bot.incidents.service import IncidentError
-from bot.models import Incident
+from bot.models import Incident, TimelineEntry
 from bot.outbox import enqueue
 from bot.text import user
 
@@ -134,8 +135,11 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
         with runtime.storage.read() as session:
             return incidents.get_incident(db_session=session, number=int(value)), body["user"]["id"]
 
+    # "I'm responding" on the pinned summary (incident_ack: the button's id on summaries pinned
+    # before it was renamed). It never acknowledges: only a paged person acknowledges their page.
+    @app.action("incident_respond")
     @app.action("incident_ack")
-    def acknowledge_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
+    def responding(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
 
         def work() -> str | None:
@@ -143,13 +147,17 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
             now = runtime.clock.now()
             with runtime.storage.session() as session:
                 stored = incidents.get_incident(db_session=session, number=incident.id)
-                if stored.acknowledged_at is not None:
-                    return f"Incident #{stored.id} was already acknowledged."
-                stored.acknowledged_at = now
-                session.add(stored)
-                incidents.add_entry(db_session=session, incident=stored, at=now, actor=actor, kind="acknowledge",
-                                    text="Acknowledged the incident")
-                enqueue(session, "incident.post", {"incident_id": stored.id, "text": f":eyes: {user(actor)} acknowledged the incident."}, now=now)
+                if stored.status == "resolved":
+                    return f"Incident #{stored.id} is resolved."
+                if session.exec(select(TimelineEntry.id).where(TimelineEntry.incident_id == stored.id,
+                                                               TimelineEntry.source_key == f"responding:{actor}")).first():
+                    return f"You are already responding to incident #{stored.id}."
+                incidents.add_entry(db_session=session, incident=stored, at=now, actor=actor, kind="responding",
+                                    text=f"<@{actor}> is responding", source_key=f"responding:{actor}")
+                if stored.channel_id:
+                    enqueue(session, "slack.invite", {"channel": stored.channel_id, "users": [actor]}, now=now)
+                enqueue(session, "incident.post", {"incident_id": stored.id,
+                                                   "text": f":raising_hand: {user(actor)} is responding."}, now=now)
             runtime.after_commit()
             return None
 

@@ -14,7 +14,7 @@ from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.schedule import Shift
 from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
-from bot.slack import commands, swap_handlers
+from bot.slack import commands, contact_commands, swap_handlers
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
 from bot.slack.swap_handlers import SwapFlows
@@ -209,21 +209,31 @@ class OncallFlows:
             return str(exc)
 
     def home_view(self, viewer: str) -> dict[str, Any]:
-        """The App Home tab: who is on call now everywhere, and my next shifts."""
-        text = f"*On call now*\n{self.who(None, viewer)}\n\n{self.mine(viewer)}"
+        """The App Home tab: who is on call now everywhere, my next shifts, and my contacts
+        with when each is used (URLs masked)."""
+        mine = contact_commands.ContactReplies(self.rt).listing(viewer)
+        text = f"*On call now*\n{self.who(None, viewer)}\n\n{self.mine(viewer)}\n\n{mine}"
         return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
 
 
 def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
     people = runtime.people
     flows = OncallFlows(runtime, people)
+    contacts = contact_commands.ContactReplies(runtime)
 
     @app.command("/oncall")
     def oncall_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         try:
-            parsed = commands.parse_oncall(command.get("text", ""))
+            own = contact_commands.parse(command.get("text", ""))
+            parsed = own if own is not None else commands.parse_oncall(command.get("text", ""))
         except UsageError as exc:
+            mark_outcome("usage_error")
             ack(text=str(exc))
+            return
+        if own is not None:  # a test notification takes seconds: answered through response_url
+            asker = command["user_id"]
+            ack()
+            after_ack(lambda: respond(text=contacts.reply(own, asker), response_type="ephemeral"))
             return
         if isinstance(parsed, commands.Help):
             ack(text=commands.ONCALL_HELP)
