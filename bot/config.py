@@ -37,6 +37,7 @@ class Settings:
     port: int = 3000
     host: str = "0.0.0.0"
     alertmanager_token: str | None = None
+    metrics_token: str | None = None
     postmortems_dir: Path | None = None
     status_reminder_minutes: int = 30
     outbox_lease_seconds: int = 120
@@ -94,6 +95,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         port=int(port_text),
         host=host,
         alertmanager_token=get("ALERTMANAGER_TOKEN"),
+        metrics_token=get("METRICS_TOKEN"),
         postmortems_dir=Path(postmortems) if postmortems else None,
         status_reminder_minutes=int(reminder),
         alert_severities=_severity_map(get("ALERT_SEVERITIES")),

@@ -30,6 +30,8 @@ from bot.wiring import build_runtime
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-standin"
+ALERT_TOKEN = "test-alert-token"
+ALERT_AUTH = {"Authorization": f"Bearer {ALERT_TOKEN}"}
 ROTATIONS = Path(__file__).parent / "rotations"
 # A Tuesday in March 2026, 15:00 UTC: Los Angeles (amer, 08:00 PDT) has just taken the payments
 # pager from Dublin, so frank is on call.
@@ -298,6 +300,7 @@ def settings_env(tmp_path, standin, database_url) -> dict[str, str]:
         "ROTATIONS_DIR": str(ROTATIONS),
         "TEMPLATES_DIR": str(Path(__file__).parent.parent / "templates"),
         "INCIDENTS_CHANNEL": "C0INCIDENTS",
+        "ALERTMANAGER_TOKEN": ALERT_TOKEN,
     }
 
 

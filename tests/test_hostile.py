@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.models import Claim, Incident
-from tests.conftest import eventually, sign
+from tests.conftest import ALERT_AUTH, eventually, sign
 from tests.serving import (
     assert_still_serving,
     command,
@@ -204,7 +204,7 @@ def test_a_notification_of_10000_alerts_is_taken_and_counts_all_past_the_first_1
     body = json.dumps(payload, separators=(",", ":"))
     assert 600_000 < len(body) < 1024 * 1024
     before = quiet(served)
-    status, text = post(served, "/alerts/alertmanager", body, {"Content-Type": "application/json"})
+    status, text = post(served, "/alerts/alertmanager", body, {"Content-Type": "application/json", **ALERT_AUTH})
     assert status == 200 and json.loads(text)["action"] == "declared", text
     with served.storage.read() as session:
         incident = session.exec(select(Incident).where(Incident.dedup_key == "alertmanager:storm-of-10000")).one()

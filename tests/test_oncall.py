@@ -210,8 +210,38 @@ def test_a_commander_going_off_shift_is_offered_a_successor(bot, standin):
     offers = [m for m in standin.messages(channel) if "Take command" in str(m.get("blocks"))]
     assert len(offers) == 1 and "<@U0DAVE>" in offers[0]["text"]
     assert "U0DAVE" in standin.members(channel)
-    bot.press("U0DAVE", "take_command", "1", channel=channel)
+    value = offers[0]["blocks"][1]["elements"][0]["value"]
+    bot.press("U0DAVE", "take_command", value, channel=channel)
     assert "Commander: @dave" in standin.topic(channel)
+
+
+def test_only_the_person_offered_command_takes_it_and_only_once(bot, standin):
+    bot.command("U0FRANK", "/incident", "declare sev2 Checkout down")
+    channel = bot.channel_of(1)
+    bot.advance(timedelta(hours=9, minutes=1))
+    offer = next(m for m in standin.messages(channel) if "Take command" in str(m.get("blocks")))
+    value = offer["blocks"][1]["elements"][0]["value"]
+    bot.command("U0BOB", "/incident", "note joining", channel=channel)  # bob is not even a member
+    bot.press("U0BOB", "take_command", value, channel=channel)
+    assert "was made to <@U0DAVE> only" in standin.ephemerals("U0BOB")[-1]["text"]
+    assert "Commander: @frank" in standin.topic(channel)
+    bot.press("U0DAVE", "take_command", value, channel=channel)
+    assert "Commander: @dave" in standin.topic(channel)
+    entries = timeline_size(bot)
+    bot.press("U0DAVE", "take_command", value, channel=channel)
+    assert "this offer is closed" in standin.ephemerals("U0DAVE")[-1]["text"]
+    bot.press("U0DAVE", "take_command", "1", channel=channel)  # the old form of the button
+    assert "out of date" in standin.ephemerals("U0DAVE")[-1]["text"]
+    assert timeline_size(bot) == entries
+
+
+def timeline_size(bot) -> int:
+    from sqlmodel import select
+
+    from bot.models import TimelineEntry
+
+    with bot.rt.storage.read() as session:
+        return len(session.exec(select(TimelineEntry).where(TimelineEntry.incident_id == 1)).all())
 
 
 def test_a_handoff_missed_while_down_is_announced_once_on_start(settings_env, standin):

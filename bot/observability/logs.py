@@ -32,6 +32,9 @@ SECRET_VARIABLES = (
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
     "ALERTMANAGER_TOKEN",
+    "METRICS_TOKEN",
+    "SLACK_CLIENT_SECRET",
+    "SESSION_SECRET",
 )
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

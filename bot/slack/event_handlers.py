@@ -23,6 +23,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def take_command_offer(body: dict[str, Any]) -> tuple[int, str, str]:
+    """(incident number, the person offered command, the commander going off shift) of a
+    "Take command" button; IncidentError for any other value."""
+    number, _, rest = str(body["actions"][0].get("value", "")).partition(":")
+    offered_to, _, outgoing = rest.partition(":")
+    if not (number.isascii() and number.isdigit() and len(number) <= 9 and offered_to and outgoing):
+        raise IncidentError("That offer is out of date; ask the commander to hand over with /incident commander.")
+    return int(number), offered_to, outgoing
+
+
 def slack_ts_to_datetime(ts: str) -> datetime:
     """A Slack message ts ("1767225600.000100") as an aware UTC datetime."""
     return datetime.fromtimestamp(float(ts), tz=timezone.utc)
@@ -182,7 +192,21 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
     @app.action("take_command")
     def take_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        in_channel_button(body, respond, lambda actor: SetCommander(actor))
+
+        def work() -> str:
+            number, offered_to, outgoing = take_command_offer(body)
+            actor = body["user"]["id"]
+            if actor != offered_to:
+                raise IncidentError(f"This offer to take command of incident #{number} was made to "
+                                    f"{user(offered_to)} only.")
+            with runtime.storage.read() as session:
+                incident = incidents.get_incident(db_session=session, number=number)
+            if incident.commander != outgoing:  # taken already, or someone else was named since
+                raise IncidentError(f"{user(incident.commander)} commands incident #{number} now; "
+                                    "this offer is closed.")
+            return runtime.incidents.in_channel(SetCommander(actor), channel_id=incident.channel_id or "", actor=actor)
+
+        after_ack.answer(respond, work, refusals=(IncidentError,))
 
     @app.action("incident_resolve")
     def resolve_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
