@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -75,6 +76,16 @@ def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+FEED_URL = re.compile(r"https?://[^/\s]+(/ical/[A-Za-z0-9_-]{32}\.ics)")
+
+
+def feed_path(reply: str) -> str:
+    """The path of the calendar feed address in a reply to `/oncall ical`."""
+    found = FEED_URL.search(reply)
+    assert found, f"no calendar feed address in {reply!r}"
+    return found.group(1)
 
 
 def free_port() -> int:
@@ -237,6 +248,10 @@ class Bot:
     def advance(self, delta: timedelta) -> None:
         """Move the clock forward, firing due jobs at their own instants."""
         self.rt.advance_to(self.clock.now() + delta, wait=self.executor.wait_idle)
+
+    def feed(self, user: str, reset: bool = False) -> str:
+        """The path of a person's calendar feed, asked for as they would (`/oncall ical`)."""
+        return feed_path(self.command(user, "/oncall", "ical reset" if reset else "ical").text)
 
     def channel_of(self, number: int) -> str:
         from bot.models import Incident

@@ -265,13 +265,38 @@ def test_app_home_shows_who_is_on_call_and_my_shifts(bot, standin):
     assert "On call now" in text and "Your next shifts" in text
 
 
-def test_ical_feed_lists_shifts_and_filters_by_user(bot):
-    response = bot.get("/ical/payments.ics")
+def test_a_personal_calendar_feed_lists_my_shifts_or_a_whole_rotation(bot):
+    reply = bot.command("U0FRANK", "/oncall", "ical")
+    assert reply.text.startswith("Your calendar feed: http://localhost:3000/ical/")
+    feed = bot.feed("U0FRANK")
+    assert bot.feed("U0FRANK") == feed  # asked again: the same address
+    response = bot.get(feed)
     assert response.status == 200
-    calendar = Calendar.from_ical(response.body)
-    events = list(calendar.walk("VEVENT"))
-    assert len(events) > 90 * 3 * 0.9
-    mine = Calendar.from_ical(bot.get("/ical/payments.ics?user=U0FRANK").body)
+    mine = Calendar.from_ical(response.body)
     summaries = {str(e.get("description")) for e in mine.walk("VEVENT")}
     assert summaries == {"Slack user U0FRANK holds the payments pager."}
-    assert bot.get("/ical/nosuch.ics").status == 404
+    whole = Calendar.from_ical(bot.get(feed + "?rotation=payments").body)
+    assert len(list(whole.walk("VEVENT"))) > 90 * 3 * 0.9
+    assert bot.get(feed + "?rotation=nosuch").status == 404
+    assert bot.get(feed + "?rotation=pay%0dments").status == 400
+    assert bot.get(feed.replace("/ical/", "/ical/x")).status == 404
+
+
+def test_resetting_a_calendar_feed_retires_the_old_address(bot):
+    old = bot.feed("U0FRANK")
+    reply = bot.command("U0FRANK", "/oncall", "ical reset").text
+    assert "the old address no longer works" in reply
+    new = bot.feed("U0FRANK")
+    assert new != old and new in reply
+    assert bot.get(old).status == 404 and bot.get(old + "?rotation=payments").status == 404
+    assert bot.get(new).status == 200
+    assert bot.feed("U0DAVE") != new
+    assert "not an /oncall ical command" in bot.command("U0FRANK", "/oncall", "ical frobnicate").text
+    assert bot.get(new).status == 200
+
+
+@pytest.mark.parametrize("path", ["/ical/payments.ics", "/ical/payments.ics?user=U0FRANK", "/ical/nosuch.ics",
+                                  "/ical/" + "A" * 32 + ".ics", "/ical/", "/ical/x/y.ics"])
+def test_any_other_calendar_address_is_404(bot, path):
+    bot.feed("U0FRANK")
+    assert bot.get(path).status == 404
