@@ -21,6 +21,7 @@ from typing import Any, Self
 
 from bot.standin.http_handler import RequestHandler
 from bot.standin.methods import Workspace
+from bot.standin.oidc import OpenIDProvider
 from bot.standin.scopes import manifest_scopes, needed_scope
 from bot.standin.workspace import SlackError, flag
 
@@ -46,7 +47,7 @@ class Call:
         return bool(self.response.get("ok"))
 
 
-class SlackStandIn(Workspace):
+class SlackStandIn(Workspace, OpenIDProvider):
     """A local stand-in for Slack's Web API; see the package docstring for usage."""
 
     def __init__(
@@ -62,6 +63,7 @@ class SlackStandIn(Workspace):
         super().__init__(bot_token, bot_user_id, team_id, bot_name, team_name)
         # The bot token's scopes: the repository's manifest unless told (None: no check).
         self.scopes = manifest_scopes() if scopes is None else scopes
+        self._oidc_init()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -235,6 +237,14 @@ class SlackStandIn(Workspace):
         except KeyError:
             return f"(no scope known for {method}: add it to bot/standin/scopes.py)"
         return scope if scope and scope not in self.scopes else None
+
+    def handle_oidc(self, method: str, args: dict, token: str | None, basic: str | None) -> dict:
+        """openid.connect.token (the app's client credentials) or openid.connect.userInfo (the
+        person's access token): Sign in with Slack's Web API methods."""
+        body = self.oidc_token(args, basic) if method == "openid.connect.token" else self.oidc_userinfo(token)
+        shown = {k: ("***" if k in ("client_secret", "code") else v) for k, v in args.items()}
+        self._notify(self._record(method, shown, {k: v for k, v in body.items() if k != "id_token"}))
+        return body
 
     def response_url(
         self,
