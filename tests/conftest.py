@@ -175,6 +175,7 @@ class Bot:
         self.executor = executor
         self.clock: ManualClock = runtime.clock  # type: ignore[assignment]
         self._event_counter = 0
+        self.web_app: Any = None  # the Flask app served, for tests that walk its routes
 
     def post(self, path: str, body: str, headers: dict[str, str]) -> Response:
         request = urllib.request.Request(self.url + path, data=body.encode(), headers=headers, method="POST")
@@ -334,10 +335,12 @@ def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock, po
     plan_handoffs(runtime)
     executor = TrackingExecutor()
     bolt = create_app(runtime, signing_secret=settings.slack_signing_secret, listener_executor=executor)
-    server = make_server("127.0.0.1", port, create_web_app(runtime, bolt), threaded=True)
+    web_app = create_web_app(runtime, bolt)
+    server = make_server("127.0.0.1", port, web_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     bot = Bot(runtime, standin, f"http://127.0.0.1:{server.server_port}", executor)
+    bot.web_app = web_app
 
     def stop() -> None:
         server.shutdown()

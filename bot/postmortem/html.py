@@ -42,7 +42,7 @@ code {{ background: #f6f6f6; padding: 0 .2rem; }}
 
 def render_markdown(markdown_text: str) -> str:
     """The draft's Markdown as HTML (raw HTML in it shown as text), secrets masked."""
-    return _MARKDOWN.render(redact(markdown_text))
+    return str(_MARKDOWN.render(redact(markdown_text)))
 
 
 def render_html(markdown_text: str, *, title: str) -> str:

@@ -27,7 +27,7 @@ def parse_ical(text: str) -> bool | None:
     raise UsageError(f"`{excerpt(text)}` is not an /oncall ical command. Use {FORM}")
 
 
-def feed_reply(runtime: "Runtime", asker: str, *, reset: bool) -> str:
+def feed_reply(runtime: Runtime, asker: str, *, reset: bool) -> str:
     """The ephemeral answer: the feed address, made (or replaced) for the asker."""
     with runtime.storage.session() as session:
         secret = feed_secret(db_session=session, key=runtime.settings.key("calendar-feed"), user_id=asker,

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from bot.web.health import HealthState
 from bot.web.limits import MAX_BODY, TOO_LARGE, announced_too_large
+from bot.web.headers import SecurityHeaders
 from bot.web.slack_endpoint import SlackEndpoint
 
 if TYPE_CHECKING:
@@ -50,5 +51,5 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
         if announced_too_large(request.environ):
             raise RequestEntityTooLarge(TOO_LARGE)
 
-    web.wsgi_app = SlackEndpoint(runtime, bolt_app, web.wsgi_app)  # type: ignore[method-assign]
+    web.wsgi_app = SecurityHeaders(SlackEndpoint(runtime, bolt_app, web.wsgi_app))  # type: ignore[method-assign]
     return web

@@ -36,7 +36,7 @@ def _written(text: str) -> str:
     return CONTROL.sub("", text)
 
 
-def shifts_calendar(runtime: "Runtime", rotations: list[Rotation], user: str | None, title: str) -> bytes:
+def shifts_calendar(runtime: Runtime, rotations: list[Rotation], user: str | None, title: str) -> bytes:
     """A week back and 90 days ahead of effective shifts (overrides applied), UTC times; only
     `user`'s when given."""
     now = runtime.clock.now().replace(minute=0, second=0, microsecond=0)
@@ -69,7 +69,7 @@ def shifts_calendar(runtime: "Runtime", rotations: list[Rotation], user: str | N
     return calendar.to_ical()
 
 
-def install(runtime: "Runtime", web: Flask) -> None:
+def install(runtime: Runtime, web: Flask) -> None:
     key = runtime.settings.key("calendar-feed")
 
     @web.get("/ical/<secret>.ics")

@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, abort
-from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from bot.incidents import service as incidents
@@ -24,17 +23,13 @@ from bot.schedule.zones import utc_to_local
 from bot.text import plain
 from bot.web.app import ROUTE_INSTALLERS
 from bot.web.signin import SignIn, csrf_value
+from bot.web.templating import render
 from bot.web.visibility import visible_to
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 ROTATION_DAYS = 14
-_TEMPLATES = Environment(loader=PackageLoader("bot.web", "templates"), autoescape=select_autoescape(default=True))
-
-
-def render(template: str, **context: Any) -> str:
-    return _TEMPLATES.get_template(template).render(**context)
 
 
 def local(instant: datetime | None, tz: str) -> str:
@@ -45,7 +40,7 @@ def local(instant: datetime | None, tz: str) -> str:
     return f"{shown:%a %d %b %Y %H:%M} {shown.tzname()}"
 
 
-def install(runtime: "Runtime", web: Flask) -> None:
+def install(runtime: Runtime, web: Flask) -> None:
     if not runtime.settings.web_pages:
         return
     signin: SignIn = web.config["signin"]
@@ -58,7 +53,7 @@ def install(runtime: "Runtime", web: Flask) -> None:
             return user_id  # an alert source, not a person
         try:
             return people.profile(user_id).name or user_id
-        except Exception:  # Slack unreachable: the ID still says who
+        except Exception:  # noqa: BLE001 - Slack unreachable: the ID still says who
             return user_id
 
     def is_member(channel: str, user: str) -> bool:
@@ -126,7 +121,7 @@ def install(runtime: "Runtime", web: Flask) -> None:
             draft = postmortems.latest_draft(db_session=session, incident_id=number)
         if draft is None:
             abort(404)
-        body = Markup(render_markdown(draft.markdown))  # noqa: S704 - markdown-it with raw HTML off
+        body = Markup(render_markdown(draft.markdown))
         response = page("postmortem.html", user, number=number, version=draft.version, body=body)
         response.headers["ETag"] = f'"inc-{number}-v{draft.version}"'
         return response

@@ -1,5 +1,5 @@
-"""Sign in with Slack (OpenID Connect, through authlib) for the web pages, and what every
-response and form of the web app carries: security headers, CSRF checks.
+"""Sign in with Slack (OpenID Connect, through authlib) for the web pages, and the CSRF check
+of every form (security headers are added to every response in ``bot.web.headers``).
 
 - ``GET /login?next=PATH`` sends the browser to Slack's authorization page with a fresh
   ``state`` and ``nonce`` (authlib keeps both in the session and checks them on the way back).
@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.models import Claim
 from bot.web.app import ROUTE_INSTALLERS
+from bot.web.templating import render
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
@@ -40,16 +41,6 @@ log = logging.getLogger(__name__)
 
 SESSION_HOURS = 12
 COOKIE = "oncall_session"
-# What every response says about itself: no scripts, frames or outside resources; forms post here.
-HEADERS = {
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Opener-Policy": "same-origin",
-}
 # Endpoints whose POST must carry the session's CSRF value (other modules add theirs).
 CSRF_ENDPOINTS: set[str] = {"logout"}
 
@@ -68,7 +59,7 @@ def _signed_out_key(sid: str) -> str:
 class SignIn:
     """Who is signed in on this request, for the page modules."""
 
-    def __init__(self, runtime: "Runtime") -> None:
+    def __init__(self, runtime: Runtime) -> None:
         self.rt = runtime
 
     def user(self) -> str | None:
@@ -95,7 +86,7 @@ class SignIn:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             user = self.user()
             if user is None:
-                return redirect(f"/login?next={quote(request.path)}", 303)
+                return Response(status=303, headers={"Location": f"/login?next={quote(request.path)}"})
             return view(user, *args, **kwargs)
 
         return guarded
@@ -111,9 +102,7 @@ def _local_path(target: str | None) -> str:
 
 def install_headers(web: Flask) -> None:
     @web.after_request
-    def security_headers(response: Response) -> Response:
-        for name, value in HEADERS.items():
-            response.headers.setdefault(name, value)
+    def private_pages(response: Response) -> Response:
         if response.mimetype == "text/html":
             response.headers.setdefault("Cache-Control", "no-store")
         return response
@@ -127,7 +116,7 @@ def install_headers(web: Flask) -> None:
                 abort(403)
 
 
-def install(runtime: "Runtime", web: Flask) -> None:
+def install(runtime: Runtime, web: Flask) -> None:
     """Security headers and CSRF checks always; Sign in with Slack when it is configured."""
     install_headers(web)
     settings = runtime.settings
@@ -158,7 +147,7 @@ def install(runtime: "Runtime", web: Flask) -> None:
             token = slack.authorize_access_token()
             claims = token.get("userinfo") or {}
             user = claims.get("https://slack.com/user_id") or claims.get("sub")
-        except Exception as exc:  # a wrong state or nonce, a refused code, Slack unreachable
+        except Exception as exc:  # noqa: BLE001 - a wrong state or nonce, a refused code, Slack unreachable
             log.warning("refused a sign-in on %s: %s", request.path, getattr(exc, "error", type(exc).__name__))
             session.clear()
             return message_page("Sign-in failed. Please try again from the start.", 400)
@@ -188,8 +177,6 @@ def install(runtime: "Runtime", web: Flask) -> None:
 
 def message_page(text: str, status: int) -> tuple[Response, int]:
     """A short plain page (refusals, sign-out)."""
-    from bot.web.pages import render
-
     return Response(render("message.html", message=text, user=None), mimetype="text/html"), status
 
 
