@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.observability.logs import write_behind
+from bot.observability.logs import AccessLineFilter, write_behind
 from bot.runtime import Runtime
 from bot.slack.client import make_client, refused, token_refusal
 from bot.wiring import build_runtime
@@ -72,7 +72,9 @@ def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = T
 def _write_logs_behind() -> Callable[[], None]:
     """A web worker's log lines, the bot's and gunicorn's access lines, written by threads of
     their own (write_behind), so that a request thread never waits on a stderr write."""
-    stops = [write_behind(), write_behind(logging.getLogger("gunicorn.access"))]
+    access = logging.getLogger("gunicorn.access")
+    access.addFilter(AccessLineFilter())  # feed addresses and sign-in codes stay out of the log
+    stops = [write_behind(), write_behind(access)]
 
     def stop() -> None:
         for each in stops:

@@ -311,6 +311,16 @@ def test_a_calendar_address_without_a_known_secret_is_404(served, path):
     assert status == 404
 
 
+def test_a_calendar_feed_address_and_a_sign_in_code_never_reach_the_access_log(served):
+    feed = frank_feed(served)
+    secret = feed.removeprefix("/ical/").removesuffix(".ics")
+    assert post(served, feed, b"", {}, method="GET")[0] == 200
+    assert post(served, "/auth/slack/callback?code=c0de-of-slack&state=st4te", b"", {}, method="GET")[0] == 404
+    eventually(lambda: "GET /ical/[REDACTED].ics" in served.output(), message="the access line")
+    eventually(lambda: "callback?code=[REDACTED]&state=[REDACTED]" in served.output(), message="the access line")
+    assert secret not in served.output() and "c0de-of-slack" not in served.output()
+
+
 def test_a_calendar_holds_one_line_per_property_and_only_its_events(served):
     status, text = post(served, frank_feed(served), b"", {}, method="GET")
     assert status == 200 and "\r" not in text.replace("\r\n", "")
