@@ -54,7 +54,7 @@ PEOPLE = [
 
 
 # Servers the tests run for real, by the Debian package that brings each.
-SERVERS = {"PostgreSQL": "postgresql", "Prometheus Alertmanager": "prometheus-alertmanager"}
+SERVERS = {"PostgreSQL": "postgresql", "Prometheus Alertmanager": "prometheus-alertmanager", "Chromium": "chromium"}
 
 
 def not_installed(server: str) -> str:
