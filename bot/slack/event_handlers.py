@@ -151,6 +151,11 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
         def work() -> str | None:
             incident, actor = button_incident(body)
             now = runtime.clock.now()
+            with runtime.storage.read() as session:
+                may = incidents.may_update(db_session=session, incident=incident, user_id=actor)
+            if not may and not (incident.channel_id and runtime.incidents.is_channel_member(incident.channel_id, actor)):
+                raise IncidentError(f"Only the commander, the declarer and members of the incident's channel may "
+                                    f"acknowledge incident #{incident.id}.")
             with runtime.storage.session() as session:
                 stored = incidents.get_incident(db_session=session, number=incident.id)
                 if stored.acknowledged_at is not None:
