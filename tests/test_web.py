@@ -224,3 +224,32 @@ def test_alerts_answer_404_without_a_token_and_metrics_want_theirs_when_set(sett
         assert scraped.status == 200 and "oncall_" in scraped.body
     finally:
         stop()
+
+
+def test_visible_to_shows_a_public_incident_to_everyone_and_any_other_only_to_its_members():
+    from types import SimpleNamespace
+
+    from bot.web.visibility import visible_to
+
+    members = {("C1", "U0FRANK")}
+
+    def is_member(channel, user):
+        return (channel, user) in members
+
+    unknown = SimpleNamespace(channel_id="C1")  # before incidents say whether they are private
+    assert visible_to("U0FRANK", unknown, is_member) and not visible_to("U0BOB", unknown, is_member)
+    assert visible_to("U0BOB", SimpleNamespace(channel_id="C1", private=False), is_member)
+    assert not visible_to("U0BOB", SimpleNamespace(channel_id="C1", private=True), is_member)
+    assert visible_to("U0BOB", SimpleNamespace(channel_id=None), is_member)  # no channel yet
+
+
+def test_sign_in_with_slack_needs_both_the_client_id_and_its_secret():
+    from bot.config import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together"):
+        load_settings({"SLACK_CLIENT_ID": "1.2"})
+    with pytest.raises(ConfigError, match="PUBLIC_URL"):
+        load_settings({"PUBLIC_URL": "oncall.example.com"})
+    settings = load_settings({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "s", "PUBLIC_URL": "https://x.example/"})
+    assert settings.web_pages and settings.base_url == "https://x.example"
+    assert load_settings({"PORT": "8080"}).base_url == "http://localhost:8080"
