@@ -253,3 +253,29 @@ def test_sign_in_with_slack_needs_both_the_client_id_and_its_secret():
     settings = load_settings({"SLACK_CLIENT_ID": "1.2", "SLACK_CLIENT_SECRET": "s", "PUBLIC_URL": "https://x.example/"})
     assert settings.web_pages and settings.base_url == "https://x.example"
     assert load_settings({"PORT": "8080"}).base_url == "http://localhost:8080"
+
+
+def test_links_the_bot_posts_in_slack_lead_to_the_web_pages_when_they_are_on(web, standin):
+    channel = an_incident_with_a_postmortem(web)
+    summary = standin.pins(channel)[0]
+    assert f"<{web.url}/incidents/1|Incident page>" in json.dumps(summary["blocks"])
+    broadcasts = [m["text"] for m in standin.messages("C0INCIDENTS")]
+    assert f"<{web.url}/incidents/1|incident page>" in broadcasts[0]
+    assert f"Postmortem draft: <{web.url}/postmortems/1|postmortem-inc-1.md>" in broadcasts[-1]
+    (upload,) = [c for c in standin.calls_to("files.completeUploadExternal")]
+    assert f"<{web.url}/postmortems/1|postmortem-inc-1.md>" in upload.args["initial_comment"]
+
+
+def test_without_the_web_pages_no_link_leads_to_them(bot, standin):
+    channel = an_incident_with_a_postmortem(bot)
+    shown = json.dumps([standin.messages(channel), standin.messages("C0INCIDENTS")])
+    assert "/incidents/1" not in shown and "/postmortems/1" not in shown
+
+
+def test_a_person_of_another_workspace_cannot_sign_in(web, standin):
+    assert Visitor(web).sign_in("U0FRANK").status_code == 303  # the bot learns its workspace
+    standin.team_id = "T0OTHER"  # from now on Slack's ID tokens name another workspace
+    visitor = Visitor(web)
+    refused = visitor.sign_in("U0FRANK")
+    assert refused.status_code == 403 and "this bot&#39;s Slack workspace" in refused.text
+    assert visitor.get("/").status_code == 303

@@ -135,6 +135,13 @@ def install(runtime: Runtime, web: Flask) -> None:
         client_kwargs={"scope": "openid profile email", "token_endpoint_auth_method": "client_secret_post"},
     )
     callback = f"{settings.base_url}/auth/slack/callback"
+    team: list[str] = []
+
+    def workspace() -> str:
+        """The bot's own workspace (auth.test, asked once): only its people sign in."""
+        if not team:
+            team.append(str(runtime.client.auth_test()["team_id"]))
+        return team[0]
 
     @web.get("/login")
     def login():  # type: ignore[no-untyped-def]
@@ -154,6 +161,9 @@ def install(runtime: Runtime, web: Flask) -> None:
         if not isinstance(user, str) or not user:
             log.warning("refused a sign-in whose ID token names nobody")
             return message_page("Sign-in failed. Please try again from the start.", 400)
+        if claims.get("https://slack.com/team_id") != workspace():
+            log.warning("refused a sign-in of %s from another workspace", user)
+            return message_page("Sign in with an account of this bot's Slack workspace.", 403)
         target = _local_path(session.get("next"))
         session.clear()  # nothing from before signing in carries over (session fixation)
         session.update(user=user, sid=secrets.token_urlsafe(24), csrf=secrets.token_urlsafe(24), at=time.time())
