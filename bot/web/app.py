@@ -8,15 +8,15 @@ from flask import Flask, jsonify, request
 from slack_bolt import App
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from bot.web.headers import SecurityHeaders
 from bot.web.health import HealthState
 from bot.web.limits import MAX_BODY, TOO_LARGE, announced_too_large
-from bot.web.headers import SecurityHeaders
 from bot.web.slack_endpoint import SlackEndpoint
 
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
-# Other modules add their routes here (iCal, alerts, postmortems, metrics): (runtime, flask) -> None
+# Other modules add their routes here (iCal, alerts, metrics, sign-in, pages): (runtime, flask) -> None
 ROUTE_INSTALLERS: list[Callable[["Runtime", Flask], None]] = []
 
 
