@@ -45,6 +45,8 @@ class OpenIDProvider:
     team_name: str
     lock: Any
     _users: dict[str, dict[str, Any]]
+    _record: Any
+    _notify: Any
 
     def _oidc_init(self) -> None:
         self.oidc_clients: dict[str, str] = {}
@@ -112,6 +114,14 @@ class OpenIDProvider:
         page = (f"<!doctype html><title>Sign in to {escape(self.team_name)}</title>"
                 f"<h1>Sign in to {escape(self.team_name)}</h1><p>Pick who you are:</p><ul>{links}</ul>")
         return 200, {}, page
+
+    def handle_oidc(self, method: str, args: dict[str, Any], token: str | None, basic: str | None) -> dict[str, Any]:
+        """openid.connect.token (the app's client credentials) or openid.connect.userInfo (the
+        person's access token): Sign in with Slack's Web API methods, recorded as calls."""
+        body = self.oidc_token(args, basic) if method == "openid.connect.token" else self.oidc_userinfo(token)
+        shown = {k: ("***" if k in ("client_secret", "code") else v) for k, v in args.items()}
+        self._notify(self._record(method, shown, {k: v for k, v in body.items() if k != "id_token"}))
+        return body
 
     def oidc_token(self, args: dict[str, Any], basic: str | None) -> dict[str, Any]:
         """openid.connect.token: a code for an access token and an id_token."""

@@ -66,3 +66,20 @@ def manifest_scopes(path: Path = MANIFEST) -> frozenset[str] | None:
     manifest: Any = yaml.safe_load(path.read_text())
     scopes = manifest.get("oauth_config", {}).get("scopes", {}).get("bot", [])
     return frozenset(str(scope) for scope in scopes)
+
+
+def missing_scope(granted: frozenset[str] | None, method: str, channel: dict[str, Any] | None, *,
+                  private: bool = False) -> str | None:
+    """The scope a token granted these scopes (None: every scope) lacks to call ``method`` on
+    ``channel`` (or on a new channel, ``private`` or not), as Slack's ``needed``; None if none."""
+    if granted is None:
+        return None
+    if channel is not None:
+        kind = "im" if channel["is_im"] else "private" if channel["is_private"] else "public"
+    else:
+        kind = "private" if private else "public"
+    try:
+        scope = needed_scope(method, kind)
+    except KeyError:
+        return f"(no scope known for {method}: add it to bot/standin/scopes.py)"
+    return scope if scope and scope not in granted else None

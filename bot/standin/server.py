@@ -22,7 +22,7 @@ from typing import Any, Self
 from bot.standin.http_handler import RequestHandler
 from bot.standin.methods import Workspace
 from bot.standin.oidc import OpenIDProvider
-from bot.standin.scopes import manifest_scopes, needed_scope
+from bot.standin.scopes import manifest_scopes, missing_scope
 from bot.standin.workspace import SlackError, flag
 
 log = logging.getLogger(__name__)
@@ -225,26 +225,8 @@ class SlackStandIn(Workspace, OpenIDProvider):
 
     def _missing_scope(self, method: str, args: dict) -> str | None:
         """The scope the bot token lacks for this call, as Slack's ``needed``; None if it may."""
-        if self.scopes is None:
-            return None
         channel = self._channels.get(str(args.get("channel", "")))
-        if channel is not None:
-            kind = "im" if channel["is_im"] else "private" if channel["is_private"] else "public"
-        else:
-            kind = "private" if flag(args.get("is_private")) else "public"
-        try:
-            scope = needed_scope(method, kind)
-        except KeyError:
-            return f"(no scope known for {method}: add it to bot/standin/scopes.py)"
-        return scope if scope and scope not in self.scopes else None
-
-    def handle_oidc(self, method: str, args: dict, token: str | None, basic: str | None) -> dict:
-        """openid.connect.token (the app's client credentials) or openid.connect.userInfo (the
-        person's access token): Sign in with Slack's Web API methods."""
-        body = self.oidc_token(args, basic) if method == "openid.connect.token" else self.oidc_userinfo(token)
-        shown = {k: ("***" if k in ("client_secret", "code") else v) for k, v in args.items()}
-        self._notify(self._record(method, shown, {k: v for k, v in body.items() if k != "id_token"}))
-        return body
+        return missing_scope(self.scopes, method, channel, private=flag(args.get("is_private")))
 
     def response_url(
         self,
