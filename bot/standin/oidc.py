@@ -21,7 +21,8 @@ from html import escape
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from authlib.jose import JsonWebKey, jwt
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 CODE_SECONDS = 600
 _KEY_LOCK = threading.Lock()
@@ -33,7 +34,7 @@ def signing_key() -> Any:
     global _KEY
     with _KEY_LOCK:
         if _KEY is None:
-            _KEY = JsonWebKey.generate_key("RSA", 2048, is_private=True, options={"kid": "standin-1"})
+            _KEY = RSAKey.generate_key(2048, parameters={"kid": "standin-1", "alg": "RS256", "use": "sig"})
         return _KEY
 
 
@@ -84,7 +85,7 @@ class OpenIDProvider:
         }
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [signing_key().as_dict(is_private=False, kid="standin-1", alg="RS256", use="sig")]}
+        return {"keys": [signing_key().as_dict(private=False)]}
 
     def authorize(self, query: str) -> tuple[int, dict[str, str], str]:
         """(status, headers, HTML) for the authorization page or the redirect back to the app."""
@@ -144,7 +145,7 @@ class OpenIDProvider:
         claims.update(iss=self.issuer, aud=client_id, iat=now, exp=now + 3600, auth_time=now)
         if grant["nonce"]:
             claims["nonce"] = grant["nonce"]
-        id_token = jwt.encode({"alg": "RS256", "kid": "standin-1", "typ": "JWT"}, claims, signing_key()).decode()
+        id_token = jwt.encode({"alg": "RS256", "kid": "standin-1", "typ": "JWT"}, claims, signing_key())
         return {"ok": True, "access_token": access, "token_type": "Bearer", "id_token": id_token}
 
     def oidc_userinfo(self, token: str | None) -> dict[str, Any]:
