@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, free_port, healthy, slash_command
 
@@ -134,18 +138,11 @@ def test_postmortem_command_for_an_unknown_incident_is_one_line(tmp_path):
 
 
 def test_console_serves_the_web_pages_signed_in_through_the_stand_in():
-    import html
-    import re
-
-    import requests
-
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
     process = subprocess.Popen([sys.executable, "-m", "bot", "console", "--web", str(port)], stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean, cwd=ROOT)
-    import threading
-
     printed: list[str] = []  # read as it comes, so a full pipe never stops the console
     reader = threading.Thread(target=lambda: printed.extend(process.stdout), daemon=True)
     reader.start()
