@@ -329,15 +329,16 @@ class Server:
 
 
 def _launch(
-    name: str, command: list[str], env: dict[str, str], workdir: Path
+    name: str, command: list[str], env: dict[str, str], workdir: Path, *, root: Path = ROOT
 ) -> tuple[subprocess.Popen, Path]:
-    """A process from the repository root, its output in workdir/name.log."""
+    """A process run in root (the repository's, or another checkout's for on/off comparisons:
+    `python -m bot` imports the bot of its working folder), its output in workdir/name.log."""
     log_path = workdir / f"{name}.log"
     with open(log_path, "w") as log:
         process = subprocess.Popen(
             command,
             env=env,
-            cwd=ROOT,
+            cwd=root,
             stdout=log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -345,8 +346,10 @@ def _launch(
     return process, log_path
 
 
-def _spawn(name: str, command: list[str], env: dict[str, str], port: int, workdir: Path) -> Server:
-    process, log_path = _launch(name, command, env, workdir)
+def _spawn(
+    name: str, command: list[str], env: dict[str, str], port: int, workdir: Path, *, root: Path = ROOT
+) -> Server:
+    process, log_path = _launch(name, command, env, workdir, root=root)
     server = Server(name, process, port, log_path)
     try:
         server.wait_healthy()
@@ -401,15 +404,19 @@ def start_bot(
     workers: int = 1,
     threads: int = 8,
     name: str = "bot",
+    root: Path = ROOT,
 ) -> Server:
     """The Procfile's two processes: `serve --no-scheduler --no-outbox` (web, under gunicorn)
-    and `clock` (scheduler and outbox), both counted in the returned server's CPU and memory."""
+    and `clock` (scheduler and outbox), both counted in the returned server's CPU and memory;
+    the bot of `root`, this repository's unless another checkout is given."""
     port = free_port()
     env = bot_env(workdir, standin, database_url, port)
     env["WEB_CONCURRENCY"] = str(workers)
     web = [sys.executable, "-m", "bot", "serve", "--no-scheduler", "--no-outbox", "--threads", str(threads)]
-    server = _spawn(name, web, env, port, workdir)
-    clock, log_path = _launch(f"{name}-clock", [sys.executable, "-m", "bot", "clock"], env, workdir)
+    server = _spawn(name, web, env, port, workdir, root=root)
+    clock, log_path = _launch(
+        f"{name}-clock", [sys.executable, "-m", "bot", "clock"], env, workdir, root=root
+    )
     server.companions.append(clock)
     deadline = time.monotonic() + 60
     while "clock running" not in log_path.read_text(errors="replace"):

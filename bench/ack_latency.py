@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import re
 import time
+from pathlib import Path
 
 from _common import (
     Databases,
@@ -102,7 +103,14 @@ def run(
     threads: int = 8,
     warmup: int = 20,
     bare: str = "flask",
+    commands: tuple[str, ...] = COMMANDS,
+    other: tuple[str, Path] | None = None,
 ) -> list[Row]:
+    """With other=(piece, folder), the bot of that checkout (the same code with one speed
+    mechanism taken out) runs too, interleaved, and its figures and targets are reported."""
+    labels = dict(SERVERS)
+    if other is not None:
+        labels["other"] = f"bot without {other[0]}"
     print(
         f"\n== ack latency ({db}): {requests} requests per command and level, {rounds} interleaved rounds, "
         f"gunicorn (the bot's request-buffering gthread) {workers} worker(s) x {threads} threads; bare Bolt through "
@@ -119,12 +127,17 @@ def run(
         try:
             url = databases.url(db)
             servers["bot"] = start_bot(workdir, standin, url, workers=workers, threads=threads)
+            if other is not None:
+                servers["other"] = start_bot(
+                    workdir, standin, databases.url(db), workers=workers, threads=threads,
+                    name="bot-without", root=other[1],
+                )
             servers["bare"] = start_bare_bolt(workdir, standin, workers=workers, threads=threads, adapter=bare)
             servers["bare-same-settings"] = start_bare_bolt(
                 workdir, standin, workers=workers, threads=threads, adapter=bare,
                 process_before_response=True, name="bare-bolt-same",
             )
-            for kind in COMMANDS:  # first requests load templates, fill caches, open pools
+            for kind in commands:  # first requests load templates, fill caches, open pools
                 for name, server in servers.items():
                     run_load(
                         server.host, bodies(kind, warmup, standin, f"warmup-{name}"), concurrency=1
@@ -134,7 +147,7 @@ def run(
             per_round = max(1, requests // rounds)
             lagged = 0.0  # the longest wait for the bot's processes to go idle after a round
             for level in levels:
-                for kind in COMMANDS:
+                for kind in commands:
                     for r in range(rounds):
                         for name, server in servers.items():
                             cpu = server.cpu_seconds()
@@ -145,7 +158,7 @@ def run(
                                 timeout=180,
                             )
                             collected.setdefault((kind, level, name), []).append(load)
-                            if name == "bot":  # its side effects stay out of the next turn
+                            if name in ("bot", "other"):  # its side effects stay out of the next turn
                                 wait_quiet(standin)  # the outbox's Slack calls
                                 lagged = max(lagged, server.wait_idle())  # and the clock's saving
                             # server CPU of the round, the bot's outbox work included
@@ -159,12 +172,12 @@ def run(
                 sum(
                     1
                     for (kind, _, name), loads in collected.items()
-                    if kind == "declare" and name == "bot"
+                    if kind == "declare" and name in ("bot", "other")
                     for load in loads
                     for r in load.results
                     if r.status == 200
                 )
-                + warmup
+                + warmup * (2 if other is not None and "declare" in commands else 1)
             )
         finally:
             for server in servers.values():
@@ -174,12 +187,12 @@ def run(
 
     rows, summary = [], []
     p99s: dict[tuple[str, int, str], float] = {}
-    for kind in COMMANDS:
+    for kind in commands:
         for level in levels:
-            for name, label in SERVERS.items():
+            for name, label in labels.items():
                 loads = collected[(kind, level, name)]
                 latencies, errors, rps, count = merge(loads)
-                errors += wrong_replies(kind, loads) if name == "bot" else 0
+                errors += wrong_replies(kind, loads) if name in ("bot", "other") else 0
                 p99s[(kind, level, name)] = percentile(latencies, 99)
                 rows.append(
                     [
@@ -200,6 +213,12 @@ def run(
                 bot_over_base = ratio(p99s[(kind, level, "bot")], p99s[(kind, level, base)])
                 rows.append(
                     [kind, level, f"ratio bot/{base} (p99)", "", "", "", "", f"{bot_over_base:.2f}x"]
+                    + [""] * 3
+                )
+            if other is not None:
+                without = ratio(p99s[(kind, level, "other")], p99s[(kind, level, "bot")])
+                rows.append(
+                    [kind, level, "ratio without/bot (p99)", "", "", "", "", f"{without:.2f}x"]
                     + [""] * 3
                 )
     print_table(
@@ -226,7 +245,7 @@ def run(
     print(
         f"between rounds the bot's processes went idle within {lagged:.1f} s of the stand-in's last call\n"
         f"bot: {declared} declarations acknowledged, {channels} incident channels created by the outbox; "
-        "peak RSS: " + "; ".join(f"{SERVERS[n]} {memory[n][0] / 1024:.0f} MiB" for n in SERVERS)
+        "peak RSS: " + "; ".join(f"{labels[n]} {memory[n][0] / 1024:.0f} MiB" for n in labels)
     )
     print(
         "ratio bot/bare-same-settings: against the bare app run as the bot's "
@@ -234,7 +253,9 @@ def run(
     )
     level = 8 if 8 in levels else levels[-1]
     print(f"\ntargets at concurrency {level}:")
-    for kind in COMMANDS:
+    if other is not None:
+        summary += without_rows(db, level, commands, other[0], p99s, used, collected)
+    for kind in commands:
         bot_p99, bare_p99 = p99s[(kind, level, "bot")], p99s[(kind, level, "bare")]
         same_p99 = p99s[(kind, level, "bare-same-settings")]
         errors = sum(
@@ -275,15 +296,15 @@ def run(
                 "info",
             ),
         ]
-        for other in levels:
-            if other != level:
+        for each in levels:
+            if each != level:
                 summary.append(
                     Row(
                         bench,
-                        f"/{command} p99 at c={other}",
-                        f"{ms(p99s[(kind, other, 'bot')])} ms",
-                        f"{ms(p99s[(kind, other, 'bare')])} ms bare Bolt",
-                        f"{ratio(p99s[(kind, other, 'bot')], p99s[(kind, other, 'bare')]):.2f}x",
+                        f"/{command} p99 at c={each}",
+                        f"{ms(p99s[(kind, each, 'bot')])} ms",
+                        f"{ms(p99s[(kind, each, 'bare')])} ms bare Bolt",
+                        f"{ratio(p99s[(kind, each, 'bot')], p99s[(kind, each, 'bare')]):.2f}x",
                         "",
                     )
                 )
@@ -301,6 +322,36 @@ def run(
         )
     )
     return summary
+
+
+def without_rows(
+    db: str, level: int, commands: tuple[str, ...], piece: str, p99s: dict, used: dict, collected: dict
+) -> list[Row]:
+    """The on/off comparison: the bot without the piece against the bot and the targets."""
+    out = []
+    for kind in commands:
+        on, off, bare = (p99s[(kind, level, n)] for n in ("bot", "other", "bare"))
+        cpu = {
+            n: used[(kind, level, n)] / max(1, merge(collected[(kind, level, n)])[3]) * 1000
+            for n in ("bot", "other")
+        }
+        held = off < TARGET_P99 and ratio(off, bare) < TARGET_RATIO
+        print(
+            f"  {kind} without {piece}: p99 {ms(off)} ms against {ms(on)} ms with it "
+            f"({ratio(off, on):.2f}x), {ratio(off, bare):.2f}x bare Bolt; CPU/req "
+            f"{cpu['other']:.1f} against {cpu['bot']:.1f} ms; targets without it: {verdict(held)}"
+        )
+        out.append(
+            Row(
+                f"on/off {piece} ({db})",
+                f"{kind} p99 at c={level} without / with",
+                f"{ms(off)} / {ms(on)} ms",
+                f"{ms(bare)} ms bare Bolt",
+                f"{ratio(off, bare):.2f}x / {ratio(on, bare):.2f}x bare",
+                "held" if held else "missed",
+            )
+        )
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -328,6 +379,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the baseline behind Flask (Bolt's Flask adapter, as ever) or Bolt's WSGI adapter",
     )
     parser.add_argument("--quick", action="store_true", help="60 requests per level")
+    parser.add_argument("--levels", default="1,8,32", help="concurrency levels, comma-separated")
+    parser.add_argument("--commands", default=",".join(COMMANDS), help="declare, oncall or both")
+    parser.add_argument(
+        "--without", nargs=2, metavar=("PIECE", "FOLDER"),
+        help="also run the bot of FOLDER (a checkout without PIECE), interleaved (bench/on_off.py)",
+    )
     args = parser.parse_args(argv)
     started = time.monotonic()
     rows = run(
@@ -337,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         threads=args.threads,
         bare=args.bare,
+        levels=tuple(int(x) for x in args.levels.split(",")),
+        commands=tuple(args.commands.split(",")),
+        other=(args.without[0], Path(args.without[1])) if args.without else None,
     )
     print(f"\n(ack latency took {time.monotonic() - started:.0f} s)")
     return 0 if all(row.verdict != "FAIL" for row in rows) else 1

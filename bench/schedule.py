@@ -26,7 +26,7 @@ from zoneinfo import ZoneInfo
 import icalendar
 import recurring_ical_events
 
-from bot.schedule import Override, Region, Rotation, Away, build_timeline
+from bot.schedule import Away, Override, Region, Rotation, build_timeline
 from bot.schedule import windows as schedule_windows
 from bot.schedule import zones as schedule_zones
 

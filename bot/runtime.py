@@ -12,7 +12,6 @@ from slack_sdk import WebClient
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock, ManualClock
 from bot.config import Settings
-from bot.foreground import Foreground
 from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows
 from bot.jobs.scheduler import JobScheduler
@@ -44,7 +43,6 @@ class Runtime:
     alerts: AlertFlows
     alert_policy: AlertPolicy
     # How many Slack requests the web process is answering, shared with the clock (None: not shared).
-    foreground: Foreground | None = None
     # The people file (people.toml in the rotations folder) by user as written; {} without one.
     people_file: dict[str, Person] = field(default_factory=dict)
 

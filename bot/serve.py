@@ -7,11 +7,10 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
-from bot.observability.logs import AccessLineFilter, write_behind
+from bot.observability.logs import AccessLineFilter
 from bot.runtime import Runtime
 from bot.slack.client import make_client, refused, token_refusal
 from bot.wiring import build_runtime
@@ -20,10 +19,10 @@ log = logging.getLogger(__name__)
 CLOCK_NICENESS = 10  # added to the clock process's niceness: a lower CPU priority than `serve`
 
 
-def _runtime(settings: Settings, *, background: bool = False) -> Runtime:
+def _runtime(settings: Settings) -> Runtime:
     assert settings.slack_bot_token is not None
     client = make_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    return build_runtime(settings, client=client, background=background)
+    return build_runtime(settings, client=client)
 
 
 def _check_token(settings: Settings) -> None:
@@ -69,31 +68,14 @@ def make_wsgi(settings: Settings, *, with_scheduler: bool, with_outbox: bool = T
     return web
 
 
-def _write_logs_behind() -> Callable[[], None]:
-    """A web worker's log lines, the bot's and gunicorn's access lines, written by threads of
-    their own (write_behind), so that a request thread never waits on a stderr write."""
-    access = logging.getLogger("gunicorn.access")
-    access.addFilter(AccessLineFilter())  # feed addresses and sign-in codes stay out of the log
-    stops = [write_behind(), write_behind(access)]
-
-    def stop() -> None:
-        for each in stops:
-            each()
-
-    return stop
-
-
 def _exit_worker(worker: Any) -> None:
-    """gunicorn's worker_exit: stop the runtime's workers, then write the queued log lines.
-    gunicorn calls it in the master too, for a worker found gone, which has nothing loaded."""
+    """gunicorn's worker_exit: stop the runtime's workers. gunicorn calls it in the master too,
+    for a worker found gone, which has nothing loaded."""
     config = getattr(getattr(worker, "wsgi", None), "config", None)
     if config is None or "runtime" not in config:
         return
-    try:
-        config["health"].stop()
-        _stop_workers(config["runtime"])
-    finally:
-        config["stop_logs"]()
+    config["health"].stop()
+    _stop_workers(config["runtime"])
 
 
 def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbox: bool = True) -> int:
@@ -123,9 +105,9 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
             self.cfg.set("worker_exit", lambda _server, worker: _exit_worker(worker))
 
         def load(self) -> Any:
-            web = make_wsgi(settings, with_scheduler=with_scheduler, with_outbox=with_outbox)
-            web.config["stop_logs"] = _write_logs_behind()
-            return web
+            # feed addresses and sign-in codes stay out of gunicorn's access lines
+            logging.getLogger("gunicorn.access").addFilter(AccessLineFilter())
+            return make_wsgi(settings, with_scheduler=with_scheduler, with_outbox=with_outbox)
 
     Server().run()
     return 0
@@ -160,7 +142,7 @@ def clock() -> int:
     # Side effects can wait a few milliseconds, Slack's 3-second acknowledgement cannot: on a
     # host shared with web processes, they get the CPU first (alone, this costs nothing).
     os.nice(CLOCK_NICENESS)
-    runtime = _runtime(settings, background=True)  # its writes let a waiting acknowledgement go first
+    runtime = _runtime(settings)
     _check_token(settings)
     _start_workers(runtime, with_scheduler=True)
     stopped = threading.Event()

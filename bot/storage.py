@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
@@ -14,11 +14,10 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, create_engine
 
 from bot import models  # noqa: F401  (registers the tables on SQLModel.metadata)
-from bot.storage_postgres import Notifications, OneStatement, note_checkin, ping_if_idle
+from bot.storage_postgres import Notifications, note_checkin, ping_if_idle
 from bot.storage_sqlite import (
     SQLITE_BUSY_TIMEOUT_MS,
     SharedChanges,
-    WriteTurns,
     begin_immediate,
     beside_database,
 )
@@ -27,11 +26,9 @@ from bot.storage_sqlite import (
 class Storage:
     """Owns the engine; hands out sessions that commit on success and roll back on error."""
 
-    def __init__(self, database_url: str, *, background: bool = False) -> None:
-        """background: this process's writes can wait (the clock); on SQLite they let a
-        waiting acknowledgement in first (WriteTurns)."""
+    def __init__(self, database_url: str) -> None:
         self.url = database_url
-        self.engine = _make_engine(database_url, background=background)
+        self.engine = _make_engine(database_url)
         # SQLite: writers take the lock up front (BEGIN IMMEDIATE); readers must not queue behind them.
         self.read_engine = _make_engine(database_url, immediate=False) if self.is_sqlite else self.engine
         self._local = threading.local()
@@ -44,7 +41,6 @@ class Storage:
         )
         if self.notifications is not None:
             _NOTIFICATIONS[self.engine] = self.notifications
-        self._one_statement = None if self.is_sqlite else OneStatement(self.engine)
 
     @property
     def is_sqlite(self) -> bool:
@@ -83,14 +79,6 @@ class Storage:
         acknowledgement): committed when the block ends, rolled back if it raises."""
         with self._writing(), self.engine.begin() as connection:
             yield connection
-
-    def one_statement(self, statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """PostgreSQL: run a write that is one statement as a transaction of its own on this
-        process's own connection (OneStatement); its first row. SQLite takes its write lock
-        first: use transaction() there."""
-        if self._one_statement is None:
-            raise RuntimeError("SQLite writes take the write lock first: use transaction()")
-        return self._one_statement.fetch_one(statement, params)
 
     def in_transaction(self) -> bool:
         """True inside session() or transaction() on this thread."""
@@ -146,8 +134,6 @@ class Storage:
     def dispose(self) -> None:
         if self.notifications is not None:
             self.notifications.close()
-        if self._one_statement is not None:
-            self._one_statement.close()
         self.engine.dispose()
         self.read_engine.dispose()
 
@@ -210,7 +196,7 @@ def alembic_config():  # type: ignore[no-untyped-def]
     return config
 
 
-def _make_engine(url: str, *, immediate: bool = True, background: bool = False) -> Engine:
+def _make_engine(url: str, *, immediate: bool = True) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
@@ -218,11 +204,7 @@ def _make_engine(url: str, *, immediate: bool = True, background: bool = False) 
         # instead, so concurrent writers queue rather than fail with "database is locked".
         # Straight to the driver: exec_driver_sql's execution machinery costs more than the BEGIN.
         if immediate:
-            turns = beside_database(WriteTurns, engine.url.database, "turns")
-            event.listen(
-                engine, "begin",
-                lambda conn: begin_immediate(conn.connection.driver_connection, turns=turns, background=background),
-            )
+            event.listen(engine, "begin", lambda conn: begin_immediate(conn.connection.driver_connection))
         else:
             event.listen(engine, "begin", _begin_deferred)
         return engine

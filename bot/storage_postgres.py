@@ -1,5 +1,5 @@
-"""PostgreSQL specifics: connections of this process's own, outside the pool (LISTEN/NOTIFY
-for change notifications, and one-statement writes), and the pool's ping of idle connections."""
+"""PostgreSQL specifics: a connection of this process's own, outside the pool, for LISTEN/NOTIFY
+change notifications, and the pool's ping of idle connections."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ def ping_if_idle(dbapi_connection, record, _proxy) -> None:  # type: ignore[no-u
         dbapi_connection.rollback()
     except Exception as exc:  # the pool drops this connection and checks out another
         raise DisconnectionError(f"connection idle since before the database went away: {exc}") from exc
-
 
 
 class _OwnConnection:
@@ -109,38 +108,3 @@ class Notifications(_OwnConnection):
         commit): do not wait for the echo."""
         with self._lock:
             self._generation += 1
-
-
-class OneStatement(_OwnConnection):
-    """PostgreSQL writes that are one statement each, hot enough to skip the engine: on this
-    connection every statement is a transaction of its own (one round trip, no BEGIN or
-    COMMIT), psycopg prepares it once, and there is no pool checkout, no isolation level set
-    and reset, no SQLAlchemy execution around it. After TRUST_IDLE_SECONDS idle the connection is pinged
-    first, as the pool's are, so a database restart meanwhile costs no write; an error drops
-    it, and the next write makes it again."""
-
-    def __init__(self, engine: Engine) -> None:
-        super().__init__(engine)
-        self._used_at = 0.0
-
-    def fetch_one(self, statement: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """The statement's first row (psycopg's %(name)s parameters); psycopg.Error when it
-        failed, and then nothing of it was written unless the connection broke after the
-        commit, which the caller cannot tell apart (as with any commit)."""
-        import psycopg
-
-        with self._lock:
-            try:
-                connection, new = self._connected()
-                if not new and time.monotonic() - self._used_at >= TRUST_IDLE_SECONDS:
-                    try:
-                        connection.execute("SELECT 1")
-                    except psycopg.Error:  # gone while idle: nothing was sent, make it again
-                        self._drop()
-                        connection, _ = self._connected()
-                row = connection.execute(statement, params, prepare=True).fetchone()
-            except psycopg.Error:
-                self._drop()
-                raise
-            self._used_at = time.monotonic()
-            return None if row is None else tuple(row)

@@ -1,13 +1,11 @@
-"""SQLite specifics: the write lock taken up front with short polls, write turns that let a
-waiting acknowledgement go before the clock process, and change notes in a file every process
-maps."""
+"""SQLite specifics: the write lock taken up front with short polls, and change notes in a file
+every process maps."""
 
 from __future__ import annotations
 
 import mmap
 import os
 import sqlite3
-import struct
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,64 +62,20 @@ SQLITE_BUSY_TIMEOUT_MS = 30000
 WRITE_LOCK_POLL_SECONDS = 0.001
 
 
-class WriteTurns:
-    """Who is waiting for SQLite's write lock, in 8 bytes of a file beside the database that
-    every process maps. SQLite keeps no queue: whoever asks first after a commit gets the lock.
-    The clock writes transaction after transaction, each asked for microseconds after the last
-    commit, while an acknowledgement looks only once a millisecond, so the clock kept winning.
-    A foreground writer that finds the lock taken notes the time, and clears the note once it
-    has the lock; a background writer about to begin waits while a note is fresh, for at most
-    MAX_DEFER_SECONDS."""
-
-    # A waiting writer notes again each millisecond; a note this old belongs to a writer that
-    # is gone (or whose sleeps overran badly on a busy host).
-    FRESH_NS = 10_000_000
-    MAX_DEFER_SECONDS = 0.05
-
-    def __init__(self, path: str) -> None:
-        self._shared = shared_memory(path, 8)
-
-    def waiting(self) -> None:
-        """A foreground writer found the lock taken."""
-        struct.pack_into("q", self._shared, 0, time.monotonic_ns())
-
-    def served(self) -> None:
-        """The foreground writer that noted it was waiting has the lock now."""
-        struct.pack_into("q", self._shared, 0, 0)
-
-    def defer(self) -> None:
-        """A background writer lets a waiting foreground writer go first."""
-        deadline = time.monotonic() + self.MAX_DEFER_SECONDS
-        while time.monotonic_ns() - struct.unpack_from("q", self._shared, 0)[0] < self.FRESH_NS:
-            if time.monotonic() > deadline:
-                return
-            time.sleep(WRITE_LOCK_POLL_SECONDS)
-
-
-def begin_immediate(connection: sqlite3.Connection, *, turns: WriteTurns | None = None, background: bool = False) -> None:
+def begin_immediate(connection: sqlite3.Connection) -> None:
     """Take SQLite's write lock, looking again every millisecond while another process holds
-    it. SQLite's own busy handler sleeps longer and longer between its looks (1, 2, 5, 10, 15,
-    20, 25 ms, later 50 and 100), so a writer often waited 25 ms past the moment the lock was
-    free: the tail latency of acknowledgements while the clock process was writing. A
-    background writer first lets a waiting foreground writer go (WriteTurns)."""
-    if background and turns is not None:
-        turns.defer()
+    it. SQLite's own busy handler sleeps longer and longer between its looks (up to 100 ms), so
+    a writer often waited well past the moment the lock was free."""
     connection.execute("PRAGMA busy_timeout=0")
     deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
-    noted = False
     try:
         while True:
             try:
                 connection.execute("BEGIN IMMEDIATE")
-                if noted and turns is not None:
-                    turns.served()
                 return
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
                     raise
-            if turns is not None and not background:
-                turns.waiting()
-                noted = True
             time.sleep(WRITE_LOCK_POLL_SECONDS)
     finally:  # every other statement keeps SQLite's own patience
         connection.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")

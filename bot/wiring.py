@@ -12,7 +12,6 @@ from slack_sdk.errors import SlackApiError
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
-from bot.foreground import Foreground
 from bot.incidents import flows as incident_flows
 from bot.incidents import paging
 from bot.incidents.flows import IncidentFlows
@@ -39,20 +38,15 @@ log = logging.getLogger(__name__)
 
 def build_runtime(
     settings: Settings, *, client: WebClient, clock: Clock | None = None, manual: bool = False,
-    outbox_base_delay: float = 1.0, background: bool = False,
+    outbox_base_delay: float = 1.0,
 ) -> Runtime:
     """Storage migrated, rotations and the people file loaded, outbox and scheduler wired with
-    their handlers (not started: the caller decides which process runs them). background: a
-    process whose writes can wait for the acknowledgements' (the clock); its outbox also waits
-    for a quiet moment in the web process before each task (Foreground)."""
+    their handlers (not started: the caller decides which process runs them)."""
     clock = clock or Clock()
     rotations, people_file = load_rotation_folder(settings.rotations_dir)
-    storage = open_storage(settings.database_url, background=background)
+    storage = open_storage(settings.database_url)
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
-    foreground = Foreground.of(settings.database_url)
-    if background and foreground is not None:
-        outbox.yield_to = foreground.wait_until_quiet
     people = People(storage, client, clock, zones=zones_by_user(people_file))
 
     def wake() -> None:
@@ -82,7 +76,7 @@ def build_runtime(
         settings=settings, storage=storage, client=client, clock=clock, outbox=outbox, scheduler=scheduler,
         rotations=rotations, people=people, metrics=metrics,
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
-        alert_policy=AlertPolicy.from_settings(settings.alert_severities), foreground=foreground,
+        alert_policy=AlertPolicy.from_settings(settings.alert_severities),
         people_file=people_file,
     )
     register_work(runtime)
@@ -90,11 +84,11 @@ def build_runtime(
     return runtime
 
 
-def open_storage(database_url: str, *, background: bool = False) -> Storage:
+def open_storage(database_url: str) -> Storage:
     """The database reached, its schema up to date, and writable; ConfigError naming
     DATABASE_URL in one line otherwise."""
     try:
-        storage = Storage(database_url, background=background)
+        storage = Storage(database_url)
     except Exception as exc:  # noqa: BLE001  (a URL SQLAlchemy or its driver cannot use)
         raise ConfigError(f"DATABASE_URL cannot be used: {database_problem(exc)}") from None
     try:

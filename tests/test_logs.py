@@ -16,9 +16,8 @@ from bot.observability.logs import (
     log_context,
     new_request_id,
     secrets_from_env,
-    write_behind,
 )
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, eventually, sign
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign
 
 DATABASE_URL = "postgresql://u:pw@h/db"
 OTHER_TOKEN = "xoxb-2222222222-3333333333-abcdefABCDEF"
@@ -165,49 +164,6 @@ class _ThreadNotingBuffer(io.StringIO):
         return super().write(text)
 
 
-def test_written_behind_a_line_is_masked_and_tagged_where_it_is_logged_and_written_by_another_thread(captured):
-    """serve's workers log this way: the request thread queues, a thread of its own writes."""
-    buffer = _ThreadNotingBuffer()
-    configure_logging(json=True, secrets=[BOT_TOKEN, SIGNING_SECRET], stream=buffer)
-    stop = write_behind()
-    ours = logging.getLogger().handlers[-1]
-
-    def request(number: int) -> None:
-        with log_context(request_id=f"r-{number}", incident_id=number):
-            logging.getLogger("bot.test").info("declared %s with %s", number, BOT_TOKEN)
-            try:
-                raise RuntimeError(f"Slack refused {SIGNING_SECRET}")
-            except RuntimeError:
-                logging.getLogger("bot.test").exception("failed %s", number)
-
-    threads = [threading.Thread(target=request, args=(n,), name=f"request-{n}") for n in range(1, 9)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    stop()  # writes whatever is still queued
-
-    entries = lines(buffer)
-    assert len(entries) == 16
-    for number in range(1, 9):
-        mine = [e for e in entries if e.get("request_id") == f"r-{number}"]
-        assert [e["message"] for e in mine] == [f"declared {number} with [REDACTED:secret]", f"failed {number}"]
-        assert all(e["incident_id"] == number for e in mine)
-        assert "RuntimeError: Slack refused [REDACTED:secret]" in mine[1]["exception"]
-    assert not any(name.startswith("request-") for name in buffer.writers), buffer.writers
-    assert logging.getLogger().handlers[-1] is not ours  # configure_logging's own handler is back
-    logging.getLogger("bot.test").info("after the stop")
-    assert lines(buffer)[-1]["message"] == "after the stop"
-    assert threading.current_thread().name in buffer.writers
-
-
-def test_a_logger_without_handlers_is_left_alone():
-    quiet = logging.getLogger("bot.test.quiet")
-    stop = write_behind(quiet)
-    assert quiet.handlers == []
-    stop()
-
-
 def test_new_request_ids_are_16_hex_digits_and_a_forked_worker_makes_its_own():
     ids = {new_request_id() for _ in range(10_000)}
     assert len(ids) == 10_000 and all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
@@ -222,60 +178,3 @@ def test_new_request_ids_are_16_hex_digits_and_a_forked_worker_makes_its_own():
     theirs = os.read(reader, 64).decode()
     os.close(reader)
     assert len(theirs) == 16 and theirs != new_request_id()
-
-
-def test_written_behind_a_logger_without_our_filter_keeps_its_tracebacks():
-    buffer = io.StringIO()
-    plain = logging.getLogger("bot.test.plain")
-    plain.propagate = False
-    plain.addHandler(logging.StreamHandler(buffer))
-    stop = write_behind(plain)
-    try:
-        try:
-            raise ValueError("kept")
-        except ValueError:
-            plain.exception("it failed")
-    finally:
-        stop()
-        plain.handlers.clear()
-        plain.propagate = True
-    assert "it failed" in buffer.getvalue() and "ValueError: kept" in buffer.getvalue()
-
-
-class _WriteCounting(io.StringIO):
-    """A stream that keeps each write call's text."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.calls: list[str] = []
-
-    def write(self, text: str) -> int:
-        self.calls.append(text)
-        return super().write(text)
-
-
-def test_written_behind_lines_logged_meanwhile_go_out_in_one_write_and_none_waits_for_the_stop(captured):
-    """The writing thread looks every interval, not at each line: what was logged meanwhile is
-    one write (one system call) per stream, and lines come out without a stop."""
-    stream = _WriteCounting()
-    configure_logging(json=True, secrets=[BOT_TOKEN], stream=stream)
-    stop = write_behind(interval=0.05)
-    try:
-        log = logging.getLogger("bot.test.batch")
-        log.info("first with %s", BOT_TOKEN)
-        eventually(lambda: stream.calls, message="the first line written without a stop")
-        assert [json.loads(line)["message"] for line in stream.getvalue().splitlines()] == ["first with [REDACTED:secret]"]
-    finally:
-        stop()
-
-    stop = write_behind(interval=3600)  # nothing is written until the stop
-    before = len(stream.calls)
-    threads = [threading.Thread(target=lambda n=n: log.info("line %d", n)) for n in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(stream.calls) == before
-    stop()
-    assert len(stream.calls) == before + 1
-    assert sorted(json.loads(line)["message"] for line in stream.calls[-1].splitlines()) == sorted(f"line {n}" for n in range(20))

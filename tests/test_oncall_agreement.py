@@ -85,7 +85,7 @@ def test_every_view_names_the_same_person_at_any_instant(agreeing_bot, standin, 
     slash = first_mention(reply(bot, standin, "U0HEIDI", "payments"))
     with bot.rt.storage.read() as session:
         pager = oncall.on_call_at(db_session=session, rotation=rotation, at=at).user
-    declared = oncall.shift_at(rotation, at, oncall.kept_adjustments(bot.rt.storage).of([rotation])["payments"]).user
+    declared = oncall.shift_at(rotation, at, oncall.cached_adjustments(bot.rt.storage).of([rotation])["payments"]).user
     (scheduled,) = [e for e in schedule_json(rotations_dir, settings_env["DATABASE_URL"], monkeypatch, at)
                     if e["start"] <= at.isoformat().replace("+00:00", "Z") < e["end"]][:1]
     calendar = Calendar.from_ical(bot.get(bot.feed("U0HEIDI") + "?rotation=payments").body)

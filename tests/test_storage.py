@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from datetime import datetime, timezone
-from pathlib import Path
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -20,7 +19,7 @@ from bot.models import Incident
 from bot.storage import Storage, alembic_config
 from tests.conftest import eventually
 
-NOW = datetime(2026, 3, 10, 15, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 3, 10, 15, 0, tzinfo=UTC)
 
 
 def test_migrations_create_exactly_the_models(database_url):
@@ -102,17 +101,16 @@ def test_acknowledged_declarations_take_numbers_without_gaps_each_in_its_own_tas
 
 
 def test_declarations_committed_together_take_consecutive_numbers_each_in_its_own_task(database_url):
-    """SharedCommits from many threads at once: numbers 1..N in shared commits (on PostgreSQL
-    one statement each, once the counter has its row), each task carrying its caller's payload
+    """GroupCommit from many threads at once: numbers 1..N in shared commits, each task carrying its caller's payload
     and number, with a NUL in user text (which jsonb would refuse) and an empty payload."""
     import json
 
-    from bot.incidents.numbering import SharedCommits
+    from bot.incidents.numbering import GroupCommit
     from bot.models import OutboxTask
 
     storage = Storage(database_url)
     storage.migrate()
-    commits = SharedCommits(storage, "incident.declare")
+    commits = GroupCommit(storage, "incident.declare")
     taken: dict[int, str | None] = {}
     commits.take({"title": "first"}, NOW)  # the counter's row: what follows takes the one-statement path
 
@@ -178,10 +176,9 @@ def test_hot_reads_run_outside_a_transaction_and_plain_writes_inside_one(databas
 def test_nested_write_transactions_fail_fast_instead_of_deadlocking(tmp_path):
     storage = Storage(f"sqlite:///{tmp_path / 'x.db'}")
     storage.migrate()
-    with pytest.raises(RuntimeError, match="nested write"):
+    with pytest.raises(RuntimeError, match="nested write"), storage.session():
         with storage.session():
-            with storage.session():
-                pass
+            pass
 
 
 def test_a_sqlite_writer_gets_the_lock_within_milliseconds_of_another_process_letting_go(tmp_path):
@@ -210,49 +207,6 @@ def test_a_sqlite_writer_gets_the_lock_within_milliseconds_of_another_process_le
     assert got - released[0] < 0.012
     other.close()
     storage.dispose()
-
-
-def test_the_clock_lets_a_waiting_acknowledgement_take_the_write_lock_first(tmp_path, monkeypatch):
-    """SQLite gives its write lock to whoever asks first after a commit; the clock (a background
-    writer) defers to a web writer that is already waiting (WriteTurns)."""
-    from bot.storage import WriteTurns
-
-    deferring = threading.Event()
-    plain_defer = WriteTurns.defer
-
-    def noted_defer(self: WriteTurns) -> None:
-        deferring.set()
-        plain_defer(self)
-
-    monkeypatch.setattr(WriteTurns, "defer", noted_defer)
-    url = f"sqlite:///{tmp_path / 'x.db'}"
-    web, clock = Storage(url), Storage(url, background=True)
-    web.migrate()
-    other = sqlite3.connect(tmp_path / "x.db", isolation_level=None, check_same_thread=False)
-    for _ in range(5):
-        order: list[str] = []
-
-        def write(storage: Storage, name: str) -> None:
-            with storage.transaction() as connection:
-                next_number(db_session=connection)
-                order.append(name)
-
-        other.execute("BEGIN IMMEDIATE")  # another process is writing
-        deferring.clear()
-        waiting = threading.Thread(target=write, args=(web, "acknowledgement"))
-        waiting.start()
-        eventually(lambda: _noted_waiting(tmp_path / "x.db-turns"), message="the acknowledgement to wait")
-        later = threading.Thread(target=write, args=(clock, "clock"))
-        later.start()
-        assert deferring.wait(5), "the clock never asked for the lock"
-        other.execute("COMMIT")
-        waiting.join()
-        later.join()
-        assert order == ["acknowledgement", "clock"]
-    assert (tmp_path / "x.db-turns").stat().st_size == 8
-    other.close()
-    web.dispose()
-    clock.dispose()
 
 
 def test_settings_never_show_secrets():
@@ -327,7 +281,7 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
 
     class Now(Clock):
         def now(self) -> datetime:
-            return datetime.now(timezone.utc)
+            return datetime.now(UTC)
 
     handing_over, stopping, pool_shut = threading.Event(), threading.Event(), threading.Event()
     plain, plain_shutdown = BasePoolExecutor._do_submit_job, BasePoolExecutor.shutdown
@@ -349,7 +303,7 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
     keys = {f"t:{i}" for i in range(3)}
     with storage.session() as session:
         for key in sorted(keys):
-            request_job(session, kind="t", key=key, run_at=datetime.now(timezone.utc) - timedelta(seconds=1), payload={"key": key})
+            request_job(session, kind="t", key=key, run_at=datetime.now(UTC) - timedelta(seconds=1), payload={"key": key})
     ran: set[str] = set()
     scheduler = JobScheduler(storage, Now(), poll_seconds=0.05)
     scheduler.register("t", lambda _session, payload: ran.add(payload["key"]))
@@ -363,8 +317,3 @@ def test_one_off_jobs_due_as_the_scheduler_stops_run_or_stay_stored(database_url
     assert keys - ran - stored == set()
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     storage.dispose()
-
-
-def _noted_waiting(turns: Path) -> bool:
-    """A foreground writer has noted in WriteTurns' file that it is waiting for the lock."""
-    return turns.read_bytes()[:8] != bytes(8)

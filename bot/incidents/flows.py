@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.config import Settings
 from bot.incidents import commands
 from bot.incidents import service as incidents
-from bot.incidents.numbering import NotSaved, SharedCommits
+from bot.incidents.numbering import GroupCommit, NotSaved
 from bot.redaction import mask_secrets
 from bot.incidents.paging import PagingFlows
 from bot.incidents.service import IncidentError
@@ -74,7 +75,7 @@ class IncidentFlows:
         self.postmortems = postmortems
         self.wake = wake  # after a commit: the outbox and scheduler have new work
         self.is_channel_member = is_channel_member  # asks Slack, for members we have not seen join
-        self.numbers = SharedCommits(storage, DECLARE)
+        self.numbers = GroupCommit(storage, DECLARE)
 
     def post(self, session: Session, incident: Incident, text: str) -> None:
         """A message in the incident channel and a refreshed topic and pinned summary."""
@@ -127,7 +128,11 @@ class IncidentFlows:
                 raise IncidentError(str(exc)) from exc
             rotation, nobody_paged = None, str(exc)
         if rotation is not None:  # reads first: the write transaction below holds the number lock
-            found = oncall.kept_adjustments(self.storage).of([rotation])[rotation.name]
+            try:
+                found = oncall.cached_adjustments(self.storage).of([rotation])[rotation.name]
+            except SQLAlchemyError as exc:  # nothing written yet: the person is told to try again
+                log.exception("a declaration could not read who is on call")
+                raise NotSaved(f"declaration not saved: {exc!r}") from exc
             responder = self.people.resolve(oncall.shift_at(rotation, now, found).user)
             invite.append(responder)
         declaration = {

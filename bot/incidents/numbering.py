@@ -1,10 +1,9 @@
-"""Shared commits for declarations' acknowledgements.
+"""Group commit for declarations' acknowledgements.
 
 A declaration is acknowledged once its number and its outbox task are committed. Declarations
 that arrive while another one is committing wait for it, then commit together: one
-transaction (on PostgreSQL one statement), one turn at the counter's lock and one flush to
-disk for the lot, instead of one each, queued behind each other. Each still hears back only
-after its own number is durable.
+transaction, one turn at the counter's lock and one flush to disk for the lot, instead of one
+each, queued behind each other. Each still hears back only after its own number is durable.
 """
 
 from __future__ import annotations
@@ -13,11 +12,7 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from bot.incidents.service import (
-    take_numbers_in_one_statement,
-    take_numbers_on_sqlite,
-    take_numbers_with_tasks,
-)
+from bot.incidents.service import take_numbers_with_tasks
 
 if TYPE_CHECKING:
     from bot.storage import Storage
@@ -40,7 +35,7 @@ class _Ticket:
         return self.number is not None or self.error is not None
 
 
-class SharedCommits:
+class GroupCommit:
     """Takes numbers with their outbox tasks for concurrent callers, in shared transactions.
 
     The first caller commits its own; callers arriving meanwhile queue, and when it is done
@@ -86,21 +81,10 @@ class SharedCommits:
     def _commit(self, batch: list[_Ticket]) -> None:
         payloads, now = [t.payload for t in batch], max(t.now for t in batch)
         try:
-            if self.storage.is_sqlite:
-                with self.storage.transaction() as connection:
-                    numbers = take_numbers_on_sqlite(
-                        connection=connection, kind=self.kind, payloads=payloads, now=now
-                    )
-            else:  # one statement, one round trip
-                in_one = take_numbers_in_one_statement(
-                    storage=self.storage, kind=self.kind, payloads=payloads, now=now
+            with self.storage.transaction() as connection:
+                numbers = take_numbers_with_tasks(
+                    db_session=connection, kind=self.kind, payloads=payloads, now=now
                 )
-                if in_one is None:  # the counter's first number
-                    with self.storage.transaction() as connection:
-                        in_one = take_numbers_with_tasks(
-                            db_session=connection, kind=self.kind, payloads=payloads, now=now
-                        )
-                numbers = in_one
         except BaseException as exc:
             for ticket in batch:
                 ticket.error = exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -12,9 +11,9 @@ from sqlmodel import Session, col, select
 
 from bot.incidents.commands import OPEN, SEVERITIES, STATUSES, severity_label
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
-from bot.outbox import TASKS, enqueue_many
+from bot.outbox import enqueue_many
 from bot.redaction import mask_secrets
-from bot.storage import Storage, connection_of
+from bot.storage import connection_of
 from bot.text import plain, shows_anything, visible
 
 
@@ -77,77 +76,6 @@ def take_numbers_with_tasks(
 def _numbered(payloads: list[dict[str, Any]], numbers: list[int]) -> list[dict[str, Any]]:
     """Each payload with its number recorded as "number"."""
     return [{**payload, "number": number} for payload, number in zip(payloads, numbers)]
-
-
-# PostgreSQL: the numbers and the tasks that carry them as one statement. Run on its own (an
-# autocommit connection), it is a whole transaction in one round trip instead of three (BEGIN,
-# statement, COMMIT), and the counter's row lock is held for that statement only. Each payload
-# goes in as its JSON members (the text between its braces) and gets its number put in front
-# as text: jsonb would refuse a NUL in user text.
-_NUMBERED_TASKS = f"""
-WITH taken AS (
-    UPDATE {_COUNTER.name} SET value = value + %(count)s WHERE name = %(counter)s RETURNING value
-), added AS (
-    INSERT INTO {TASKS.name} (kind, payload, status, attempts, next_attempt_at, created_at)
-    SELECT %(kind)s, '{{"number": ' || (taken.value - %(count)s + task.ord) || task.members || '}}',
-           'pending', 0, %(now)s, %(now)s
-    FROM taken, unnest(%(members)s::text[]) WITH ORDINALITY AS task(members, ord)
-    ORDER BY task.ord
-)
-SELECT value FROM taken
-"""  # psycopg's parameters: it runs on Storage.one_statement's own connection
-
-
-def take_numbers_in_one_statement(
-    *, storage: Storage, kind: str, payloads: list[dict[str, Any]], now: datetime,
-    name: str = "incident",
-) -> list[int] | None:
-    """take_numbers_with_tasks as one PostgreSQL statement; None, and nothing written, while the
-    counter has no row yet."""
-    members = [json.dumps(payload)[1:-1] for payload in payloads]
-    row = storage.one_statement(
-        _NUMBERED_TASKS,
-        {"counter": name, "count": len(payloads), "kind": kind,
-         "now": TASKS.c.created_at.type.process_bind_param(now, None),  # naive UTC, as stored
-         "members": [f", {m}" if m else "" for m in members]},
-    )
-    return None if row is None else _ending_at(int(row[0]), len(payloads))
-
-
-# SQLite: the same two statements as take_numbers_with_tasks, straight to the driver inside
-# the caller's transaction (its BEGIN IMMEDIATE, write lock and turns are the engine's),
-# without SQLAlchemy's execution machinery around them. The tasks go in as one
-# JSON array of their payloads' text, with positional parameters: Python's sqlite3 lets go of
-# the interpreter lock around each row's binding, and around each named parameter's name, so
-# executemany with named parameters let go of it eight times a row; getting it back from the
-# other request threads is what a shared commit waits for under load.
-_SQLITE_TAKE = f"UPDATE {_COUNTER.name} SET value = value + ? WHERE name = ? RETURNING value"
-_SQLITE_TASKS = (
-    f"INSERT INTO {TASKS.name} (kind, payload, status, attempts, next_attempt_at, created_at) "
-    "SELECT ?, value, 'pending', 0, ?, ? FROM json_each(?) ORDER BY key"
-)
-
-
-def take_numbers_on_sqlite(
-    *, connection: Connection, kind: str, payloads: list[dict[str, Any]], now: datetime,
-    name: str = "incident",
-) -> list[int]:
-    """take_numbers_with_tasks on SQLite through the driver, in the caller's transaction (the
-    counter's first number through take_numbers_with_tasks itself)."""
-    driver = connection.connection.driver_connection
-    assert driver is not None and _STORED_TIME is not None
-    row = driver.execute(_SQLITE_TAKE, (len(payloads), name)).fetchone()
-    if row is None:  # nothing written: the counter has no row yet
-        return take_numbers_with_tasks(db_session=connection, kind=kind, payloads=payloads, now=now, name=name)
-    numbers = _ending_at(int(row[0]), len(payloads))
-    stamp = _STORED_TIME(now)  # the column type's own conversion: naive UTC, SQLite's format
-    texts = [json.dumps(payload) for payload in _numbered(payloads, numbers)]  # as task_row writes them
-    driver.execute(_SQLITE_TASKS, (kind, stamp, stamp, json.dumps(texts)))
-    return numbers
-
-
-_SQLITE = sqlite.dialect()
-_STORED_TIME = TASKS.c.created_at.type.dialect_impl(_SQLITE).bind_processor(_SQLITE)
 
 
 def add_entry(

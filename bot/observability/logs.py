@@ -6,17 +6,14 @@ context variables, and secrets masked in every record before any handler writes 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import logging.handlers
 import os
-import queue
 import random
 import re
 import sys
-import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from datetime import UTC, datetime
@@ -39,8 +36,6 @@ SECRET_VARIABLES = (
 )
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-# write_behind's thread writes the lines logged meanwhile this often (a line waits at most this)
-WRITE_EVERY_SECONDS = 0.05
 
 
 def new_request_id() -> str:
@@ -243,101 +238,3 @@ def configure_logging_from_env(
     named = env.get("LOG_LEVEL", "").strip().upper()
     chosen = named if isinstance(logging.getLevelName(named), int) else level
     return configure_logging(json=as_json, secrets=secrets_from_env(env), level=chosen)
-
-
-class _Handed(logging.handlers.QueueHandler):
-    """Hands a record to the writing thread as its SecretFilter left it: message merged and
-    masked, IDs stamped, traceback kept as masked text (QueueHandler's own prepare would fold
-    the traceback into the message and lose JSON's "exception")."""
-
-    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
-        record = logging.makeLogRecord(record.__dict__)  # other handlers keep theirs whole
-        if record.exc_info and not record.exc_text:  # a logger without the SecretFilter
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        record.exc_info = None  # its text is in exc_text; a traceback holds every frame's locals
-        return record
-
-
-class _Batches(logging.handlers.QueueListener):
-    """A QueueListener that looks at its queue every `interval` seconds instead of waking for
-    each record, and writes what it found to each stream handler in one write. A request
-    thread's record thus wakes no thread, and a batch costs one system call per stream."""
-
-    def __init__(self, records: queue.SimpleQueue[Any], writers: list[logging.Handler], interval: float) -> None:
-        super().__init__(records, *writers, respect_handler_level=True)
-        self.interval = interval
-        self._stopping = threading.Event()
-
-    def enqueue_sentinel(self) -> None:
-        super().enqueue_sentinel()
-        self._stopping.set()  # stop(): no waiting out the interval
-
-    def _monitor(self) -> None:
-        records: queue.SimpleQueue[Any] = self.queue  # type: ignore[assignment]
-        stopping = False
-        while not stopping:
-            self._stopping.wait(self.interval)
-            batch: list[logging.LogRecord] = []
-            while True:
-                try:
-                    record = records.get_nowait()
-                except queue.Empty:
-                    break
-                if record is self._sentinel:  # stop(): write what came before it, then end
-                    stopping = True
-                    break
-                batch.append(record)
-            if batch:
-                self._write(batch)
-
-    def _write(self, batch: list[logging.LogRecord]) -> None:
-        for writer in self.handlers:
-            stream = getattr(writer, "stream", None) if type(writer) is logging.StreamHandler else None
-            collected = io.StringIO()
-            if stream is not None:
-                writer.setStream(collected)  # type: ignore[attr-defined]
-            try:
-                for record in batch:
-                    if record.levelno >= writer.level:
-                        writer.handle(record)
-            finally:
-                if stream is not None:
-                    writer.setStream(stream)  # type: ignore[attr-defined]
-                    text = collected.getvalue()
-                    if text:
-                        try:
-                            stream.write(text)
-                            stream.flush()
-                        except Exception:  # noqa: BLE001  (as StreamHandler.emit: report, go on)
-                            writer.handleError(batch[-1])
-
-
-def write_behind(logger: logging.Logger | None = None, *, interval: float = WRITE_EVERY_SECONDS) -> Callable[[], None]:
-    """From now on, the records of logger (the root by default) are formatted and written by
-    a thread of their own, every `interval` seconds in one write per stream: the thread that
-    logs only has configure_logging's filter mask the record and stamp its IDs, and queues it.
-    Each write to stderr lets go of the interpreter lock, and under load getting it back from
-    the other request threads took milliseconds of an acknowledgement; so did waking a writer
-    for each line. Returns a stop that writes what is queued and puts the handlers back; call
-    it before the process exits (lines still queued when it is killed are lost)."""
-    logger = logger if logger is not None else logging.getLogger()
-    writers = list(logger.handlers)
-    if not writers:
-        return lambda: None
-    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    front = _Handed(records)
-    for writer in writers:
-        if getattr(writer, "_oncall_bot", False):  # its SecretFilter reads this thread's IDs
-            front._oncall_bot = True  # type: ignore[attr-defined]
-            for kept in writer.filters:
-                front.addFilter(kept)
-    listener = _Batches(records, writers, interval)
-    listener.start()
-    logger.handlers = [front]  # one assignment: a record goes to the old handlers or the new
-
-    def stop() -> None:
-        if logger.handlers == [front]:
-            logger.handlers = writers
-            listener.stop()  # writes everything queued before it returns
-
-    return stop

@@ -122,11 +122,11 @@ def _stored_overrides(connection: Connection, names: tuple[str, ...]) -> dict[st
 
 
 # Announced in every transaction that adds or removes an override or time off, so that
-# processes keeping a copy of them (KeptAdjustments) read again.
+# processes keeping a copy of them (AdjustmentsCache) read again.
 CHANGES_CHANNEL = "oncall_bot_changes"
 
 
-class KeptAdjustments:
+class AdjustmentsCache:
     """Stored adjustments kept between changes, for the hot paths (/oncall, a declaration's
     on-call lookup): the copy is used until the storage's notifications say an override or
     time off was added or removed (PostgreSQL's LISTEN/NOTIFY, or SQLite's shared note), and
@@ -159,16 +159,16 @@ class KeptAdjustments:
         return stored
 
 
-_kept: WeakKeyDictionary[Storage, KeptAdjustments] = WeakKeyDictionary()
+_kept: WeakKeyDictionary[Storage, AdjustmentsCache] = WeakKeyDictionary()
 _kept_lock = threading.Lock()
 
 
-def kept_adjustments(storage: Storage) -> KeptAdjustments:
+def cached_adjustments(storage: Storage) -> AdjustmentsCache:
     """The process's copy of the stored adjustments of that database."""
     with _kept_lock:
         kept = _kept.get(storage)
         if kept is None:
-            kept = _kept[storage] = KeptAdjustments(storage)
+            kept = _kept[storage] = AdjustmentsCache(storage)
         return kept
 
 

@@ -64,7 +64,7 @@ class OncallFlows:
         if not names:
             return "No rotations are configured: add TOML files to the rotations folder."
         rotations = [oncall.find_rotation(self.rt.rotations, name) for name in names]
-        found = oncall.kept_adjustments(self.rt.storage).of(rotations)  # one query at most
+        found = oncall.cached_adjustments(self.rt.storage).of(rotations)  # one query at most
         return "\n".join(
             f"*{safe(rotation.name)}*: {self.shift_line(oncall.shift_at(rotation, now, found[rotation.name]), tz)}"
             for rotation in rotations
@@ -74,7 +74,7 @@ class OncallFlows:
         tz = self.people.tz(asker)
         now = self.rt.clock.now()
         rotation = oncall.find_rotation(self.rt.rotations, rotation_name)
-        found = oncall.kept_adjustments(self.rt.storage).of([rotation])[rotation.name]
+        found = oncall.cached_adjustments(self.rt.storage).of([rotation])[rotation.name]
         current = oncall.shift_at(rotation, now, found)
         following = oncall.shift_at(rotation, current.end, found)
         who = self.people.resolve(following.user)
@@ -88,7 +88,7 @@ class OncallFlows:
         now = self.rt.clock.now()
         found: list[tuple[datetime, str]] = []
         rotations = list(self.rt.rotations.values())
-        kept = oncall.kept_adjustments(self.rt.storage).of(rotations)
+        kept = oncall.cached_adjustments(self.rt.storage).of(rotations)
         for rotation in rotations:  # by override or cover too, member of the rotation or not
             for shift in oncall.shifts_of(rotation, kept[rotation.name], lambda u: self.people.resolve(u) == asker,
                                           after=now):
