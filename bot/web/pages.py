@@ -84,7 +84,7 @@ def install(runtime: Runtime, web: Flask) -> None:
                   "commander": name(i.commander), "declared": local(i.declared_at, tz)}
                  for i in open_incidents if visible_to(user, i, is_member)]
         rotations = [runtime.rotations[key] for key in sorted(runtime.rotations)]
-        found = oncall.kept_adjustments(runtime.storage).of(rotations) if rotations else {}
+        found = oncall.cached_adjustments(runtime.storage).of(rotations) if rotations else {}
         now = runtime.clock.now()
         on_call = []
         for rotation in rotations:
