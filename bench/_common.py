@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = Path(__file__).resolve().parent
 SIGNING_SECRET = "bench-signing-secret"
 BOT_TOKEN = "xoxb-bench"
+ALERT_TOKEN = "bench-alert-token"  # /alerts/* answer 404 without one
 INCIDENTS_CHANNEL = "C0INCIDENTS"
 # Everyone the bench's rotations name, plus the people who type the commands.
 PEOPLE = [
@@ -387,6 +388,7 @@ def bot_env(workdir: Path, standin: Any, database_url: str, port: int) -> dict[s
             "ROTATIONS_DIR": str(write_rotations(workdir)),
             "TEMPLATES_DIR": str(ROOT / "templates"),
             "INCIDENTS_CHANNEL": INCIDENTS_CHANNEL,
+            "ALERTMANAGER_TOKEN": ALERT_TOKEN,
             "PORT": str(port),
             "HOST": "127.0.0.1",
         }

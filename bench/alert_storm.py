@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from _common import (
+    ALERT_TOKEN,
     Databases,
     Row,
     Workdir,
@@ -67,7 +68,7 @@ def post(port: int, body: bytes) -> float | None:
     started = time.monotonic()
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
-        connection.request("POST", "/alerts/alertmanager", body=body, headers={"Content-Type": "application/json"})
+        connection.request("POST", "/alerts/alertmanager", body=body, headers={"Content-Type": "application/json", "Authorization": f"Bearer {ALERT_TOKEN}"})
         reply = connection.getresponse()
         reply.read()
         return time.monotonic() - started if reply.status == 200 else None

@@ -35,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--script", help="replay a scenario file instead of reading the keyboard")
     console.add_argument("--at", help="start the clock at this ISO instant (default: now)")
     console.add_argument("--database", help="SQLAlchemy URL (default: a fresh temporary SQLite file)")
+    console.add_argument("--web", type=int, metavar="PORT",
+                         help="also serve the web pages on 127.0.0.1:PORT, signed in through the stand-in")
     console.set_defaults(func=_console)
 
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
@@ -67,7 +69,7 @@ def _clock(args: argparse.Namespace) -> int:
 def _console(args: argparse.Namespace) -> int:
     from bot.console import run_console
 
-    return run_console(script=args.script, start=args.at, database_url=args.database)
+    return run_console(script=args.script, start=args.at, database_url=args.database, web_port=args.web)
 
 
 def _migrate(args: argparse.Namespace) -> int:

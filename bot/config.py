@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import re
@@ -37,15 +39,30 @@ class Settings:
     port: int = 3000
     host: str = "0.0.0.0"
     alertmanager_token: str | None = None
+    metrics_token: str | None = None
     postmortems_dir: Path | None = None
     status_reminder_minutes: int = 30
     outbox_lease_seconds: int = 120
     alert_severities: dict[str, int] = field(default_factory=dict)  # alert label -> SEV that declares
-    public_url: str = ""  # where people reach the bot's pages; "" means http://localhost:PORT
+    public_url: str = ""  # where people reach the web pages; "" means http://localhost:PORT
+    slack_client_id: str | None = None  # Sign in with Slack; unset, the web pages answer 404
+    slack_client_secret: str | None = None
 
     @property
-    def public_base(self) -> str:
-        """PUBLIC_URL without its trailing slash, or http://localhost:PORT."""
+    def web_pages(self) -> bool:
+        """Whether the signed-in web pages are served (Sign in with Slack is configured)."""
+        return bool(self.slack_client_id and self.slack_client_secret)
+
+    def key(self, purpose: str) -> bytes:
+        """A secret key for one purpose (calendar feeds, session cookies), the same in every
+        process of the installation: derived from its Slack secrets, never stored."""
+        material = "\n".join(s or "" for s in (self.slack_signing_secret, self.slack_client_secret,
+                                                self.slack_bot_token, self.slack_app_token))
+        return hmac.new(material.encode(), purpose.encode(), hashlib.sha256).digest()
+
+    @property
+    def base_url(self) -> str:
+        """PUBLIC_URL without its trailing slash (links in Slack and feeds start with it)."""
         return (self.public_url or f"http://localhost:{self.port}").rstrip("/")
 
     def __repr__(self) -> str:  # secrets never reach logs through a repr
@@ -86,8 +103,12 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
     database_url = _database_url(get("DATABASE_URL") or "sqlite:///oncall.db")
     postmortems = get("POSTMORTEMS_DIR")
     public_url = get("PUBLIC_URL") or ""
-    if public_url and (not public_url.startswith(("http://", "https://")) or len(public_url) > 200):
-        raise ConfigError(f"PUBLIC_URL must be the http(s) address people reach the bot at, got {public_url[:80]!r}")
+    if public_url and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", public_url):
+        raise ConfigError(f"PUBLIC_URL must be the http(s) address people reach the bot at, got {public_url!r}")
+    client_id, client_secret = get("SLACK_CLIENT_ID"), get("SLACK_CLIENT_SECRET")
+    if bool(client_id) != bool(client_secret):
+        raise ConfigError("SLACK_CLIENT_ID and SLACK_CLIENT_SECRET go together: set both for Sign in with Slack, "
+                          "or neither")
     reminder = get("STATUS_REMINDER_MINUTES") or "30"
     if not reminder.isdigit() or not 1 <= int(reminder) <= 1440:
         raise ConfigError(f"STATUS_REMINDER_MINUTES must be a number of minutes (1-1440), got {reminder!r}")
@@ -103,10 +124,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         port=int(port_text),
         host=host,
         alertmanager_token=get("ALERTMANAGER_TOKEN"),
+        metrics_token=get("METRICS_TOKEN"),
         postmortems_dir=Path(postmortems) if postmortems else None,
         status_reminder_minutes=int(reminder),
         alert_severities=_severity_map(get("ALERT_SEVERITIES")),
         public_url=public_url,
+        slack_client_id=client_id,
+        slack_client_secret=client_secret,
         outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
     )
 

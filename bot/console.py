@@ -44,6 +44,7 @@ from bot.wiring import build_runtime
 
 SECRET = "console-signing-secret"
 TOKEN = "xoxb-console"
+CLIENT_ID, CLIENT_SECRET = "0000000000.1111111111", "console-client-secret"  # Sign in with Slack
 DURATION = re.compile(r"^\+(\d+)([mhd])$")
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 QUIET = {"users.info", "users.lookupByEmail", "conversations.history", "conversations.members",
@@ -309,8 +310,25 @@ def seed(console: Console, runtime: Runtime) -> None:
                     console.add_user(member.lower(), member, region.timezone)
 
 
-def run_console(*, script: str | None, start: str | None, database_url: str | None, out: TextIO = sys.stdout) -> int:
-    """Run a scenario file, or read lines from the keyboard; returns the exit code."""
+def serve_web_pages(console: Console, port: int) -> Callable[[], None]:
+    """Serve the web pages on 127.0.0.1:port (Sign in with Slack on the stand-in); the stop."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    import bot.web.routes  # noqa: F401  (installs the routes)
+    from bot.web.app import create_web_app
+
+    server = make_server("127.0.0.1", port, create_web_app(console.rt, console.bolt), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True, name="console-web").start()
+    console.out.write(f"Web pages: http://127.0.0.1:{port}/ (sign in by picking a person on the stand-in's page)\n")
+    return server.shutdown
+
+
+def run_console(*, script: str | None, start: str | None, database_url: str | None, out: TextIO = sys.stdout,
+                web_port: int | None = None) -> int:
+    """Run a scenario file, or read lines from the keyboard, serving the web pages on web_port
+    when given; returns the exit code."""
     workdir = Path(tempfile.mkdtemp(prefix="oncall-console-"))
     slack = SlackStandIn(bot_token=TOKEN, bot_user_id="UBOT", team_id="T0CONSOLE").start()
     env = {
@@ -318,6 +336,9 @@ def run_console(*, script: str | None, start: str | None, database_url: str | No
         "DATABASE_URL": database_url or f"sqlite:///{workdir / 'console.db'}",
         "INCIDENTS_CHANNEL": "C0INCIDENTS",
     }
+    if web_port is not None:
+        slack.add_oidc_client(CLIENT_ID, CLIENT_SECRET)
+        env.update(SLACK_CLIENT_ID=CLIENT_ID, SLACK_CLIENT_SECRET=CLIENT_SECRET, PUBLIC_URL=f"http://127.0.0.1:{web_port}")
     import os
 
     for name in ("ROTATIONS_DIR", "TEMPLATES_DIR", "POSTMORTEMS_DIR"):
@@ -328,6 +349,7 @@ def run_console(*, script: str | None, start: str | None, database_url: str | No
     runtime = build_runtime(settings, client=make_client(token=TOKEN, base_url=slack.api_url), clock=clock, manual=True)
     runtime.scheduler.start()
     console = Console(runtime, slack, out)
+    stop_web = serve_web_pages(console, web_port) if web_port is not None else (lambda: None)
     lines: Any = open(script, encoding="utf-8") if script else None
     failures = 0
     try:
@@ -352,6 +374,7 @@ def run_console(*, script: str | None, start: str | None, database_url: str | No
     finally:
         if script and lines is not None:
             lines.close()
+        stop_web()
         runtime.scheduler.stop()
         slack.stop()
     with runtime.storage.read() as session:

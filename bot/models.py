@@ -240,3 +240,11 @@ class BotSecret(SQLModel, table=True):
 
     name: str = Field(primary_key=True)
     value: str
+class CalendarFeed(SQLModel, table=True):
+    """A person's secret calendar feed: the feed's address is derived from `nonce` with a key
+    of the installation, and only its SHA-256 is kept, to find the person by it."""
+
+    user_id: str = Field(primary_key=True)
+    nonce: str
+    secret_hash: str = Field(index=True, unique=True)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))

@@ -10,6 +10,7 @@ import threading
 from typing import Any
 
 from bot.config import ConfigError, Settings, load_settings
+from bot.observability.logs import AccessLineFilter
 from bot.runtime import Runtime
 from bot.slack.client import make_client, refused, token_refusal
 from bot.wiring import build_runtime
@@ -106,6 +107,8 @@ def serve(*, workers: int | None, threads: int, with_scheduler: bool, with_outbo
             self.cfg.set("worker_exit", lambda _server, worker: _exit_worker(worker))
 
         def load(self) -> Any:
+            # feed addresses and sign-in codes stay out of gunicorn's access lines
+            logging.getLogger("gunicorn.access").addFilter(AccessLineFilter())
             return make_wsgi(settings, with_scheduler=with_scheduler, with_outbox=with_outbox)
 
     Server().run()

@@ -30,6 +30,7 @@ from bot.runtime import Runtime
 from bot.schedule import Rotation, read_rotations
 from bot.schedule.people import Person, read_people, with_time_off, zones_by_user
 from bot.slack import effects
+from bot.slack.blocks import web_link
 from bot.slack.event_handlers import TimelineCapture
 from bot.slack.people import People
 from bot.slack.postmortem_upload import PostmortemUpload
@@ -64,7 +65,7 @@ def build_runtime(
             return False
 
     notifications = Notifications(
-        storage=storage, clock=clock, contacts=Contacts(people_file, people.resolve), public_url=settings.public_base,
+        storage=storage, clock=clock, contacts=Contacts(people_file, people.resolve), public_url=settings.base_url,
         name_of=lambda user_id: people.profile(user_id).name, wake=wake,
     )
     pager = PagingFlows(storage=storage, clock=clock, rotations=rotations, people=people, wake=wake,
@@ -138,6 +139,7 @@ def register_work(runtime: Runtime) -> None:
     outbox.register(postmortem_flows.UPLOAD, PostmortemUpload(
         storage=runtime.storage, client=runtime.client, clock=runtime.clock, people=runtime.people,
         wake=runtime.after_commit,
+        web_page=lambda number: web_link(runtime.settings, f"/postmortems/{number}"),
     ))
     scheduler.register(incident_flows.REMINDER, runtime.incidents.remind)
     scheduler.register(paging.ESCALATE, runtime.paging.escalate_on_timeout)

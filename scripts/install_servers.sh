@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs the servers the tests run for real (PostgreSQL, Prometheus Alertmanager) when they are
+# Installs the servers the tests run for real (PostgreSQL, Prometheus Alertmanager) and the browser
+# the web pages are tested in (Debian's chromium, which Playwright drives) when they are
 # missing and this is root with apt-get; run by test.sh. Otherwise their tests skip and the run
 # ends with a line counting them, except under CI (CI set), where a missing server is an error.
 set -euo pipefail
@@ -8,6 +9,7 @@ missing() {
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || echo postgresql
   command -v prometheus-alertmanager >/dev/null 2>&1 || command -v alertmanager >/dev/null 2>&1 \
     || echo prometheus-alertmanager
+  command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || echo chromium
 }
 
 can_install() {

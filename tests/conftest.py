@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 import urllib.error
@@ -30,6 +31,10 @@ from bot.wiring import build_runtime
 
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-standin"
+ALERT_TOKEN = "test-alert-token"
+ALERT_AUTH = {"Authorization": f"Bearer {ALERT_TOKEN}"}
+# Sign in with Slack: the app's client ID and secret, known to the stand-in in the `web` fixture.
+CLIENT_ID, CLIENT_SECRET = "1234567890.0987654321", "standin-client-secret"
 ROTATIONS = Path(__file__).parent / "rotations"
 # A Tuesday in March 2026, 15:00 UTC: Los Angeles (amer, 08:00 PDT) has just taken the payments
 # pager from Dublin, so frank is on call.
@@ -49,7 +54,7 @@ PEOPLE = [
 
 
 # Servers the tests run for real, by the Debian package that brings each.
-SERVERS = {"PostgreSQL": "postgresql", "Prometheus Alertmanager": "prometheus-alertmanager"}
+SERVERS = {"PostgreSQL": "postgresql", "Prometheus Alertmanager": "prometheus-alertmanager", "Chromium": "chromium"}
 
 
 def not_installed(server: str) -> str:
@@ -73,6 +78,16 @@ def eventually(predicate: Callable[[], Any], timeout: float = 5.0, message: str 
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {message}")
+
+
+FEED_URL = re.compile(r"https?://[^/\s]+(/ical/[A-Za-z0-9_-]{32}\.ics)")
+
+
+def feed_path(reply: str) -> str:
+    """The path of the calendar feed address in a reply to `/oncall ical`."""
+    found = FEED_URL.search(reply)
+    assert found, f"no calendar feed address in {reply!r}"
+    return found.group(1)
 
 
 def free_port() -> int:
@@ -160,6 +175,7 @@ class Bot:
         self.executor = executor
         self.clock: ManualClock = runtime.clock  # type: ignore[assignment]
         self._event_counter = 0
+        self.web_app: Any = None  # the Flask app served, for tests that walk its routes
 
     def post(self, path: str, body: str, headers: dict[str, str]) -> Response:
         request = urllib.request.Request(self.url + path, data=body.encode(), headers=headers, method="POST")
@@ -236,6 +252,10 @@ class Bot:
         """Move the clock forward, firing due jobs at their own instants."""
         self.rt.advance_to(self.clock.now() + delta, wait=self.executor.wait_idle)
 
+    def feed(self, user: str, reset: bool = False) -> str:
+        """The path of a person's calendar feed, asked for as they would (`/oncall ical`)."""
+        return feed_path(self.command(user, "/oncall", "ical reset" if reset else "ical").text)
+
     def channel_of(self, number: int) -> str:
         from bot.models import Incident
 
@@ -298,11 +318,12 @@ def settings_env(tmp_path, standin, database_url) -> dict[str, str]:
         "ROTATIONS_DIR": str(ROTATIONS),
         "TEMPLATES_DIR": str(Path(__file__).parent.parent / "templates"),
         "INCIDENTS_CHANNEL": "C0INCIDENTS",
+        "ALERTMANAGER_TOKEN": ALERT_TOKEN,
     }
 
 
-def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock):
-    """Build the runtime and serve the app on 127.0.0.1; returns (bot, stop)."""
+def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock, port: int = 0):
+    """Build the runtime and serve the app on 127.0.0.1 (on `port` when given); returns (bot, stop)."""
     import bot.web.routes  # noqa: F401
 
     settings = load_settings(env)
@@ -314,10 +335,12 @@ def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock):
     plan_handoffs(runtime)
     executor = TrackingExecutor()
     bolt = create_app(runtime, signing_secret=settings.slack_signing_secret, listener_executor=executor)
-    server = make_server("127.0.0.1", 0, create_web_app(runtime, bolt), threaded=True)
+    web_app = create_web_app(runtime, bolt)
+    server = make_server("127.0.0.1", port, web_app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     bot = Bot(runtime, standin, f"http://127.0.0.1:{server.server_port}", executor)
+    bot.web_app = web_app
 
     def stop() -> None:
         server.shutdown()
@@ -333,6 +356,47 @@ def bot(settings_env, standin):
     served, stop = start_bot(settings_env, standin, ManualClock(START))
     yield served
     stop()
+
+
+def web_env(settings_env: dict[str, str], standin: SlackStandIn, port: int) -> dict[str, str]:
+    """Settings with the web pages on: Sign in with Slack against the stand-in, served at `port`."""
+    standin.add_oidc_client(CLIENT_ID, CLIENT_SECRET)
+    return {**settings_env, "SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET,
+            "PUBLIC_URL": f"http://127.0.0.1:{port}"}
+
+
+@pytest.fixture
+def web(settings_env, standin):
+    """The bot with its web pages on, at the PUBLIC_URL it was told."""
+    port = free_port()
+    served, stop = start_bot(web_env(settings_env, standin, port), standin, ManualClock(START), port=port)
+    yield served
+    stop()
+
+
+class Visitor:
+    """A browser without scripts: cookies kept, redirects followed by hand."""
+
+    def __init__(self, bot: Bot) -> None:
+        import requests
+
+        self.bot = bot
+        self.http = requests.Session()
+
+    def get(self, path: str, **kwargs: Any) -> Any:
+        url = path if path.startswith("http") else self.bot.url + path
+        return self.http.get(url, allow_redirects=False, timeout=10, **kwargs)
+
+    def post(self, path: str, data: dict[str, str]) -> Any:
+        return self.http.post(self.bot.url + path, data=data, allow_redirects=False, timeout=10)
+
+    def sign_in(self, user: str, next_path: str = "/") -> Any:
+        """Sign in with Slack as `user`, picking them on the stand-in's page; the last answer."""
+        to_slack = self.get(f"/login?next={urllib.parse.quote(next_path)}")
+        assert to_slack.status_code == 302, to_slack.text
+        back = self.get(to_slack.headers["Location"] + "&pick=" + user)
+        assert back.status_code == 302, back.text
+        return self.get(back.headers["Location"])
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

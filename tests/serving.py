@@ -22,6 +22,7 @@ from bot.models import Claim, Counter, Incident, OutboxTask, Page, TimelineEntry
 from bot.standin import SlackStandIn
 from bot.storage import Storage
 from tests.conftest import (
+    ALERT_TOKEN,
     BOT_TOKEN,
     ROTATIONS,
     SIGNING_SECRET,
@@ -42,7 +43,7 @@ def bot_environment(standin: SlackStandIn, database_url: str, **more: str) -> di
     env.update({
         "SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": standin.api_url,
         "DATABASE_URL": database_url, "ROTATIONS_DIR": str(ROTATIONS), "INCIDENTS_CHANNEL": "C0INCIDENTS",
-        "HOST": "127.0.0.1", **more,
+        "ALERTMANAGER_TOKEN": ALERT_TOKEN, "HOST": "127.0.0.1", **more,
     })
     return env
 

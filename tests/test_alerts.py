@@ -18,11 +18,11 @@ from bot.alerts.service import AlertPolicy
 from bot.clock import ManualClock
 from bot.config import parse_severity_map
 from bot.models import Claim, Incident, OutboxTask, Page, TimelineEntry
-from tests.conftest import ROTATIONS, START, start_bot
+from tests.conftest import ALERT_AUTH, ALERT_TOKEN, ROTATIONS, START, start_bot
 
-TOKEN = "s3cret-alert-token"
+TOKEN = ALERT_TOKEN
 GROUP = '{}/{rotation="payments"}:{alertname="HighErrorRate"}'
-JSON = {"Content-Type": "application/json"}
+JSON = {"Content-Type": "application/json", **ALERT_AUTH}
 
 
 def am_alert(name="HighErrorRate", *, severity="critical", rotation="payments", status="firing",
@@ -54,8 +54,10 @@ def am_payload(*alerts, group_key=GROUP, status=None):
 
 
 def post(bot, path, body, headers=None):
+    """POST with the bearer token, or with exactly `headers`' Authorization when given."""
     text = body if isinstance(body, str) else json.dumps(body)
-    response = bot.post(path, text, {**JSON, **(headers or {})})
+    base = JSON if headers is None else {"Content-Type": "application/json"}
+    response = bot.post(path, text, {**base, **(headers or {})})
     bot.settle()
     return response
 
@@ -291,7 +293,7 @@ def test_alert_text_is_data(bot, standin):
 
 @pytest.fixture
 def secured(settings_env, standin):
-    served, stop = start_bot({**settings_env, "ALERTMANAGER_TOKEN": TOKEN}, standin, ManualClock(START))
+    served, stop = start_bot(settings_env, standin, ManualClock(START))
     yield served
     stop()
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import html
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.conftest import BOT_TOKEN, ROTATIONS, SIGNING_SECRET, eventually, free_port, healthy, slash_command
 
@@ -145,3 +149,39 @@ def test_postmortem_command_for_an_unknown_incident_is_one_line(tmp_path):
     result = run_bot("postmortem", "99", env={"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}"})
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1 and "99" in result.stderr
+
+
+def test_console_serves_the_web_pages_signed_in_through_the_stand_in():
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SLACK_")}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "console", "--web", str(port)], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=clean, cwd=ROOT)
+    printed: list[str] = []  # read as it comes, so a full pipe never stops the console
+    reader = threading.Thread(target=lambda: printed.extend(process.stdout), daemon=True)
+    reader.start()
+    try:
+        process.stdin.write("user frank U0FRANK America/Los_Angeles\n@frank /incident declare sev2 Checkout down\n")
+        process.stdin.flush()
+        eventually(lambda: healthy(url), timeout=60, message="the console's web pages")
+        browser = requests.Session()
+
+        def stand_in_page():  # frank exists once the console has read his line
+            answer = browser.get(url + "/incidents/1", allow_redirects=True, timeout=10)
+            return "Sign in as frank" in answer.text and answer
+
+        to_slack = eventually(stand_in_page, timeout=30, message="the stand-in's sign-in page")
+        link = re.search(r'href="([^"]+)">Sign in as frank<', to_slack.text).group(1)
+        stand_in = re.match(r"https?://[^/]+", to_slack.url).group(0)
+        signed_in = browser.get(stand_in + html.unescape(link), timeout=10)
+        assert signed_in.url == url + "/incidents/1"
+        page = eventually(lambda: (r := browser.get(url + "/incidents/1", timeout=10)).status_code == 200 and r.text,
+                          timeout=30, message="incident #1's page")
+        assert "Checkout down" in page
+    finally:
+        process.stdin.close()
+        process.wait(timeout=60)
+        reader.join(10)
+    output = "".join(printed)
+    assert process.returncode == 0, output[-2000:]
+    assert f"Web pages: {url}/" in output

@@ -15,7 +15,7 @@ from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.models import Claim, Incident
-from tests.conftest import eventually, sign
+from tests.conftest import ALERT_AUTH, eventually, feed_path, sign
 from tests.serving import (
     assert_still_serving,
     command,
@@ -204,7 +204,7 @@ def test_a_notification_of_10000_alerts_is_taken_and_counts_all_past_the_first_1
     body = json.dumps(payload, separators=(",", ":"))
     assert 600_000 < len(body) < 1024 * 1024
     before = quiet(served)
-    status, text = post(served, "/alerts/alertmanager", body, {"Content-Type": "application/json"})
+    status, text = post(served, "/alerts/alertmanager", body, {"Content-Type": "application/json", **ALERT_AUTH})
     assert status == 200 and json.loads(text)["action"] == "declared", text
     with served.storage.read() as session:
         incident = session.exec(select(Incident).where(Incident.dedup_key == "alertmanager:storm-of-10000")).one()
@@ -284,28 +284,45 @@ def test_direction_overrides_and_invisible_characters_are_removed_from_titles(se
 
 # --- calendar ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("query", ["user=U0BOB%0A", "user=U0BOB%0DBEGIN:VEVENT", "user=%00", "x=%0D%0A", "user%0A=1",
-                                   "user=U0BOB%C2%85"])
+def frank_feed(served) -> str:
+    status, reply = command(served, "ical", name="/oncall", user="U0FRANK", request_id="feed")
+    assert status == 200
+    return feed_path(reply)
+
+
+@pytest.mark.parametrize("query", ["rotation=payments%0A", "rotation=pay%0DBEGIN:VEVENT", "rotation=%00", "x=%0D%0A",
+                                   "rotation%0A=1", "rotation=payments%C2%85"])
 def test_control_characters_in_a_calendar_address_are_400(served, query):
-    status, text = post(served, f"/ical/payments.ics?{query}", b"", {}, method="GET")
+    status, text = post(served, f"{frank_feed(served)}?{query}", b"", {}, method="GET")
     assert status == 400 and "control characters" in json.loads(text)["error"]
     assert "Traceback" not in served.output()
 
 
-@pytest.mark.parametrize("query", ["user=bob", "user=U0BOB;X-INJECTED=1", "user=" + "U" * 300, "user=u0bob"])
-def test_a_calendar_user_that_is_not_a_slack_user_id_is_400(served, query):
-    status, text = post(served, f"/ical/payments.ics?{query}", b"", {}, method="GET")
-    assert status == 400 and "Slack user ID" in json.loads(text)["error"]
+@pytest.mark.parametrize("query", ["rotation=bob", "rotation=payments;X-INJECTED=1", "rotation=" + "p" * 300])
+def test_a_calendar_of_no_loaded_rotation_is_404(served, query):
+    status, text = post(served, f"{frank_feed(served)}?{query}", b"", {}, method="GET")
+    assert status == 404 and json.loads(text)["ok"] is False
 
 
-@pytest.mark.parametrize("path", ["/ical/nosuch.ics", "/ical/payments%0d.ics", "/ical/..%2f..%2fetc.ics"])
-def test_a_calendar_of_no_loaded_rotation_is_404_or_400(served, path):
+@pytest.mark.parametrize("path", ["/ical/nosuch.ics", "/ical/payments%0d.ics", "/ical/..%2f..%2fetc.ics",
+                                  "/ical/payments.ics?user=U0FRANK"])
+def test_a_calendar_address_without_a_known_secret_is_404(served, path):
     status, _ = post(served, path, b"", {}, method="GET")
-    assert status in (400, 404)
+    assert status == 404
+
+
+def test_a_calendar_feed_address_and_a_sign_in_code_never_reach_the_access_log(served):
+    feed = frank_feed(served)
+    secret = feed.removeprefix("/ical/").removesuffix(".ics")
+    assert post(served, feed, b"", {}, method="GET")[0] == 200
+    assert post(served, "/auth/slack/callback?code=c0de-of-slack&state=st4te", b"", {}, method="GET")[0] == 404
+    eventually(lambda: "GET /ical/[REDACTED].ics" in served.output(), message="the access line")
+    eventually(lambda: "callback?code=[REDACTED]&state=[REDACTED]" in served.output(), message="the access line")
+    assert secret not in served.output() and "c0de-of-slack" not in served.output()
 
 
 def test_a_calendar_holds_one_line_per_property_and_only_its_events(served):
-    status, text = post(served, "/ical/payments.ics?user=U0FRANK", b"", {}, method="GET")
+    status, text = post(served, frank_feed(served), b"", {}, method="GET")
     assert status == 200 and "\r" not in text.replace("\r\n", "")
     assert text.count("BEGIN:VEVENT") == text.count("END:VEVENT") >= 1
-    assert "X-WR-CALNAME:On call: payments (U0FRANK)" in text
+    assert "X-WR-CALNAME:On call: my shifts" in text and "U0FRANK" in text

@@ -16,7 +16,7 @@ from typing import Self
 
 import pytest
 
-from tests.conftest import sign
+from tests.conftest import ALERT_AUTH, sign
 from tests.serving import healthz_seconds, post, served_bot, signed
 
 SLOW_AND_IDLE = 50
@@ -133,7 +133,8 @@ def test_ten_parallel_notifications_of_10000_alerts_leave_declarations_answered(
         with ThreadPoolExecutor(10) as pool:
             for _ in ("new", "repeated"):
                 for status, text in pool.map(lambda body: post(served, "/alerts/alertmanager", body,
-                                                                {"Content-Type": "application/json"}, timeout=30), bodies):
+                                                                {"Content-Type": "application/json", **ALERT_AUTH},
+                                                                timeout=30), bodies):
                     assert status == 200, text
                     answers.append(json.loads(text))
 

@@ -63,6 +63,15 @@ def test_tokens_the_signing_secret_and_database_passwords_are_masked(captured):
     assert entry["level"] == "WARNING" and entry["logger"] == "bot.test"
 
 
+def test_calendar_feed_addresses_and_sign_in_codes_are_masked_in_logged_urls(captured):
+    buffer = captured()
+    feed = "/ical/Zk3v9Qx_2bLm8Rt4Yw6Pq1Ns7Jh5Gd0A.ics?rotation=payments"
+    logging.getLogger("bot.test").info("GET %s then /auth/slack/callback?code=abc123&state=xyz", feed)
+    (entry,) = lines(buffer)
+    assert entry["message"] == ("GET /ical/[REDACTED].ics?rotation=payments then "
+                                "/auth/slack/callback?code=[REDACTED]&state=[REDACTED]")
+
+
 def test_secrets_in_exceptions_are_masked_too(captured):
     buffer = captured()
     try:

@@ -210,8 +210,38 @@ def test_a_commander_going_off_shift_is_offered_a_successor(bot, standin):
     offers = [m for m in standin.messages(channel) if "Take command" in str(m.get("blocks"))]
     assert len(offers) == 1 and "<@U0DAVE>" in offers[0]["text"]
     assert "U0DAVE" in standin.members(channel)
-    bot.press("U0DAVE", "take_command", "1", channel=channel)
+    value = offers[0]["blocks"][1]["elements"][0]["value"]
+    bot.press("U0DAVE", "take_command", value, channel=channel)
     assert "Commander: @dave" in standin.topic(channel)
+
+
+def test_only_the_person_offered_command_takes_it_and_only_once(bot, standin):
+    bot.command("U0FRANK", "/incident", "declare sev2 Checkout down")
+    channel = bot.channel_of(1)
+    bot.advance(timedelta(hours=9, minutes=1))
+    offer = next(m for m in standin.messages(channel) if "Take command" in str(m.get("blocks")))
+    value = offer["blocks"][1]["elements"][0]["value"]
+    bot.command("U0BOB", "/incident", "note joining", channel=channel)  # bob is not even a member
+    bot.press("U0BOB", "take_command", value, channel=channel)
+    assert "was made to <@U0DAVE> only" in standin.ephemerals("U0BOB")[-1]["text"]
+    assert "Commander: @frank" in standin.topic(channel)
+    bot.press("U0DAVE", "take_command", value, channel=channel)
+    assert "Commander: @dave" in standin.topic(channel)
+    entries = timeline_size(bot)
+    bot.press("U0DAVE", "take_command", value, channel=channel)
+    assert "this offer is closed" in standin.ephemerals("U0DAVE")[-1]["text"]
+    bot.press("U0DAVE", "take_command", "1", channel=channel)  # the old form of the button
+    assert "out of date" in standin.ephemerals("U0DAVE")[-1]["text"]
+    assert timeline_size(bot) == entries
+
+
+def timeline_size(bot) -> int:
+    from sqlmodel import select
+
+    from bot.models import TimelineEntry
+
+    with bot.rt.storage.read() as session:
+        return len(session.exec(select(TimelineEntry).where(TimelineEntry.incident_id == 1)).all())
 
 
 def test_a_handoff_missed_while_down_is_announced_once_on_start(settings_env, standin):
@@ -235,13 +265,38 @@ def test_app_home_shows_who_is_on_call_and_my_shifts(bot, standin):
     assert "On call now" in text and "Your next shifts" in text
 
 
-def test_ical_feed_lists_shifts_and_filters_by_user(bot):
-    response = bot.get("/ical/payments.ics")
+def test_a_personal_calendar_feed_lists_my_shifts_or_a_whole_rotation(bot):
+    reply = bot.command("U0FRANK", "/oncall", "ical")
+    assert reply.text.startswith("Your calendar feed: http://localhost:3000/ical/")
+    feed = bot.feed("U0FRANK")
+    assert bot.feed("U0FRANK") == feed  # asked again: the same address
+    response = bot.get(feed)
     assert response.status == 200
-    calendar = Calendar.from_ical(response.body)
-    events = list(calendar.walk("VEVENT"))
-    assert len(events) > 90 * 3 * 0.9
-    mine = Calendar.from_ical(bot.get("/ical/payments.ics?user=U0FRANK").body)
+    mine = Calendar.from_ical(response.body)
     summaries = {str(e.get("description")) for e in mine.walk("VEVENT")}
     assert summaries == {"Slack user U0FRANK holds the payments pager."}
-    assert bot.get("/ical/nosuch.ics").status == 404
+    whole = Calendar.from_ical(bot.get(feed + "?rotation=payments").body)
+    assert len(list(whole.walk("VEVENT"))) > 90 * 3 * 0.9
+    assert bot.get(feed + "?rotation=nosuch").status == 404
+    assert bot.get(feed + "?rotation=pay%0dments").status == 400
+    assert bot.get(feed.replace("/ical/", "/ical/x")).status == 404
+
+
+def test_resetting_a_calendar_feed_retires_the_old_address(bot):
+    old = bot.feed("U0FRANK")
+    reply = bot.command("U0FRANK", "/oncall", "ical reset").text
+    assert "the old address no longer works" in reply
+    new = bot.feed("U0FRANK")
+    assert new != old and new in reply
+    assert bot.get(old).status == 404 and bot.get(old + "?rotation=payments").status == 404
+    assert bot.get(new).status == 200
+    assert bot.feed("U0DAVE") != new
+    assert "not an /oncall ical command" in bot.command("U0FRANK", "/oncall", "ical frobnicate").text
+    assert bot.get(new).status == 200
+
+
+@pytest.mark.parametrize("path", ["/ical/payments.ics", "/ical/payments.ics?user=U0FRANK", "/ical/nosuch.ics",
+                                  "/ical/" + "A" * 32 + ".ics", "/ical/", "/ical/x/y.ics"])
+def test_any_other_calendar_address_is_404(bot, path):
+    bot.feed("U0FRANK")
+    assert bot.get(path).status == 404

@@ -88,7 +88,7 @@ def test_every_view_names_the_same_person_at_any_instant(agreeing_bot, standin, 
     declared = oncall.shift_at(rotation, at, oncall.cached_adjustments(bot.rt.storage).of([rotation])["payments"]).user
     (scheduled,) = [e for e in schedule_json(rotations_dir, settings_env["DATABASE_URL"], monkeypatch, at)
                     if e["start"] <= at.isoformat().replace("+00:00", "Z") < e["end"]][:1]
-    calendar = Calendar.from_ical(bot.get("/ical/payments.ics").body)
+    calendar = Calendar.from_ical(bot.get(bot.feed("U0HEIDI") + "?rotation=payments").body)
     (feed,) = [str(e["DESCRIPTION"]).split()[2] for e in calendar.walk("VEVENT")
                if e["DTSTART"].dt <= at < e["DTEND"].dt]
     bot.event({"type": "app_home_opened", "user": slash, "channel": f"D{slash}", "tab": "home"})

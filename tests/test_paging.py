@@ -152,6 +152,16 @@ def test_a_pending_escalation_survives_a_restart_and_fires_once(settings_env, st
         stop_second()
 
 
+def test_only_the_paged_person_acknowledges_or_escalates_a_page(bot, standin):
+    declare(bot)
+    page_id = dm_page_id(standin, "U0FRANK")
+    bot.press("U0MALLORY", "page_escalate", page_id)
+    bot.press("U0MALLORY", "page_ack", page_id)
+    refusals = [e["text"] for e in standin.ephemerals("U0MALLORY")]
+    assert len(refusals) == 2 and "may escalate this page" in refusals[0]
+    assert len(pages(bot)) == 1 and pages(bot)[0].acknowledged_at is None and pages(bot)[0].escalated_at is None
+
+
 def test_a_forged_button_value_is_refused_politely(bot, standin):
     declare(bot)
     for action in ("page_ack", "page_escalate", "incident_ack", "incident_resolve"):

@@ -12,7 +12,7 @@ from sqlmodel import select
 from bot.clock import ManualClock
 from bot.models import Incident, PostmortemDraft
 from bot.postmortem.service import reminder_due, split_summary
-from tests.conftest import START, start_bot
+from tests.conftest import START, Visitor, start_bot
 
 FRIDAY_10_PDT = datetime(2026, 3, 13, 17, 0, tzinfo=UTC)  # Friday 13 March, 10:00 in Los Angeles
 
@@ -170,25 +170,31 @@ def test_each_draft_is_also_written_to_postmortems_dir(bot_with, standin, tmp_pa
     assert written.read_text() == drafts(bot)[-1].markdown
 
 
-def test_the_postmortem_page_shows_the_latest_draft_with_user_text_escaped(bot):
-    incident_command(bot, "declare sev2 Checkout <b>down</b>")
-    incident_command(bot, "note <script>alert('pwned')</script> seen in the logs")
-    incident_command(bot, "resolve Rolled back")
-    incident_command(bot, "postmortem")
+def test_the_postmortem_page_shows_the_latest_draft_with_user_text_escaped(web):
+    incident_command(web, "declare sev2 Checkout <b>down</b>")
+    incident_command(web, "note <script>alert('pwned')</script> seen in the logs")
+    incident_command(web, "resolve Rolled back")
+    incident_command(web, "postmortem")
+    alice = Visitor(web)
+    alice.sign_in("U0ALICE")
 
-    page = bot.get("/postmortems/1")
+    page = alice.get("/postmortems/1")
 
-    assert page.status == 200
-    assert "<title>INC-1 postmortem, version 2</title>" in page.body
-    assert "<script>" not in page.body and "<b>" not in page.body
-    assert "&lt;script&gt;alert(" in page.body
-    assert bot.get("/postmortems/1").body == page.body  # served from the cache the second time
+    assert page.status_code == 200
+    assert "<title>INC-1 postmortem · oncall-bot</title>" in page.text and "version 2" in page.text
+    assert "<script>" not in page.text and "<b>" not in page.text
+    assert "&lt;script&gt;alert(" in page.text
+    assert page.headers["ETag"] == '"inc-1-v2"'
 
 
-def test_the_postmortem_page_of_an_unknown_incident_is_a_json_404(bot):
-    response = bot.get("/postmortems/9")
-    assert response.status == 404
-    assert response.json() == {"ok": False, "error": "incident #9 has no postmortem draft"}
+def test_the_postmortem_page_of_an_unknown_incident_is_404(web):
+    alice = Visitor(web)
+    alice.sign_in("U0ALICE")
+    response = alice.get("/postmortems/9")
+    assert response.status_code == 404
+    assert response.json() == {"ok": False, "error": "not found"}
+    incident_command(web, "declare sev2 Checkout down")
+    assert alice.get("/postmortems/1").status_code == 404  # no draft before it is resolved
 
 
 def test_two_business_days_skip_the_weekend_and_keep_local_time_across_dst():

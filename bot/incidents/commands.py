@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from bot.redaction import mask_secrets
+
 SEVERITIES = (1, 2, 3, 4)  # SEV1 is the worst
 STATUSES = ("investigating", "identified", "monitoring", "resolved")
 OPEN = STATUSES[:-1]
@@ -38,6 +40,9 @@ class SetStatus:
 class AddNote:
     text: str
 
+    def __post_init__(self) -> None:  # masked once here: the echo and the stored row alike
+        object.__setattr__(self, "text", mask_secrets(self.text))
+
 
 @dataclass(frozen=True)
 class SetCommander:
@@ -55,6 +60,9 @@ class AddAction:
     text: str
     owner: str | None = None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", mask_secrets(self.text))
+
 
 @dataclass(frozen=True)
 class ShowTimeline:
@@ -64,6 +72,10 @@ class ShowTimeline:
 @dataclass(frozen=True)
 class Resolve:
     summary: str | None
+
+    def __post_init__(self) -> None:
+        if self.summary:
+            object.__setattr__(self, "summary", mask_secrets(self.summary))
 
 
 @dataclass(frozen=True)

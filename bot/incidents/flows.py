@@ -19,7 +19,8 @@ from bot.clock import Clock
 from bot.config import Settings
 from bot.incidents import commands
 from bot.incidents import service as incidents
-from bot.incidents.numbering import NotSaved, GroupCommit
+from bot.incidents.numbering import GroupCommit, NotSaved
+from bot.redaction import mask_secrets
 from bot.incidents.paging import PagingFlows
 from bot.incidents.service import IncidentError
 from bot.jobs.scheduler import cancel_job, request_job
@@ -118,6 +119,7 @@ class IncidentFlows:
         Raises IncidentError for a bad declaration, NotSaved when the database failed."""
         now = self.clock.now()
         title = incidents.check_declaration(title=title, severity=severity, description=description)
+        description = mask_secrets(description) if description else description
         invite, responder, nobody_paged = [declarer], None, None
         try:
             rotation = oncall.find_rotation(self.rotations, rotation_name) if (rotation_name or self.rotations) else None

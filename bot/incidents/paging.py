@@ -221,9 +221,12 @@ class PagingFlows:
         return "Acknowledged. Thank you!"
 
     def escalate_by_hand(self, *, page_id: int, actor: str) -> str:
-        """The Escalate button: page the next rotation of the chain now."""
+        """The Escalate button: page the next rotation of the chain now; only the paged person
+        may (the button is in their DM)."""
         with self.storage.session() as session:
             page = get_page(db_session=session, page_id=page_id)
+            if actor != page.user:
+                raise IncidentError(f"Only {user(page.user)}, who was paged, may escalate this page.")
             text = self.escalate(session, page, actor, self.clock.now())
         self.wake()
         return text

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 from bot.incidents.commands import OPEN, SEVERITIES, STATUSES, severity_label
 from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
 from bot.outbox import enqueue_many
+from bot.redaction import mask_secrets
 from bot.storage import connection_of
 from bot.text import plain, shows_anything, visible
 
@@ -82,9 +83,9 @@ def add_entry(
     old: str | None = None, new: str | None = None, permalink: str | None = None,
     source_key: str | None = None,
 ) -> TimelineEntry:
-    """Append one timeline entry."""
+    """Append one timeline entry (its text with secrets masked)."""
     entry = TimelineEntry(
-        incident_id=incident.id, at=at, actor=actor, kind=kind, text=text, old=old, new=new,
+        incident_id=incident.id, at=at, actor=actor, kind=kind, text=mask_secrets(text), old=old, new=new,
         permalink=permalink, source_key=source_key,
     )
     db_session.add(entry)
@@ -93,8 +94,8 @@ def add_entry(
 
 def check_declaration(*, title: str, severity: int, description: str | None = None) -> str:
     """The title as it will be saved (invisible and direction-changing characters removed,
-    whitespace folded), or IncidentError for a bad declaration."""
-    title = " ".join(visible(title).split())
+    whitespace folded, secrets masked), or IncidentError for a bad declaration."""
+    title = mask_secrets(" ".join(visible(title).split()))
     if not shows_anything(title):
         raise IncidentError("The incident needs a title (one with something visible in it).")
     check_length(title, what="title", limit=TITLE_LIMIT)
@@ -115,7 +116,8 @@ def declare_incident(
     title = check_declaration(title=title, severity=severity)
     number = next_number(db_session=db_session) if number is None else number
     incident = Incident(
-        id=number, title=title, description=description, severity=severity,
+        id=number, title=title, description=mask_secrets(description) if description else description,
+        severity=severity,
         status="investigating", commander=declarer, declarer=declarer, rotation=rotation,
         declared_at=now, last_update_at=now, dedup_key=dedup_key,
     )
@@ -179,6 +181,7 @@ def set_status(
     """Move the incident to a status; monitoring marks mitigation, resolved closes it."""
     if summary:
         check_length(summary, what="summary")
+        summary = mask_secrets(summary)
     if status not in STATUSES:
         raise IncidentError(f"`{status}` is not a status.")
     _require_open(incident)
@@ -234,6 +237,7 @@ def add_action_item(
 ) -> ActionItem:
     """A follow-up for the postmortem."""
     check_length(text, what="action item")
+    text = mask_secrets(text)
     item = ActionItem(incident_id=incident.id, text=text, owner=owner, created_by=actor, created_at=now)
     db_session.add(item)
     owner_text = f" (owner <@{owner}>)" if owner else ""

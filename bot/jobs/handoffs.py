@@ -124,5 +124,5 @@ def take_command_blocks(number: int, outgoing: str, incoming: str) -> list[dict[
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         {"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Take command"}, "action_id": "take_command",
-             "value": str(number), "style": "primary"}]},
+             "value": f"{number}:{incoming}:{outgoing}", "style": "primary"}]},
     ]

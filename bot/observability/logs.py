@@ -11,6 +11,7 @@ import logging
 import logging.handlers
 import os
 import random
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ from contextvars import ContextVar, Token
 from datetime import UTC, datetime
 from typing import Any
 
-from bot.postmortem.redact import redact
+from bot.redaction import redact
 
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 incident_id_var: ContextVar[int | None] = ContextVar("incident_id", default=None)
@@ -29,6 +30,9 @@ SECRET_VARIABLES = (
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
     "ALERTMANAGER_TOKEN",
+    "METRICS_TOKEN",
+    "SLACK_CLIENT_SECRET",
+    "SESSION_SECRET",
 )
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -86,6 +90,35 @@ def secrets_from_env(environ: Mapping[str, str]) -> list[str]:
     return [value for value in values if value]
 
 
+# Secrets that travel in URLs: a calendar feed's address, Sign in with Slack's code and state.
+_URL_SECRETS = (
+    (re.compile(r"/ical/[^/?#\s\"]+\.ics"), "/ical/[REDACTED].ics"),
+    (re.compile(r"([?&](?:code|state|csrf)=)[^&#\s\"]+"), r"\g<1>[REDACTED]"),
+)
+
+
+def mask_urls(text: str) -> str:
+    """Text with the secrets that URLs carry masked (see _URL_SECRETS)."""
+    if "/ical/" in text or "=" in text:
+        for pattern, replacement in _URL_SECRETS:
+            text = pattern.sub(replacement, text)
+    return text
+
+
+class AccessLineFilter(logging.Filter):
+    """For gunicorn's access log, whose lines do not pass the bot's handler: URLs' secrets masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # noqa: BLE001  (never lose the line)
+            return True
+        masked = mask_urls(message)
+        if masked != message:
+            record.msg, record.args = masked, None
+        return True
+
+
 class SecretFilter(logging.Filter):
     """Masks secrets in a record's message (arguments merged in), exception and stack text:
     the configured secret values exactly, and whatever ``redact`` recognises (Slack tokens,
@@ -103,7 +136,7 @@ class SecretFilter(logging.Filter):
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "[REDACTED:secret]")
-        return redact(text)
+        return redact(mask_urls(text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         if getattr(record, "_secrets_masked", False):  # a second handler sees the same record

@@ -40,6 +40,11 @@ code {{ background: #f6f6f6; padding: 0 .2rem; }}
 """
 
 
+def render_markdown(markdown_text: str) -> str:
+    """The draft's Markdown as HTML (raw HTML in it shown as text), secrets masked."""
+    return str(_MARKDOWN.render(redact(markdown_text)))
+
+
 def render_html(markdown_text: str, *, title: str) -> str:
     """A complete HTML page showing ``markdown_text``; user text and ``title`` are escaped."""
     body = _MARKDOWN.render(redact(markdown_text))

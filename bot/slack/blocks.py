@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bot.config import Settings
 from bot.incidents.commands import SEVERITIES, severity_label
 from bot.incidents.service import TEXT_LIMIT, TITLE_LIMIT
 from bot.models import Incident, Page
@@ -29,8 +30,14 @@ def incident_line(incident: Incident) -> str:
     )
 
 
-def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
-    """The pinned summary: text fallback and blocks with I'm responding, Join and Resolve."""
+def web_link(settings: Settings, path: str) -> str | None:
+    """The address of one of the web pages (`/incidents/3`), when the web pages are on."""
+    return f"{settings.base_url}{path}" if settings.web_pages else None
+
+
+def summary(incident: Incident, page: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+    """The pinned summary: text fallback and blocks with I'm responding, Join and Resolve (and a
+    link to the incident's web page, when given)."""
     title = safe(incident.title)
     text = f"Incident #{incident.id}: {title} ({severity_label(incident.severity)}, {incident.status})"
     fields = [
@@ -47,6 +54,8 @@ def summary(incident: Incident) -> tuple[str, list[dict[str, Any]]]:
     ]
     if incident.description:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": truncate(safe(incident.description), 2900)}})
+    if page:
+        blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": f"<{page}|Incident page>"}]})
     if incident.status != "resolved":
         value = str(incident.id)
         blocks.append(

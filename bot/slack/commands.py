@@ -53,6 +53,7 @@ ONCALL_HELP = """*`/oncall` — who holds the pager*
 `/oncall away START END` — I am away (e.g. `2026-12-24 2026-12-26`: whole days in your time zone, the end day included; or `2026-12-24T09:00 2026-12-24T13:00`, or with an offset or a zone name after END)
 `/oncall away` — my time away · `/oncall away remove ID` — remove one
 `/oncall contact NAME URL` · `/oncall contact remove NAME` · `/oncall contact test` · `/oncall notify NAME MINUTES` — reach me outside Slack
+`/oncall ical` — my secret calendar feed address · `/oncall ical reset` — replace it
 `/oncall help`"""
 
 # The form of each verb, shown when a command is misread; the verbs each parser understands
@@ -83,6 +84,7 @@ ONCALL_FORMS = {
         "2026-12-24T09:00, in your time zone unless an offset or ZONE is given; an END date is "
         "included), `/oncall away` or `/oncall away remove ID`"
     ),
+    "ical": "`/oncall ical` or `/oncall ical reset`",
     "help": "`/oncall help`",
 }
 FORMS = {**ONCALL_FORMS, **INCIDENT_FORMS}

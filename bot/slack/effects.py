@@ -63,7 +63,7 @@ class Effects:
         if incident.summary_ts is None:
             ts = None if brand_new else self._posted_summary(incident)
             if ts is None:
-                text, summary_blocks = blocks.summary(incident)
+                text, summary_blocks = blocks.summary(incident, blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
                 ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)["ts"]
             with self.rt.storage.session() as session:
                 stored = session.get(Incident, incident.id)
@@ -185,7 +185,7 @@ class Effects:
             raise RuntimeError(f"incident #{incident.id} has no channel yet")
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts:
-            text, summary_blocks = blocks.summary(incident)
+            text, summary_blocks = blocks.summary(incident, blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
             self.client.chat_update(channel=incident.channel_id, ts=incident.summary_ts, text=text, blocks=summary_blocks)
 
     def post_message(self, channel: str, text: str, blocks: Any = None) -> str:
@@ -213,6 +213,9 @@ class Effects:
         incident = self._incident(payload["incident_id"])
         verb = {"declared": "declared", "raised": "raised to", "resolved": "resolved"}.get(payload.get("event", ""), "updated")
         text = f":rotating_light: Incident {verb}: {blocks.incident_line(incident)}"
+        page = blocks.web_link(self.rt.settings, f"/incidents/{incident.id}")
+        if page:
+            text += f" · <{page}|incident page>"
         if payload.get("event") == "resolved":
             text = f":white_check_mark: Incident resolved: {blocks.incident_line(incident)}"
             if payload.get("postmortem"):

@@ -24,6 +24,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def take_command_offer(body: dict[str, Any]) -> tuple[int, str, str]:
+    """(incident number, the person offered command, the commander going off shift) of a
+    "Take command" button; IncidentError for any other value."""
+    number, _, rest = str(body["actions"][0].get("value", "")).partition(":")
+    offered_to, _, outgoing = rest.partition(":")
+    if not (number.isascii() and number.isdigit() and len(number) <= 9 and offered_to and outgoing):
+        raise IncidentError("That offer is out of date; ask the commander to hand over with /incident commander.")
+    return int(number), offered_to, outgoing
+
+
 def slack_ts_to_datetime(ts: str) -> datetime:
     """A Slack message ts ("1767225600.000100") as an aware UTC datetime."""
     return datetime.fromtimestamp(float(ts), tz=timezone.utc)
@@ -145,6 +155,11 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
         def work() -> str | None:
             incident, actor = button_incident(body)
             now = runtime.clock.now()
+            with runtime.storage.read() as session:
+                may = incidents.may_update(db_session=session, incident=incident, user_id=actor)
+            if not may and not (incident.channel_id and runtime.incidents.is_channel_member(incident.channel_id, actor)):
+                raise IncidentError(f"Only the commander, the declarer and members of the incident's channel may "
+                                    f"acknowledge incident #{incident.id}.")
             with runtime.storage.session() as session:
                 stored = incidents.get_incident(db_session=session, number=incident.id)
                 if stored.status == "resolved":
@@ -190,7 +205,21 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
     @app.action("take_command")
     def take_command(ack: Ack, body: dict[str, Any], respond: Respond) -> None:
         ack()
-        in_channel_button(body, respond, lambda actor: SetCommander(actor))
+
+        def work() -> str:
+            number, offered_to, outgoing = take_command_offer(body)
+            actor = body["user"]["id"]
+            if actor != offered_to:
+                raise IncidentError(f"This offer to take command of incident #{number} was made to "
+                                    f"{user(offered_to)} only.")
+            with runtime.storage.read() as session:
+                incident = incidents.get_incident(db_session=session, number=number)
+            if incident.commander != outgoing:  # taken already, or someone else was named since
+                raise IncidentError(f"{user(incident.commander)} commands incident #{number} now; "
+                                    "this offer is closed.")
+            return runtime.incidents.in_channel(SetCommander(actor), channel_id=incident.channel_id or "", actor=actor)
+
+        after_ack.answer(respond, work, refusals=(IncidentError,))
 
     @app.action("incident_resolve")
     def resolve_incident(ack: Ack, body: dict[str, Any], respond: Respond) -> None:

@@ -14,7 +14,7 @@ from bot.oncall import service as oncall
 from bot.oncall.service import OncallError
 from bot.schedule import Shift
 from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
-from bot.slack import commands, contact_commands, swap_handlers
+from bot.slack import commands, contact_commands, feed_commands, swap_handlers
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
 from bot.slack.swap_handlers import SwapFlows
@@ -224,6 +224,10 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
     @app.command("/oncall")
     def oncall_command(ack: Ack, command: dict[str, Any], respond: Respond) -> None:
         try:
+            reset = feed_commands.parse_ical(command.get("text", ""))
+            if reset is not None:  # a small write: answered in the acknowledgement
+                ack(text=feed_commands.feed_reply(runtime, command["user_id"], reset=reset))
+                return
             own = contact_commands.parse(command.get("text", ""))
             parsed = own if own is not None else commands.parse_oncall(command.get("text", ""))
         except UsageError as exc:

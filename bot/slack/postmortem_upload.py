@@ -26,7 +26,8 @@ _FOR_GOOD = {"channel_not_found", "is_archived", "not_in_channel", "invalid_chan
 
 class PostmortemUpload:
     def __init__(self, *, storage: Storage, client: WebClient, clock: Clock, people: People,
-                 wake: Callable[[], None]) -> None:
+                 wake: Callable[[], None], web_page: Callable[[int], str | None] = lambda _: None) -> None:
+        self.web_page = web_page  # the draft's address on the web pages, when they are on
         self.storage = storage
         self.client = client
         self.clock = clock
@@ -56,6 +57,9 @@ class PostmortemUpload:
             f"(version {version}). Fill in the root cause and lessons; "
             "`/incident postmortem` drafts it again with the latest timeline."
         )
+        page = self.web_page(incident.id)
+        if page:
+            comment += f" Read it on the web: <{page}|{name}>"
         try:
             response = self.client.files_upload_v2(
                 channel=incident.channel_id, filename=name, content=draft.markdown.encode("utf-8"),
@@ -69,7 +73,7 @@ class PostmortemUpload:
             raise PermanentError(f"postmortem upload refused: {error_code(exc)}") from exc
         if payload.get("broadcast"):
             uploaded = response.get("file") or (response.get("files") or [{}])[0]
-            link = uploaded.get("permalink")
+            link = page or uploaded.get("permalink")
             self._broadcast(incident.id, f"<{link}|{name}>" if link else name)
             self.wake()
         self._learn_people(incident)

@@ -38,6 +38,14 @@ class Entrypoints(Protocol):
 
     def download(self, file_id: str, token: str | None) -> bytes | None: ...
 
+    def handle_oidc(self, method: str, args: dict, token: str | None, basic: str | None) -> dict: ...
+
+    def discovery(self) -> dict: ...
+
+    def jwks(self) -> dict: ...
+
+    def authorize(self, query: str) -> tuple[int, dict[str, str], str]: ...
+
 
 class RequestHandler(BaseHTTPRequestHandler):
     server_version = "SlackStandIn/1.0"
@@ -68,7 +76,20 @@ class RequestHandler(BaseHTTPRequestHandler):
         ctype = self.headers.get("Content-Type", "")
         auth = self.headers.get("Authorization", "")
         bearer = auth[7:].strip() if auth.lower().startswith("bearer ") else None
-        if parts[0] == "api" and len(parts) == 2:
+        if parts[0] == "api" and len(parts) == 2 and parts[1].startswith("openid.connect."):
+            args = dict(parse_qsl(url.query, keep_blank_values=True))
+            args.update(self._fields(body, ctype))
+            basic = auth[6:].strip() if auth.lower().startswith("basic ") else None
+            resp = standin.handle_oidc(parts[1], args, bearer or args.get("token"), basic)
+            self._send(200, json.dumps(resp).encode(), "application/json; charset=utf-8")
+        elif url.path == "/.well-known/openid-configuration":
+            self._send(200, json.dumps(standin.discovery()).encode(), "application/json")
+        elif url.path == "/openid/connect/keys":
+            self._send(200, json.dumps(standin.jwks()).encode(), "application/json")
+        elif url.path == "/openid/connect/authorize":
+            status, headers, page = standin.authorize(url.query)
+            self._send(status, page.encode(), "text/html; charset=utf-8", headers)
+        elif parts[0] == "api" and len(parts) == 2:
             args: dict[str, Any] = dict(parse_qsl(url.query, keep_blank_values=True))
             args.update(self._fields(body, ctype))
             status, headers, resp = standin.handle_api(parts[1], args, bearer or args.get("token"))

@@ -21,6 +21,8 @@ from typing import Any, Self
 
 from bot.standin.http_handler import RequestHandler
 from bot.standin.methods import Workspace
+from bot.standin.oidc import OpenIDProvider
+from bot.standin.scopes import manifest_scopes, missing_scope
 from bot.standin.workspace import SlackError, flag
 
 log = logging.getLogger(__name__)
@@ -45,7 +47,7 @@ class Call:
         return bool(self.response.get("ok"))
 
 
-class SlackStandIn(Workspace):
+class SlackStandIn(Workspace, OpenIDProvider):
     """A local stand-in for Slack's Web API; see the package docstring for usage."""
 
     def __init__(
@@ -56,8 +58,12 @@ class SlackStandIn(Workspace):
         bot_name: str = "bot",
         team_name: str = "Stand-in Workspace",
         port: int = 0,
+        scopes: frozenset[str] | None = None,
     ) -> None:
         super().__init__(bot_token, bot_user_id, team_id, bot_name, team_name)
+        # The bot token's scopes: the repository's manifest unless told (None: no check).
+        self.scopes = manifest_scopes() if scopes is None else scopes
+        self._oidc_init()
         self._port = port
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -203,6 +209,9 @@ class SlackStandIn(Workspace):
                 body = {"ok": False, "error": "invalid_auth"}
             elif not self.has_method(method):
                 body = {"ok": False, "error": "unknown_method"}
+            elif missing := self._missing_scope(method, args):
+                body = {"ok": False, "error": "missing_scope", "needed": missing,
+                        "provided": ",".join(sorted(self.scopes or ()))}
             elif failure := self._take_failure(method):
                 status, headers, body = failure
             else:
@@ -213,6 +222,11 @@ class SlackStandIn(Workspace):
             call = self._record(method, args, body, status)
         self._notify(call)
         return status, headers, body
+
+    def _missing_scope(self, method: str, args: dict) -> str | None:
+        """The scope the bot token lacks for this call, as Slack's ``needed``; None if it may."""
+        channel = self._channels.get(str(args.get("channel", "")))
+        return missing_scope(self.scopes, method, channel, private=flag(args.get("is_private")))
 
     def response_url(
         self,

@@ -1,8 +1,8 @@
 """POST /alerts/alertmanager (Alertmanager's webhook, version 4) and POST /alerts/webhook (a
 small JSON body for any other monitoring system; see docs/alerts.md).
 
-Both want `Authorization: Bearer <ALERTMANAGER_TOKEN>` when that setting is set (401
-otherwise). A body we cannot use gets 400 with the reason, never 500: Alertmanager retries
+Both want `Authorization: Bearer <ALERTMANAGER_TOKEN>` (401 otherwise); without that setting
+they answer 404, so nobody anonymous can page a person. A body we cannot use gets 400 with the reason, never 500: Alertmanager retries
 only 5xx answers, and a malformed payload would fail the same way forever.
 """
 
@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 
 from bot.alerts.alertmanager import (
     Notification,
@@ -30,26 +30,27 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def authorized(expected: str | None, header: str | None) -> bool:
-    """True when no token is configured, or the header carries it as a bearer token."""
-    if not expected:
-        return True
+def authorized(expected: str, header: str | None) -> bool:
+    """True when the header carries the expected token as a bearer token."""
     scheme, _, token = (header or "").strip().partition(" ")
     presented = token.strip().encode("utf-8", "replace")
     # compare_digest takes as long for a wrong token as for a right one
     return hmac.compare_digest(presented, expected.encode("utf-8")) and scheme.lower() == "bearer"
 
 
-def refusal(status: int, error: str) -> tuple[Response, int]:
+def refusal(status: int, error: str, realm: str = "alerts") -> tuple[Response, int]:
     response = jsonify({"ok": False, "error": error})
     if status == 401:
-        response.headers["WWW-Authenticate"] = 'Bearer realm="alerts"'
+        response.headers["WWW-Authenticate"] = f'Bearer realm="{realm}"'
     return response, status
 
 
 def install(runtime: Runtime, web: Flask) -> None:
     def receive(parse: Callable[[bytes], Notification]) -> Any:
-        if not authorized(runtime.settings.alertmanager_token, request.headers.get("Authorization")):
+        token = runtime.settings.alertmanager_token
+        if not token:
+            abort(404)
+        if not authorized(token, request.headers.get("Authorization")):
             return refusal(401, "missing or wrong bearer token (Authorization: Bearer <ALERTMANAGER_TOKEN>)")
         try:
             body = read_body(request.environ)

@@ -8,6 +8,7 @@ from flask import Flask, jsonify, request
 from slack_bolt import App
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from bot.web.headers import SecurityHeaders
 from bot.web.health import HealthState
 from bot.web.limits import MAX_BODY, TOO_LARGE, announced_too_large
 from bot.web.slack_endpoint import SlackEndpoint
@@ -15,7 +16,7 @@ from bot.web.slack_endpoint import SlackEndpoint
 if TYPE_CHECKING:
     from bot.runtime import Runtime
 
-# Other modules add their routes here (iCal, alerts, postmortems, metrics): (runtime, flask) -> None
+# Other modules add their routes here (iCal, alerts, metrics, sign-in, pages): (runtime, flask) -> None
 ROUTE_INSTALLERS: list[Callable[["Runtime", Flask], None]] = []
 
 
@@ -50,5 +51,5 @@ def create_web_app(runtime: "Runtime", bolt_app: App) -> Flask:
         if announced_too_large(request.environ):
             raise RequestEntityTooLarge(TOO_LARGE)
 
-    web.wsgi_app = SlackEndpoint(runtime, bolt_app, web.wsgi_app)  # type: ignore[method-assign]
+    web.wsgi_app = SecurityHeaders(SlackEndpoint(runtime, bolt_app, web.wsgi_app))  # type: ignore[method-assign]
     return web

@@ -10,6 +10,7 @@ from flask import Flask, Response, g, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from bot.observability.logs import bind_request_id, request_id_from, request_id_var
+from bot.web.alerts import authorized, refusal
 from bot.web.app import ROUTE_INSTALLERS
 
 if TYPE_CHECKING:
@@ -49,7 +50,10 @@ def install(runtime: Runtime, web: Flask) -> None:
                 request_id_var.set(None)
 
     @web.get("/metrics", endpoint="prometheus_metrics")
-    def prometheus_metrics() -> Response:
+    def prometheus_metrics() -> Response | tuple[Response, int]:
+        token = runtime.settings.metrics_token
+        if token and not authorized(token, request.headers.get("Authorization")):
+            return refusal(401, "missing or wrong bearer token (Authorization: Bearer <METRICS_TOKEN>)", "metrics")
         return Response(
             metrics.exposition(), status=200, headers={"Content-Type": CONTENT_TYPE_LATEST}
         )

@@ -1,3 +1,4 @@
-"""Importing this module installs the non-Slack HTTP routes on every web app."""
+"""Importing this module installs the non-Slack HTTP routes on every web app (in this order:
+the request hooks of metrics first, then sign-in, which the pages use)."""
 
-from bot.web import ack, alerts, ical, metrics, postmortems  # noqa: F401
+from bot.web import ack, alerts, ical, metrics, signin, pages  # noqa: F401  # isort: skip
