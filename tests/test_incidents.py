@@ -382,17 +382,6 @@ def test_summary_buttons_im_responding_join_and_resolve(bot, standin):
     assert kinds.count("responding") == 2 and "acknowledge" not in kinds
 
 
-def test_only_people_of_the_incident_may_press_its_acknowledge_button(bot, standin):
-    declare(bot)
-    channel = bot.channel_of(1)
-    assert "U0MALLORY" not in standin.members(channel)
-    bot.press("U0MALLORY", "incident_ack", "1", channel=channel)
-    assert "may acknowledge incident #1" in standin.ephemerals("U0MALLORY")[-1]["text"]
-    with bot.rt.storage.read() as session:
-        assert session.get(Incident, 1).acknowledged_at is None
-    assert [e.kind for e in entries(bot)].count("acknowledge") == 0
-
-
 def test_an_open_sev2_without_updates_is_nudged_and_resolve_stops_it(bot, standin):
     declare(bot)
     channel = bot.channel_of(1)

@@ -153,13 +153,8 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
         ack()
 
         def work() -> str | None:
-            incident, actor = button_incident(body)
+            incident, actor = button_incident(body)  # anyone who sees the summary may join in, as with Join
             now = runtime.clock.now()
-            with runtime.storage.read() as session:
-                may = incidents.may_update(db_session=session, incident=incident, user_id=actor)
-            if not may and not (incident.channel_id and runtime.incidents.is_channel_member(incident.channel_id, actor)):
-                raise IncidentError(f"Only the commander, the declarer and members of the incident's channel may "
-                                    f"acknowledge incident #{incident.id}.")
             with runtime.storage.session() as session:
                 stored = incidents.get_incident(db_session=session, number=incident.id)
                 if stored.status == "resolved":
