@@ -9,12 +9,13 @@ from pathlib import Path
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import github
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.foreground import Foreground
 from bot.incidents import flows as incident_flows
-from bot.incidents import paging
+from bot.incidents import followups, paging
 from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows
 from bot.jobs import handoffs
@@ -136,6 +137,8 @@ def register_work(runtime: Runtime) -> None:
         wake=runtime.after_commit,
     ))
     scheduler.register(incident_flows.REMINDER, runtime.incidents.remind)
+    scheduler.register(followups.REMIND, runtime.incidents.remind_action)
+    github.install(runtime.outbox, runtime.storage, runtime.settings)
     scheduler.register(paging.ESCALATE, runtime.paging.escalate_on_timeout)
     scheduler.register(postmortem_flows.REMINDER, runtime.postmortems.remind)
     handoffs.install(runtime)

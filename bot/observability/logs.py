@@ -32,6 +32,7 @@ SECRET_VARIABLES = (
     "SLACK_SIGNING_SECRET",
     "SLACK_APP_TOKEN",
     "ALERTMANAGER_TOKEN",
+    "GITHUB_TOKEN",
 )
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

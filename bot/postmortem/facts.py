@@ -11,7 +11,7 @@ Below them is ``View``, what a postmortem template sees, made from the facts by
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
 TIMELINE_KINDS = (
@@ -27,6 +27,10 @@ TIMELINE_KINDS = (
     "pinned",
     "resolved",
     "alert",
+    "role",
+    "update",
+    "reopened",
+    "command",
 )
 
 
@@ -72,6 +76,9 @@ class ActionItem:
     owner: str | None
     created_at: datetime
     created_by: str
+    number: int | None = None
+    status: str = "open"
+    due: date | None = None
 
 
 @dataclass(frozen=True)
@@ -204,6 +211,9 @@ class Action:
     owner: str | None
     created: Moment
     created_by: str
+    number: int | None = None
+    status: str = "open"
+    due: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

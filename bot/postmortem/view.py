@@ -29,7 +29,8 @@ from bot.postmortem.redact import hinted, safe_text
 
 UNKNOWN = "—"
 # Timeline kinds read as their own word capitalised, except these.
-_KIND_LABELS = {"acknowledge": "Acknowledged", "escalate": "Escalated", "action": "Action item"}
+_KIND_LABELS = {"acknowledge": "Acknowledged", "escalate": "Escalated", "action": "Action item",
+                "update": "Stakeholder update", "command": "Command"}
 
 
 def format_duration(delta: timedelta | None) -> str:
@@ -226,6 +227,9 @@ def build_view(facts: PostmortemFacts) -> View:
             owner=text.name(a.owner),
             created=clock.moment(a.created_at),
             created_by=text.name(a.created_by) or "",
+            number=a.number,
+            status=a.status,
+            due=a.due.isoformat() if a.due else None,
         )
         for a in facts.action_items
     )
