@@ -16,7 +16,7 @@ from bot.text import plain
 
 REOPEN_WITHIN = timedelta(days=7)
 DUPLICATE_WITHIN = timedelta(minutes=30)
-_SEVERITY_WORDS = re.compile(r"\b(?:sev\s*-?\s*[0-9]|p-?[0-9]|[1-4]|critical|major|minor|low)\b")
+_SEVERITY_WORDS = re.compile(r"\b(?:sev\s*-?\s*[0-9]+|p-?[0-9]+|critical|major|minor|low)\b")
 
 
 def roles_of(*, db_session: Session, incident: Incident) -> dict[str, str]:

@@ -324,8 +324,9 @@ def example_incident() -> PostmortemFacts:
             PageFact("@sam", "payments-secondary", at(95), at(97), "@sam", None, 2),
         ),
         action_items=(
-            ActionItem("Alert on PSP connection-pool saturation", "@niamh", at(48), "@aoife"),
-            ActionItem("Canary payments-api releases for 30 min", None, at(125), "@marcus"),
+            ActionItem("Alert on PSP connection-pool saturation", "@niamh", at(48), "@aoife", number=7,
+                       due=date(2026, 3, 20)),
+            ActionItem("Canary payments-api releases for 30 min", None, at(125), "@marcus", number=8),
         ),
     )
 
