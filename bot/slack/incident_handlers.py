@@ -70,6 +70,17 @@ def declare(runtime: "Runtime", **declaration: Any) -> tuple[str, list[Any] | No
         return NOT_SAVED, None
 
 
+def learn(runtime: "Runtime", parsed: Any) -> None:
+    """Cache the profile (name, zone) of a person an action item or role names, before the
+    transaction: the due-date reminder needs their zone, the topic and postmortem their name."""
+    person = getattr(parsed, "owner", None) or getattr(parsed, "user", None)
+    if person:
+        try:
+            runtime.people.profile(person)
+        except Exception:  # noqa: BLE001  (Slack unreachable: the flow falls back to what is cached)
+            log.warning("looking up %s failed", person, exc_info=True)
+
+
 def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
     flows = runtime.incidents
 
@@ -96,6 +107,9 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
                 reply, reply_blocks = declare(runtime, title=parsed.title, severity=parsed.severity, declarer=actor,
                                               rotation_name=None, private=parsed.private)
             else:
+                if isinstance(parsed, commands.AddAction) or (
+                        isinstance(parsed, commands.SetRole) and parsed.role in runtime.settings.incident_roles):
+                    learn(runtime, parsed)
                 reply = flows.in_channel(parsed, channel_id=channel_id, actor=actor)
         except (IncidentError, OncallError) as exc:
             mark_outcome("refused")
