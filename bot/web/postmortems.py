@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from flask import Flask, Response, jsonify
 
+from bot.models import Incident
 from bot.postmortem import render_html
 from bot.postmortem import service as postmortems
 from bot.web.app import ROUTE_INSTALLERS
@@ -55,7 +56,8 @@ def install(runtime: Runtime, web: Flask) -> None:
     def postmortem_page(number: int):  # type: ignore[no-untyped-def]
         with runtime.storage.read() as session:
             draft = postmortems.latest_draft(db_session=session, incident_id=number)
-        if draft is None:
+            incident = session.get(Incident, number)
+        if draft is None or incident is None or incident.private:  # a private one stays in its channel
             error = f"incident #{number} has no postmortem draft"
             return jsonify({"ok": False, "error": error}), 404
         key = (number, draft.version)
