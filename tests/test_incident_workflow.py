@@ -370,3 +370,17 @@ def test_messages_carry_the_incident_in_their_metadata(bot, standin):
     posted = [m for m in standin.messages(channel) if m.get("metadata")]
     assert posted and all(m["metadata"]["event_payload"] == {"incident_id": 1} for m in posted)
     assert json.dumps(standin.messages("C0INCIDENTS")[0]["metadata"]).count("incident_id") == 1
+
+
+# --- bookmarks ----------------------------------------------------------------------------------
+
+def test_the_channel_bookmarks_the_incident_page_the_runbook_and_on_resolve_the_postmortem(bot, standin):
+    bot.command(ALICE, "/incident", "declare sev2 Checkout down")
+    channel = bot.channel_of(1)
+    marks = {b["title"]: b["link"] for b in standin.bookmarks(channel)}
+    assert marks == {"Incident #1": "http://localhost:3000/incidents/1",
+                     "Runbook": "https://runbooks.example.com/payments"}
+    bot.rt.outbox.run_due()
+    run(bot, "resolve Fixed")
+    marks = {b["title"]: b["link"] for b in standin.bookmarks(channel)}
+    assert marks["Postmortem"] == "http://localhost:3000/postmortems/1" and len(marks) == 3

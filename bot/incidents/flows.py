@@ -272,6 +272,10 @@ class IncidentFlows:
         if summary:
             text += f"\n>{safe(summary)}"
         self.post(session, incident, text)
+        if not incident.private:  # its page is not served: the draft stays in the channel
+            enqueue(session, "incident.bookmark", {"incident_id": incident.id, "title": "Postmortem",
+                                                   "link": f"{self.settings.public_url}/postmortems/{incident.id}"},
+                    now=now)
         self.postmortems.on_resolve(session, incident)
         return f"Incident #{incident.id} resolved."
 

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# Errors of bookmarks.* that retrying cannot cure (the app lacks bookmarks:write, or the
+# workspace does not allow them); the incident goes on without them.
+BOOKMARKS_REFUSED = {"missing_scope", "not_allowed", "not_allowed_token_type", "restricted_action", "invalid_link"}
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -83,6 +86,37 @@ class Effects:
         except SlackApiError as exc:
             if error_code(exc) != "already_pinned":
                 raise
+        self._bookmark(incident, self._first_bookmarks(incident, payload.get("source")))
+
+    def _first_bookmarks(self, incident: Incident, source: str | None) -> list[tuple[str, str]]:
+        """The incident's web page, its rotation's runbook and its alert's source."""
+        marks = [(f"Incident #{incident.id}", f"{self.rt.settings.public_url}/incidents/{incident.id}")]
+        rotation = self.rt.rotations.get(incident.rotation or "")
+        if rotation is not None and rotation.runbook:
+            marks.append(("Runbook", rotation.runbook))
+        if source and source.startswith(("http://", "https://")):
+            marks.append(("Alert source", source))
+        return marks
+
+    def _bookmark(self, incident: Incident, marks: list[tuple[str, str]]) -> None:
+        """Add the bookmarks the channel does not have yet (a retry adds none twice). A workspace
+        that refuses bookmarks (a missing scope) is logged, not retried."""
+        try:
+            present = {b.get("link") for b in self.client.bookmarks_list(channel_id=incident.channel_id)["bookmarks"]}
+            for title, link in marks:
+                if link not in present:
+                    self.client.bookmarks_add(channel_id=incident.channel_id, title=title, type="link", link=link)
+        except SlackApiError as exc:
+            if rate_limit_wait(exc) is not None or error_code(exc) not in BOOKMARKS_REFUSED:
+                raise
+            log.warning("bookmarks for incident #%s refused: %s", incident.id, error_code(exc))
+
+    def add_bookmark(self, payload: dict[str, Any]) -> None:
+        """A bookmark in the incident's channel (the postmortem, on resolve)."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        self._bookmark(incident, [(payload["title"], payload["link"])])
 
     def _create_channel(self, incident: Incident) -> tuple[Incident, bool]:
         """The incident with its channel saved, and whether the channel was created just now
@@ -319,6 +353,7 @@ def install(runtime: "Runtime") -> None:
     outbox.register("page.refresh", effects.refresh_page)
     outbox.register("incident.broadcast", effects.broadcast)
     outbox.register("incident.thread", effects.thread_reply)
+    outbox.register("incident.bookmark", effects.add_bookmark)
     outbox.register("slack.invite", effects.invite)
     outbox.register("slack.post", effects.post)
     outbox.register("slack.ephemeral", effects.ephemeral)
