@@ -384,3 +384,21 @@ def test_the_channel_bookmarks_the_incident_page_the_runbook_and_on_resolve_the_
     run(bot, "resolve Fixed")
     marks = {b["title"]: b["link"] for b in standin.bookmarks(channel)}
     assert marks["Postmortem"] == "http://localhost:3000/postmortems/1" and len(marks) == 3
+
+
+# --- App Home -----------------------------------------------------------------------------------
+
+def test_app_home_shows_my_open_incidents_my_follow_ups_and_my_next_shifts(bot, standin):
+    bot.command(ALICE, "/incident", "declare sev2 Checkout down")
+    run(bot, f"commander <@{FRANK}>")
+    run(bot, f"action <@{FRANK}> Add a saturation alert due 2026-03-20")
+    bot.command(BOB, "/incident", "declare --private sev3 Payroll leak")
+    bot.event({"type": "app_home_opened", "user": FRANK, "channel": "D0FRANK", "tab": "home"})
+    sections = [b["text"]["text"] for b in standin.home(FRANK)["blocks"]]
+    assert sections[0].startswith("*On call now*")
+    assert sections[1].startswith("*My open incidents*") and "#1 Checkout down" in sections[1]
+    assert "Payroll" not in sections[1]
+    assert "Add a saturation alert" in sections[2] and "due 2026-03-20" in sections[2]
+    assert "Your next shifts" in sections[3]
+    bot.event({"type": "app_home_opened", "user": BOB, "channel": "D0BOB", "tab": "home"})
+    assert "Payroll leak" in standin.home(BOB)["blocks"][1]["text"]["text"]
