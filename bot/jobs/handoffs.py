@@ -92,7 +92,9 @@ def install(runtime: "Runtime") -> None:
         name = escape(rotation.name)
         open_incidents = incidents.list_open_incidents(db_session=session)
         relevant = [i for i in open_incidents if i.rotation == rotation.name or i.commander == outgoing]
-        incident_lines = "".join(f"\n• <#{i.channel_id}> #{i.id} {safe(i.title)} (SEV{i.severity}, {i.status}, commander {user(i.commander)})" for i in relevant if i.channel_id)
+        incident_lines = "".join(
+            f"\n• <#{i.channel_id}> #{i.id} {'(private)' if i.private else safe(i.title)} (SEV{i.severity}, {i.status}, "
+            f"commander {user(i.commander)})" for i in relevant if i.channel_id)
         open_text = f"\nOpen incidents:{incident_lines}" if incident_lines else "\nNo open incidents."
         late = " (announced late: the bot was down at the time)" if payload.get("late") else ""
         enqueue(session, "slack.post", {"channel": incoming, "text": (
