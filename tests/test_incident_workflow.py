@@ -283,6 +283,9 @@ def test_a_private_incident_stays_in_its_private_channel(bot, standin):
     bot.settle()
     assert standin.messages("C0INCIDENTS") == []
     assert any(f.get("name", "").startswith("postmortem-inc-1") for f in standin.files())
+    run(bot, "reopen")
+    run(bot, "resolve Really rotated")
+    assert standin.messages("C0INCIDENTS") == []
     # and the private one is not a duplicate anybody else could be pointed at
     assert "Declared incident #2" in bot.command(MALLORY, "/incident", "declare Payroll data exposed").text
 
@@ -304,7 +307,7 @@ def test_the_form_declares_a_private_incident_with_its_box_ticked(bot, standin):
 # --- nudges that back off -----------------------------------------------------------------------
 
 def nudges(standin, channel) -> list[str]:
-    return [t for t in texts(standin, channel) if "no status update" in t]
+    return [t for t in texts(standin, channel) if t.startswith(":alarm_clock:")]
 
 
 def test_nudges_back_off_stop_after_five_and_start_again_after_an_update(bot, standin):
@@ -402,3 +405,12 @@ def test_app_home_shows_my_open_incidents_my_follow_ups_and_my_next_shifts(bot, 
     assert "Your next shifts" in sections[3]
     bot.event({"type": "app_home_opened", "user": BOB, "channel": "D0BOB", "tab": "home"})
     assert "Payroll leak" in standin.home(BOB)["blocks"][1]["text"]["text"]
+
+
+def test_a_private_incident_s_last_reminder_stays_in_its_channel(bot, standin):
+    bot.command(ALICE, "/incident", "declare --private sev1 Payroll data exposed")
+    channel = bot.channel_of(1)
+    bot.advance(timedelta(minutes=30 + 60 + 120 + 240 + 240 + 240 + 1))
+    assert len(nudges(standin, channel)) == 5
+    assert len([t for t in texts(standin, channel) if ":mute:" in t]) == 1
+    assert standin.messages("C0INCIDENTS") == []
