@@ -218,7 +218,7 @@ def severity_rows(*, db_session: Session, since: datetime, until: datetime) -> l
     incidents are left out (they are reported only to their channel's members)."""
     found = db_session.exec(
         select(Incident).where(Incident.declared_at >= since, Incident.declared_at < until)
-        .where(Incident.private == False)  # noqa: E712 (SQL, not Python)
+        .where(col(Incident.private).is_(False))
     ).all()
     groups: dict[str, list[Incident]] = defaultdict(list)
     for incident in found:
@@ -238,7 +238,7 @@ def severity_rows(*, db_session: Session, since: datetime, until: datetime) -> l
 
 def pager_rows(*, db_session: Session, since: datetime, until: datetime) -> list[PagerRow]:
     """Pages sent in [since, until) per person, busiest first; off hours in their own zone."""
-    private = select(Incident.id).where(Incident.private == True)  # noqa: E712 (SQL, not Python)
+    private = select(Incident.id).where(col(Incident.private).is_(True))
     pages = db_session.exec(
         select(Page).where(Page.paged_at >= since, Page.paged_at < until)
         .where(or_(col(Page.incident_id).is_(None), col(Page.incident_id).not_in(private)))

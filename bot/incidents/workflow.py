@@ -95,7 +95,7 @@ def find_duplicate(*, db_session: Session, title: str, now: datetime) -> Inciden
     recent = db_session.exec(
         select(Incident)
         .where(col(Incident.status).in_(OPEN), Incident.declared_at >= now - DUPLICATE_WITHIN)
-        .where(Incident.private == False)  # noqa: E712 (SQL, not Python)
+        .where(col(Incident.private).is_(False))
         .order_by(col(Incident.id).desc())
     ).all()
     for incident in recent:

@@ -10,6 +10,7 @@ from typing import Union
 from bot.incidents.commands import (
     SEVERITY_CHOICES,
     STATUSES,
+    AddAction,
     AddNote,
     CompleteAction,
     DraftPostmortem,
@@ -24,10 +25,15 @@ from bot.incidents.commands import (
     ShowTimeline,
     severity_from_word,
 )
-from bot.incidents.commands import AddAction as AddAction
 from bot.schedule.zones import UnknownZone, canonical_zone, local_to_utc, suggest_zone
-from bot.slack.incident_parsing import MENTION as MENTION
-from bot.slack.incident_parsing import PARSERS, WORKFLOW_FORMS, Declare, UsageError, parse_declare
+from bot.slack.incident_parsing import (
+    MENTION,
+    PARSERS,
+    WORKFLOW_FORMS,
+    Declare,
+    UsageError,
+    parse_declare,
+)
 from bot.text import QUOTED, excerpt
 
 ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # at most 80, as _rotation

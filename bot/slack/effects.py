@@ -199,7 +199,8 @@ class Effects:
         if page.dm_ts:
             return
         text, page_blocks = blocks.page_message(page, incident)
-        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks)
+        extra = {"metadata": metadata(incident.id)} if incident is not None else {}
+        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks, **extra)
         with self.rt.storage.session() as session:
             stored = session.get(Page, page.id)
             assert stored is not None

@@ -77,7 +77,7 @@ def learn(runtime: "Runtime", parsed: Any) -> None:
     if person:
         try:
             runtime.people.profile(person)
-        except Exception:  # noqa: BLE001  (Slack unreachable: the flow falls back to what is cached)
+        except Exception:  # Slack unreachable: the flow falls back to what is cached
             log.warning("looking up %s failed", person, exc_info=True)
 
 

@@ -11,8 +11,9 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 import pytz
 
