@@ -117,6 +117,15 @@ def test_the_same_title_again_asks_is_this_n_and_declares_nothing_until_chosen(b
     assert any("Declared incident #2" in e["text"] for e in standin.ephemerals(BOB))
 
 
+def test_a_forged_declare_anyway_button_declares_nothing(bot, standin):
+    for value in ["not json", '{"title": "X"}', '{"title": "X", "severity": 2, "rotation_name": 7}', "[1]"]:
+        bot.press(BOB, "duplicate_declare", value)
+    bot.press(BOB, "duplicate_join", "x1")
+    assert count(bot, Incident) == 0
+    refusals = [e["text"] for e in standin.ephemerals(BOB)]
+    assert refusals == ["That button is not one of mine."] * 5
+
+
 def test_the_guard_lets_unrelated_titles_and_old_or_resolved_incidents_through(bot, standin):
     bot.command(ALICE, "/incident", "declare sev2 Checkout down")
     assert "Declared incident #2" in bot.command(ALICE, "/incident", "declare Login down").text

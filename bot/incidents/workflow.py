@@ -16,6 +16,7 @@ from bot.text import plain
 
 REOPEN_WITHIN = timedelta(days=7)
 DUPLICATE_WITHIN = timedelta(minutes=30)
+DUPLICATE_CANDIDATES = 200  # the newest open ones compared: a storm of declarations stays cheap
 _SEVERITY_WORDS = re.compile(r"\b(?:sev\s*-?\s*[0-9]+|p-?[0-9]+|critical|major|minor|low)\b")
 
 
@@ -97,6 +98,7 @@ def find_duplicate(*, db_session: Session, title: str, now: datetime) -> Inciden
         .where(col(Incident.status).in_(OPEN), Incident.declared_at >= now - DUPLICATE_WITHIN)
         .where(col(Incident.private).is_(False))
         .order_by(col(Incident.id).desc())
+        .limit(DUPLICATE_CANDIDATES)
     ).all()
     for incident in recent:
         other = comparable(incident.title)

@@ -172,7 +172,9 @@ def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:
                 declaration = {"title": str(carried["title"]), "severity": int(carried["severity"]),
                                "rotation_name": carried.get("rotation_name"), "private": bool(carried.get("private")),
                                "description": carried.get("description")}
-            except (ValueError, TypeError, KeyError) as exc:
+                if not all(isinstance(declaration[k], (str, type(None))) for k in ("rotation_name", "description")):
+                    raise TypeError("rotation and description are text")
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 raise IncidentError("That button is not one of mine.") from exc
             reply, _ = declare(runtime, declarer=body["user"]["id"], anyway=True, **declaration)
             return reply
