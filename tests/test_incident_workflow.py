@@ -423,3 +423,17 @@ def test_a_private_incident_s_last_reminder_stays_in_its_channel(bot, standin):
     assert len(nudges(standin, channel)) == 5
     assert len([t for t in texts(standin, channel) if ":mute:" in t]) == 1
     assert standin.messages("C0INCIDENTS") == []
+
+
+def test_a_reminder_planned_before_the_back_off_is_planned_anew_not_doubled(bot, standin):
+    from bot.jobs.scheduler import request_job
+
+    bot.command(ALICE, "/incident", "declare sev1 Checkout down")
+    channel = bot.channel_of(1)
+    with bot.rt.storage.session() as session:  # the payload older versions stored
+        request_job(session, kind="incident.reminder", key="reminder:1:legacy", run_at=START + timedelta(minutes=5),
+                    payload={"incident_id": 1})
+    bot.advance(timedelta(minutes=29))
+    assert nudges(standin, channel) == []
+    bot.advance(timedelta(minutes=2))
+    assert len(nudges(standin, channel)) == 1

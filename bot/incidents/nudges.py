@@ -62,7 +62,10 @@ class Nudges:
         if incident is None or first is None or incident.status == "resolved":
             return
         since = incident.last_update_at or incident.declared_at
-        if payload.get("since") != since.isoformat() or payload.get("nudge", 0) != incident.nudges:
+        if "since" not in payload:  # planned by a version that did not back off: plan it anew
+            self.schedule(session, incident, now=now)
+            return
+        if payload["since"] != since.isoformat() or payload.get("nudge", 0) != incident.nudges:
             return  # an update or a severity change planned another one since
         minutes = int((now - since).total_seconds() // 60)
         if incident.nudges < NUDGES:
