@@ -44,6 +44,10 @@ class Settings:
     status_reminder_minutes: int = 30
     outbox_lease_seconds: int = 120
     alert_severities: dict[str, int] = field(default_factory=dict)  # alert label -> SEV that declares
+    incident_roles: tuple[str, ...] = ("comms", "scribe", "ops")
+    github_token: str | None = None
+    github_repo: str | None = None  # owner/name: action items become its issues
+    github_api_url: str = "https://api.github.com"
     public_url: str = ""  # where people reach the web pages; "" means http://localhost:PORT
     slack_client_id: str | None = None  # Sign in with Slack; unset, the web pages answer 404
     slack_client_secret: str | None = None
@@ -112,7 +116,21 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
     reminder = get("STATUS_REMINDER_MINUTES") or "30"
     if not reminder.isdigit() or not 1 <= int(reminder) <= 1440:
         raise ConfigError(f"STATUS_REMINDER_MINUTES must be a number of minutes (1-1440), got {reminder!r}")
+    roles = tuple(dict.fromkeys(r.strip().lower() for r in (get("INCIDENT_ROLES") or "comms,scribe,ops").split(",")
+                                if r.strip()))
+    if not roles or not all(re.fullmatch(r"[a-z][a-z0-9_-]{0,29}", r) for r in roles):
+        raise ConfigError("INCIDENT_ROLES must be role words separated by commas, e.g. comms,scribe,ops")
+    github_repo = get("GITHUB_REPO")
+    if github_repo and not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", github_repo):
+        raise ConfigError(f"GITHUB_REPO must be OWNER/NAME, got {github_repo!r}")
+    github_api = (get("GITHUB_API_URL") or "https://api.github.com").rstrip("/")
+    if not github_api.startswith(("http://", "https://")):
+        raise ConfigError(f"GITHUB_API_URL must be an http(s) URL, got {github_api!r}")
     return Settings(
+        incident_roles=roles,
+        github_token=get("GITHUB_TOKEN"),
+        github_repo=github_repo,
+        github_api_url=github_api,
         slack_bot_token=token,
         slack_signing_secret=get("SLACK_SIGNING_SECRET"),
         slack_app_token=app_token,

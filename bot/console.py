@@ -9,6 +9,9 @@ Lines (typed, or replayed from `--script FILE`):
   @frank press Acknowledge                          press the newest button with that label they can see
                                                     (on the web page they opened last, else in Slack)
   @frank open LINK                                  open a link they received (`open link`: the newest)
+  @alice submit title=Disk full; severity=1; private=yes   fill in and submit the open form
+  @alice #inc-1 shortcut last                       "Add to incident timeline" on the last message
+  @alice home                                       open App Home and show it
   +45m  +2h  +1d                                    move the clock on; due handoffs, reminders and
                                                     escalations fire at their own instants
   at 2026-03-10T15:00Z                              set the clock (before anything else happens)
@@ -172,8 +175,15 @@ class Console:
             self.press(user_id, rest[6:].strip())
         elif rest.startswith("open "):
             self.open(user_id, rest[5:].strip())
+        elif rest == "submit" or rest.startswith("submit "):
+            self.submit(user_id, rest[6:].strip())
+        elif rest == "shortcut last":
+            self.shortcut_last(user_id, channel)
+        elif rest == "home":
+            self.home(user_id)
         else:
-            raise ConsoleError("after @person: /command ..., says TEXT, pins last, open LINK or press LABEL")
+            raise ConsoleError("after @person: /command ..., says TEXT, pins last, open LINK, press LABEL, "
+                               "submit FIELD=VALUE; ..., shortcut last or home")
         self.settle()
 
     def dispatch(self, body: str, content_type: str) -> Any:
@@ -258,6 +268,57 @@ class Console:
                          "type": "button", "action_ts": str(time.time())}],
         }
         self.dispatch(urllib.parse.urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+    def submit(self, user_id: str, fields: str) -> None:
+        """Fill the newest open form (`title=...; severity=2; private=yes`) and submit it."""
+        modals = [v for v in self.slack.views if v.get("type") == "modal"]
+        if not modals:
+            raise ConsoleError("no form is open; `/incident declare` with no text opens one")
+        view = modals[-1]
+        given = {k.strip().lower(): v.strip() for k, _, v in (f.partition("=") for f in fields.split(";") if f.strip())}
+        values: dict[str, Any] = {}
+        for block in view.get("blocks", []):
+            element, name = block.get("element", {}), block.get("block_id", "")
+            if block.get("type") != "input" or name not in given:
+                continue
+            value, kind = given.pop(name), element.get("type")
+            options = [o for o in element.get("options", []) if value.lower() in (o["value"].lower(), o["text"]["text"].lower())]
+            if kind == "plain_text_input":
+                values[name] = {"value": {"type": kind, "value": value}}
+            elif kind == "static_select" and options:
+                values[name] = {"value": {"type": kind, "selected_option": options[0]}}
+            elif kind == "checkboxes":
+                chosen = element.get("options", [])[:1] if value.lower() in ("yes", "true", "on", "1") else []
+                values[name] = {"value": {"type": kind, "selected_options": chosen}}
+            else:
+                raise ConsoleError(f"`{value}` is not one of the choices for {name}")
+        if given:
+            raise ConsoleError(f"the form has no field {', '.join(given)}")
+        payload = {"type": "view_submission", "user": {"id": user_id}, "team": {"id": "T0CONSOLE"},
+                   "api_app_id": "A0CONSOLE", "trigger_id": f"console-{time.monotonic_ns()}",
+                   "view": {**view, "state": {"values": values}}}
+        response = self.dispatch(urllib.parse.urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+        if response.body and "errors" in response.body:
+            self.say(f"    (form) {response.body}")
+
+    def shortcut_last(self, user_id: str, channel: str) -> None:
+        """Run the "Add to incident timeline" message shortcut on the channel's last human message."""
+        messages = [m for m in self.slack.messages(channel) if not m.get("bot_id") and m.get("user") != "UBOT"]
+        if not messages:
+            raise ConsoleError("no message from a person in that channel yet")
+        payload = {"type": "message_action", "callback_id": "add_to_timeline", "user": {"id": user_id},
+                   "team": {"id": "T0CONSOLE"}, "channel": {"id": channel}, "message": messages[-1],
+                   "message_ts": messages[-1]["ts"], "trigger_id": f"console-{time.monotonic_ns()}",
+                   "response_url": self.slack.response_url(channel_id=channel, user_id=user_id)}
+        self.dispatch(urllib.parse.urlencode({"payload": json.dumps(payload)}), "application/x-www-form-urlencoded")
+
+    def home(self, user_id: str) -> None:
+        """Open App Home as that person and show what it says."""
+        self.event({"type": "app_home_opened", "user": user_id, "channel": "D0HOME", "tab": "home"})
+        view = self.slack.home(user_id) or {}
+        for block in view.get("blocks", []):
+            text = render_text((block.get("text") or {}).get("text", ""), self.slack)
+            self.say("    (App Home) " + text.replace("\n", "\n        "))
 
     def _visible(self, user_id: str) -> list[tuple[str, list[dict[str, Any]]]]:
         seen = []
@@ -349,6 +410,7 @@ def run_console(*, script: str | None, start: str | None, database_url: str | No
     runtime = build_runtime(settings, client=make_client(token=TOKEN, base_url=slack.api_url), clock=clock, manual=True)
     runtime.scheduler.start()
     console = Console(runtime, slack, out)
+    slack.now = lambda: clock.now().timestamp()  # messages, and so pinned entries, on the console's clock
     stop_web = serve_web_pages(console, web_port) if web_port is not None else (lambda: None)
     lines: Any = open(script, encoding="utf-8") if script else None
     failures = 0

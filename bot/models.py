@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any, Optional
 
 from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
@@ -58,6 +58,17 @@ class Incident(SQLModel, table=True):
     last_update_at: Optional[datetime] = _when()
     summary: Optional[str] = Field(default=None, sa_column=Column(Text))
     dedup_key: Optional[str] = Field(default=None, index=True)
+    private: bool = False  # a private channel; nothing is posted outside it
+    broadcast_ts: Optional[str] = None  # the declaration's message in INCIDENTS_CHANNEL (updates reply to it)
+    nudges: int = 0  # status nudges since the last update
+
+
+class IncidentRole(SQLModel, table=True):
+    """Who holds a role (INCIDENT_ROLES: comms, scribe, ops...) in an incident."""
+
+    incident_id: int = Field(foreign_key="incident.id", primary_key=True)
+    role: str = Field(primary_key=True)
+    user: str
 
 
 class TimelineEntry(SQLModel, table=True):
@@ -106,9 +117,14 @@ class ActionItem(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     incident_id: int = Field(foreign_key="incident.id", index=True)
     text: str = Field(sa_column=Column(Text, nullable=False))
-    owner: Optional[str] = None
+    owner: Optional[str] = Field(default=None, index=True)
     created_by: str
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    due: Optional[date] = None
+    status: str = "open"  # open | done
+    done_at: Optional[datetime] = _when()
+    issue_url: Optional[str] = None  # the GitHub issue that tracks it, when GITHUB_REPO is set
+    issue_number: Optional[int] = None
 
 
 class PostmortemDraft(SQLModel, table=True):

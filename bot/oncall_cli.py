@@ -17,7 +17,6 @@ from bot.schedule import Rotation, RotationError, load_rotations, shifts_between
 from bot.schedule.people import Person, load_people, with_time_off
 from bot.storage import Storage
 
-
 NUMBERS = ("hours_on_call", "hours_outside_working_day", "weekend_hours", "public_holidays_worked", "pages")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
 from bot.clock import Clock, utcnow
@@ -213,9 +214,11 @@ def is_off_hours(instant: datetime, zone: str) -> bool:
 
 
 def severity_rows(*, db_session: Session, since: datetime, until: datetime) -> list[SeverityRow]:
-    """Incidents declared in [since, until) by severity, worst first, then all of them."""
+    """Incidents declared in [since, until) by severity, worst first, then all of them; private
+    incidents are left out (they are reported only to their channel's members)."""
     found = db_session.exec(
         select(Incident).where(Incident.declared_at >= since, Incident.declared_at < until)
+        .where(col(Incident.private).is_(False))
     ).all()
     groups: dict[str, list[Incident]] = defaultdict(list)
     for incident in found:
@@ -235,7 +238,11 @@ def severity_rows(*, db_session: Session, since: datetime, until: datetime) -> l
 
 def pager_rows(*, db_session: Session, since: datetime, until: datetime) -> list[PagerRow]:
     """Pages sent in [since, until) per person, busiest first; off hours in their own zone."""
-    pages = db_session.exec(select(Page).where(Page.paged_at >= since, Page.paged_at < until)).all()
+    private = select(Incident.id).where(col(Incident.private).is_(True))
+    pages = db_session.exec(
+        select(Page).where(Page.paged_at >= since, Page.paged_at < until)
+        .where(or_(col(Page.incident_id).is_(None), col(Page.incident_id).not_in(private)))
+    ).all()
     by_user: dict[str, list[Page]] = defaultdict(list)
     for page in pages:
         by_user[page.user].append(page)

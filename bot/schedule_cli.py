@@ -21,11 +21,11 @@ from bot.schedule import (
     coverage_findings,
     group_findings,
     holiday_findings,
-    uncovered_findings,
     iso_utc,
     parse_instant,
     read_rotations,
     shifts_between,
+    uncovered_findings,
     utc_now,
     utc_to_local,
 )

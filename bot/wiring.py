@@ -9,11 +9,12 @@ from pathlib import Path
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot import github
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
 from bot.incidents import flows as incident_flows
-from bot.incidents import paging
+from bot.incidents import followups, paging
 from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows
 from bot.jobs import handoffs
@@ -142,6 +143,8 @@ def register_work(runtime: Runtime) -> None:
         web_page=lambda number: web_link(runtime.settings, f"/postmortems/{number}"),
     ))
     scheduler.register(incident_flows.REMINDER, runtime.incidents.remind)
+    scheduler.register(followups.REMIND, runtime.incidents.remind_action)
+    github.install(runtime.outbox, runtime.storage, runtime.settings)
     scheduler.register(paging.ESCALATE, runtime.paging.escalate_on_timeout)
     scheduler.register(postmortem_flows.REMINDER, runtime.postmortems.remind)
     handoffs.install(runtime)

@@ -100,6 +100,8 @@ def test_a_critical_alert_declares_an_incident_opens_its_channel_and_pages_the_o
     channel = bot.channel_of(1)
     assert standin.channel_by_name("inc-1-higherrorrate-on-checkout-1")["id"] == channel
     assert "U0FRANK" in standin.members(channel)
+    marks = {b["title"]: b["link"] for b in standin.bookmarks(channel)}
+    assert marks["Alert source"] == "http://prometheus.example:9090/graph?g0.expr=errors&g0.tab=1"
     assert "alertmanager paged you for incident #1" in texts(standin.dms("U0FRANK"))
     assert "Incident declared" in texts(standin.messages("C0INCIDENTS"))
     assert alert_entries(bot) == ["Alert firing: HighErrorRate (HighErrorRate on checkout-1)"]

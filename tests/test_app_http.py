@@ -11,7 +11,7 @@ from tests.conftest import SIGNING_SECRET, sign
 def test_incident_help_answers_a_signed_slash_command(bot):
     response = bot.command("U0ALICE", "/incident", "help")
     assert response.status == 200
-    assert "/incident declare [sev1|sev2|sev3|sev4] TITLE" in response.text
+    assert "/incident declare [--private] [SEVERITY] TITLE" in response.text
     assert "SEV1 is the worst" in response.text
 
 

@@ -56,17 +56,36 @@ def test_a_malformed_host_is_one_line_and_exit_2():
     assert result.returncode == 2 and "HOST" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_console_demo_scenario_runs_a_full_incident_across_a_handoff():
-    result = run_bot("console", "--script", "examples/follow-the-sun-incident.txt", timeout=120)
+def test_console_demo_scenario_runs_a_full_incident_across_a_handoff(tmp_path):
+    result = run_bot("console", "--script", "examples/follow-the-sun-incident.txt", timeout=120,
+                     env={"POSTMORTEMS_DIR": str(tmp_path)})
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert "created channel #inc-1-eu-card-payments-failing-at-checkout" in out
     assert "DM to @diego: :pager: You are now on call" in out
     assert "@diego is now the incident commander" in out
-    assert "no status update for 30 minutes" in out
+    assert "no status update for 60 minutes" in out
     assert "Incident resolved" in out
+    assert "(App Home) *My open incidents*" in out
     assert "! line" not in out
     assert "Done: 1 incident(s)" in out
+    # every entry on the console's clock: the pinned and the shortcut message among the others, in order
+    draft = (tmp_path / "postmortem-inc-1.md").read_text(encoding="utf-8")
+    timeline = [line for line in draft.split("## Timeline", 1)[1].splitlines() if line.startswith("| 2026-")]
+    assert [line[2:18] for line in timeline] == sorted(line[2:18] for line in timeline)
+    assert timeline[0][2:18] == "2026-11-24 15:20" and timeline[-1][2:18] == "2026-11-24 17:10"
+    assert any("Pinned" in line and "Card processor returns 502" in line for line in timeline)
+    assert any("Pinned" in line and "Secondary processor at 100%" in line for line in timeline)
+
+
+def test_console_submits_the_declaration_form(tmp_path):
+    script = tmp_path / "s.txt"
+    script.write_text("at 2026-11-24T15:20Z\nuser ana U0ANA Europe/Dublin\n@ana /incident declare\n"
+                      "@ana submit title=Payroll export leaked; severity=SEV1; private=yes\n@ana home\n")
+    result = run_bot("console", "--script", str(script))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Declared incident #1 *Payroll export leaked* (SEV1)" in result.stdout
+    assert "It is private" in result.stdout and "Payroll export leaked" in result.stdout.split("(App Home)", 1)[1]
 
 
 def test_console_replays_time_off_and_a_public_holiday():
@@ -101,7 +120,7 @@ def test_console_reports_a_bad_line_and_goes_on(tmp_path):
     script.write_text("at 2026-11-24T15:20Z\nuser ana U0ANA Europe/Dublin\n@nobody /incident help\n@ana /incident help\n")
     result = run_bot("console", "--script", str(script))
     assert "! line 3: unknown person @nobody" in result.stdout
-    assert "/incident declare [sev1|sev2|sev3|sev4] TITLE" in result.stdout
+    assert "/incident declare [--private] [SEVERITY] TITLE" in result.stdout
     assert result.returncode == 1
 
 

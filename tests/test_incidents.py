@@ -172,6 +172,7 @@ def test_a_declaration_after_the_database_dropped_its_connection(bot, standin, p
 
 def test_two_incidents_with_the_same_title_get_two_channels(bot, standin):
     declare(bot)
+    bot.advance(timedelta(minutes=31))  # past the duplicate guard's 30 minutes
     declare(bot)
     assert standin.channel_by_name("inc-1-checkout-down")
     assert standin.channel_by_name("inc-2-checkout-down")
@@ -224,11 +225,11 @@ def test_bad_commands_are_refused_with_the_right_form_and_change_nothing(bot, st
     before = len(entries(bot))
     standin.reset_calls()
     for text, form in [
-        ("sev 0", "/incident sev 1|2|3|4"),
-        ("sev five", "/incident sev 1|2|3|4"),
+        ("sev 0", "/incident sev SEVERITY"),
+        ("sev five", "/incident sev SEVERITY"),
         ("status fixed", "/incident status investigating|identified|monitoring|resolved"),
         ("commander bob", "/incident commander @user"),
-        ("declare sev9 Broken", "/incident declare [sev1|sev2|sev3|sev4] TITLE"),
+        ("declare sev9 Broken", "/incident declare [--private] [SEVERITY] TITLE"),
         ("frobnicate", "/incident declare"),
     ]:
         reply = bot.command("U0ALICE", "/incident", text, channel=channel)
@@ -385,7 +386,7 @@ def test_summary_buttons_im_responding_join_and_resolve(bot, standin):
 def test_an_open_sev2_without_updates_is_nudged_and_resolve_stops_it(bot, standin):
     declare(bot)
     channel = bot.channel_of(1)
-    bot.advance(timedelta(minutes=29))
+    bot.advance(timedelta(minutes=59))  # a SEV2: twice STATUS_REMINDER_MINUTES
     assert not [m for m in standin.messages(channel) if "no status update" in m["text"]]
     bot.advance(timedelta(minutes=2))
     nudges = [m for m in standin.messages(channel) if "no status update" in m["text"]]

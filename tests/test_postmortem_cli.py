@@ -160,3 +160,18 @@ def test_template_validation_for_check_names_the_broken_file(tmp_path):
     (tmp_path / "postmortem.md.j2").write_text("{% for x in %}\n")
     [problem] = postmortem_cli.validate_templates_command(tmp_path)
     assert problem.startswith(f"{tmp_path / 'postmortem.md.j2'}, line 1:")
+
+
+def test_report_leaves_private_incidents_and_their_pages_out(bot, cli):
+    incident(bot, "declare sev1 Checkout down")
+    incident(bot, "declare --private sev1 Payroll leak")
+    incident(bot, "page <@U0BOB>", number=2)
+    incident(bot, "resolve Contained", number=2)
+
+    code, out, err = cli("report", "--since", "2026-03-01", "--until", "2026-03-11")
+
+    assert code == 0, err
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("SEV", "All"))}
+    assert rows["All"][:2] == ["All", "1"]
+    assert not [line for line in out.splitlines() if line.startswith("@bob")]
+    assert bot.get("/postmortems/2").status == 404  # its draft goes only to its channel

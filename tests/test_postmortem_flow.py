@@ -69,7 +69,7 @@ def test_resolving_uploads_the_draft_with_title_timeline_and_action_items(bot, s
     markdown = upload["content"].decode()
     assert markdown.startswith("# INC-1 postmortem: Checkout down")
     assert "## Timeline" in markdown and "Card auth times out" in markdown
-    assert "Alert on PSP connection-pool saturation" in markdown and "U0BOB" in markdown
+    assert "Alert on PSP connection-pool saturation" in markdown and "| @bob |" in markdown  # the owner by name
     assert "Rolled back 4.18." in markdown and "12% of checkouts failed" in markdown
     assert "| Mitigated | 2026-03-10 15:25 |" in markdown
     assert "xoxb-1234567890" not in markdown and "[REDACTED:slack-token]" in markdown

@@ -261,3 +261,12 @@ def test_load_rotations_lists_problems_from_every_file(tmp_path):
         str(tmp_path / "a.toml"),
         str(tmp_path / "b.toml"),
     ]
+
+
+def test_a_runbook_is_an_http_address():
+    rotation = parse_rotation(VALID.replace("default = true", 'default = true\nrunbook = "https://wiki.example/pay"'),
+                              "rotations/payments.toml")
+    assert rotation.runbook == "https://wiki.example/pay"
+    assert parse_rotation(VALID, "rotations/payments.toml").runbook is None
+    [problem] = problems_in(VALID.replace("default = true", 'default = true\nrunbook = "javascript:alert(1)"'))
+    assert "runbook" in problem and "is not an http:// or https:// address" in problem

@@ -304,7 +304,8 @@ class AlertFlows:
         incidents.add_entry(db_session=session, incident=incident, at=now, actor=n.source, kind="alert",
                             text=f"Alert firing: {listing(alerts, n.truncated)}" + (f". {note}" if note else ""))
         responder = self._responder(session, rotation, now) if rotation is not None else None
-        enqueue(session, "incident.open", {"incident_id": incident.id, "invite": [responder] if responder else []}, now=now)
+        enqueue(session, "incident.open", {"incident_id": incident.id, "invite": [responder] if responder else [],
+                                           "source": lead.generator_url or None}, now=now)
         if responder is not None and rotation is not None:
             incidents.set_commander(db_session=session, incident=incident, commander=responder, actor=n.source, now=now)
             self.paging.page(session, incident=incident, user_id=responder, rotation=rotation.name,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -17,13 +17,16 @@ from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.config import Settings
-from bot.incidents import commands
+from bot.incidents import commands, workflow
 from bot.incidents import service as incidents
+from bot.incidents.commands import severity_label
+from bot.incidents.followups import Followups
+from bot.incidents.nudges import REMINDER, Nudges
 from bot.incidents.numbering import GroupCommit, NotSaved
 from bot.redaction import mask_secrets
 from bot.incidents.paging import PagingFlows
 from bot.incidents.service import IncidentError
-from bot.jobs.scheduler import cancel_job, request_job
+from bot.jobs.scheduler import cancel_job
 from bot.models import Incident
 from bot.oncall import service as oncall
 from bot.oncall.service import Directory, OncallError
@@ -34,7 +37,7 @@ from bot.text import safe, user
 
 log = logging.getLogger(__name__)
 DECLARE = "incident.declare"
-REMINDER = "incident.reminder"
+__all__ = ["REMINDER", "Declared", "Duplicate", "IncidentFlows", "NotSaved"]
 NOT_SAVED = "Nothing was declared: the incident could not be saved just now. Please try again."
 NOT_AN_INCIDENT_CHANNEL = (
     "This is not an incident channel. Run this inside the incident's channel, or "
@@ -52,6 +55,15 @@ class Declared:
     rotation: str | None
     responder: str | None  # the on-call person paged; the declarer when they are on call
     nobody_paged: str | None = None  # why nobody was paged automatically
+    private: bool = False
+
+
+class Duplicate(Exception):
+    """The declaration looks like an open incident declared minutes ago: nothing was declared."""
+
+    def __init__(self, number: int, title: str) -> None:
+        super().__init__(f"Is this #{number} {title}?")
+        self.number, self.title = number, title
 
 
 class Postmortems(Protocol):
@@ -76,6 +88,9 @@ class IncidentFlows:
         self.wake = wake  # after a commit: the outbox and scheduler have new work
         self.is_channel_member = is_channel_member  # asks Slack, for members we have not seen join
         self.numbers = GroupCommit(storage, DECLARE)
+        self.nudges = Nudges(settings=settings)
+        self.followups = Followups(zone_of=people.tz,
+                                   github=bool(settings.github_token and settings.github_repo))
 
     def post(self, session: Session, incident: Incident, text: str) -> None:
         """A message in the incident channel and a refreshed topic and pinned summary."""
@@ -83,43 +98,31 @@ class IncidentFlows:
         enqueue(session, "incident.post", {"incident_id": incident.id, "text": text}, now=now)
         enqueue(session, "incident.refresh", {"incident_id": incident.id}, now=now)
 
-    def schedule_reminder(self, session: Session, incident: Incident) -> None:
-        """SEV1/SEV2 stay nudged for status updates every STATUS_REMINDER_MINUTES until resolved."""
-        if incident.severity > 2 or incident.status == "resolved":
-            return
-        base = incident.last_update_at or incident.declared_at
-        run_at = base + timedelta(minutes=self.settings.status_reminder_minutes)
-        request_job(session, kind=REMINDER, key=f"reminder:{incident.id}:{run_at.isoformat()}", run_at=run_at,
-                    payload={"incident_id": incident.id})
+    def schedule_reminder(self, session: Session, incident: Incident, *, updated: bool = False) -> None:
+        """(Re)plan the status nudges of an open SEV1/SEV2 (bot.incidents.nudges)."""
+        self.nudges.schedule(session, incident, now=self.clock.now(), updated=updated)
 
     def remind(self, session: Session, payload: dict[str, Any]) -> None:
-        """Job: nudge an open SEV1/SEV2 with no status update for STATUS_REMINDER_MINUTES."""
-        incident = session.get(Incident, payload["incident_id"])
-        if incident is None or incident.status == "resolved" or incident.severity > 2:
-            return
-        every = timedelta(minutes=self.settings.status_reminder_minutes)
-        now = self.clock.now()
-        last = incident.last_update_at or incident.declared_at
-        if now - last >= every:
-            text = (
-                f":alarm_clock: {user(incident.commander)}, no status update for "
-                f"{int((now - last).total_seconds() // 60)} minutes on this SEV{incident.severity}. "
-                f"Post one with `/incident note TEXT` or `/incident status ...`."
-            )
-            enqueue(session, "incident.post", {"incident_id": incident.id, "text": text}, now=now)
-            next_at = now + every
-        else:
-            next_at = last + every
-        request_job(session, kind=REMINDER, key=f"reminder:{incident.id}:{next_at.isoformat()}", run_at=next_at,
-                    payload={"incident_id": incident.id})
+        """Job: nudge an open SEV1/SEV2 with no status update (bot.incidents.nudges)."""
+        self.nudges.remind(session, payload, self.clock.now())
+
+    def remind_action(self, session: Session, payload: dict[str, Any]) -> None:
+        """Job: remind an action item's owner on its due date."""
+        self.followups.remind(session, payload, self.clock.now())
 
     def declare(self, *, title: str, severity: int, declarer: str, rotation_name: str | None,
-                description: str | None = None) -> Declared:
+                description: str | None = None, private: bool = False, anyway: bool = False) -> Declared:
         """Take the incident's number and record the declaration in one short transaction.
-        Raises IncidentError for a bad declaration, NotSaved when the database failed."""
+        Raises IncidentError for a bad declaration, Duplicate when an open incident declared in
+        the last 30 minutes has the same title (unless `anyway`), NotSaved when the database failed."""
         now = self.clock.now()
         title = incidents.check_declaration(title=title, severity=severity, description=description)
         description = mask_secrets(description) if description else description
+        if not anyway:
+            with self.storage.read() as session:
+                duplicate = workflow.find_duplicate(db_session=session, title=title, now=now)
+            if duplicate is not None:
+                raise Duplicate(duplicate.id, duplicate.title)
         invite, responder, nobody_paged = [declarer], None, None
         try:
             rotation = oncall.find_rotation(self.rotations, rotation_name) if (rotation_name or self.rotations) else None
@@ -138,7 +141,7 @@ class IncidentFlows:
         declaration = {
             "title": title, "severity": severity, "declarer": declarer, "rotation": rotation.name if rotation else None,
             "description": description, "invite": invite, "responder": responder if responder != declarer else None,
-            "declared_at": now.isoformat(),
+            "declared_at": now.isoformat(), "private": private,
         }
         try:
             number = self.numbers.take(declaration, now)
@@ -148,7 +151,7 @@ class IncidentFlows:
         self.wake()
         log.info("incident %s declared by %s", number, declarer)
         return Declared(number=number, title=title, severity=severity, rotation=rotation.name if rotation else None,
-                        responder=responder, nobody_paged=nobody_paged)
+                        responder=responder, nobody_paged=nobody_paged, private=private)
 
     def record_declaration(self, declaration: dict[str, Any]) -> None:
         """Outbox task: save the acknowledged incident with its first timeline entry, page whoever
@@ -162,6 +165,7 @@ class IncidentFlows:
                 severity=declaration["severity"], declarer=declaration["declarer"], now=now,
                 rotation=declaration["rotation"], description=declaration["description"],
             )
+            incident.private = bool(declaration.get("private"))
             enqueue(session, "incident.open", {"incident_id": incident.id, "invite": declaration["invite"]}, now=now)
             if declaration["responder"]:
                 self.paging.page(
@@ -195,10 +199,11 @@ class IncidentFlows:
             raised = command.severity < incident.severity
             entry = incidents.set_severity(db_session=session, incident=incident, severity=command.severity,
                                            actor=actor, now=now)
-            self.post(session, incident, f":rotating_light: {user(actor)} changed severity: {entry.old} → {entry.new}")
-            if raised and command.severity <= 2:
-                enqueue(session, "incident.broadcast", {"incident_id": incident.id, "event": "raised"}, now=now)
-                self.schedule_reminder(session, incident)
+            way = "raised" if raised else "lowered"
+            self.post(session, incident, f":rotating_light: {user(actor)} {way} the severity: {entry.old} → {entry.new}")
+            if not incident.private:
+                enqueue(session, "incident.broadcast", {"incident_id": incident.id, "event": way}, now=now)
+            self.schedule_reminder(session, incident)
             return f"Severity is now {entry.new}."
         if isinstance(command, commands.SetStatus):
             if command.status == "resolved":
@@ -206,13 +211,13 @@ class IncidentFlows:
             entry = incidents.set_status(db_session=session, incident=incident, status=command.status, actor=actor,
                                          now=now)
             self.post(session, incident, f":information_source: {user(actor)} changed status: {entry.old} → {entry.new}")
-            self.schedule_reminder(session, incident)
+            self.schedule_reminder(session, incident, updated=True)
             return f"Status is now {command.status}."
         if isinstance(command, commands.AddNote):
             incidents.add_note(db_session=session, incident=incident, text=command.text, actor=actor, now=now)
             enqueue(session, "incident.post", {"incident_id": incident.id,
                                                "text": f":memo: {user(actor)}: {safe(command.text)}"}, now=now)
-            self.schedule_reminder(session, incident)
+            self.schedule_reminder(session, incident, updated=True)
             return "Noted on the timeline."
         if isinstance(command, commands.SetCommander):
             incidents.set_commander(db_session=session, incident=incident, commander=command.user, actor=actor, now=now)
@@ -222,13 +227,12 @@ class IncidentFlows:
             self.post(session, incident, f":crown: {user(command.user)} is now the incident commander (set by {user(actor)}).")
             return f"{user(command.user)} is now the commander."
         if isinstance(command, commands.AddAction):
-            incidents.add_action_item(db_session=session, incident=incident, text=command.text, owner=command.owner,
+            return self.followups.add(session, incident, text=command.text, owner=command.owner, due=command.due,
                                       actor=actor, now=now)
-            owner = f" (owner {user(command.owner)})" if command.owner else ""
-            enqueue(session, "incident.post", {"incident_id": incident.id,
-                                               "text": f":white_check_mark: Action item{owner}: {safe(command.text)}"},
-                    now=now)
-            return "Action item added to the postmortem."
+        if isinstance(command, commands.CompleteAction):
+            return self.followups.done(session, incident, number=command.item, actor=actor, now=now)
+        if isinstance(command, (commands.SetRole, commands.PostUpdate, commands.Reopen)):
+            return self._workflow(session, incident, command, actor, now)
         if isinstance(command, commands.ShowTimeline):
             return self.timeline_text(session, incident)
         if isinstance(command, commands.Resolve):
@@ -236,6 +240,34 @@ class IncidentFlows:
         if isinstance(command, commands.PageSomeone):
             return self.paging.page_someone(session, incident=incident, command=command, actor=actor, now=now)
         return self.postmortems.redraft(session, incident, mark=command.mark, now=now)
+
+    def _workflow(self, session: Session, incident: Incident,
+                  command: commands.SetRole | commands.PostUpdate | commands.Reopen, actor: str, now: datetime) -> str:
+        if isinstance(command, commands.SetRole):
+            workflow.set_role(db_session=session, incident=incident, role=command.role, user=command.user, actor=actor,
+                              now=now, roles=self.settings.incident_roles)
+            if incident.channel_id and not incidents.is_member(db_session=session, channel_id=incident.channel_id,
+                                                               user_id=command.user):
+                enqueue(session, "slack.invite", {"channel": incident.channel_id, "users": [command.user]}, now=now)
+            self.post(session, incident, f":busts_in_silhouette: {user(command.user)} is now *{command.role}* "
+                                         f"(set by {user(actor)}).")
+            return f"{user(command.user)} is now {command.role}."
+        if isinstance(command, commands.PostUpdate):
+            workflow.post_update(db_session=session, incident=incident, text=command.text, actor=actor, now=now)
+            text = (f":mega: *Update on incident #{incident.id}* ({severity_label(incident.severity)}, "
+                    f"{incident.status}) from {user(actor)}:\n>{safe(command.text)}")
+            enqueue(session, "incident.post", {"incident_id": incident.id, "text": text}, now=now)
+            if not incident.private:
+                enqueue(session, "incident.thread", {"incident_id": incident.id, "text": text}, now=now)
+            self.schedule_reminder(session, incident, updated=True)
+            return "Update posted" + ("." if incident.private else " here and in the incidents channel's thread.")
+        workflow.reopen(db_session=session, incident=incident, actor=actor, now=now)
+        self.post(session, incident, f":leftwards_arrow_with_hook: {user(actor)} reopened the incident: "
+                                     "status resolved → investigating.")
+        if not incident.private:
+            enqueue(session, "incident.broadcast", {"incident_id": incident.id, "event": "reopened"}, now=now)
+        self.schedule_reminder(session, incident, updated=True)
+        return f"Incident #{incident.id} is open again (investigating); resolving drafts a new postmortem version."
 
     def resolve(self, session: Session, incident: Incident, summary: str | None, actor: str, now: datetime) -> str:
         """Resolve: timers stop, the channel is told, the postmortem is drafted (it broadcasts)."""
@@ -247,6 +279,10 @@ class IncidentFlows:
         if summary:
             text += f"\n>{safe(summary)}"
         self.post(session, incident, text)
+        if self.settings.web_pages:  # a private incident's page is shown to its channel's members only
+            enqueue(session, "incident.bookmark", {"incident_id": incident.id, "title": "Postmortem",
+                                                   "link": f"{self.settings.base_url}/postmortems/{incident.id}"},
+                    now=now)
         self.postmortems.on_resolve(session, incident)
         return f"Incident #{incident.id} resolved."
 

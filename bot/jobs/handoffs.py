@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 
 from bot.incidents import service as incidents
 from bot.jobs.scheduler import claim, request_job
-from bot.models import Claim
+from bot.models import Claim, Incident
 from bot.oncall import service as oncall
 from bot.outbox import enqueue
 from bot.text import escape, safe, user
@@ -28,6 +28,8 @@ PLAN_AHEAD = timedelta(hours=48)
 REPLAN_EVERY = timedelta(hours=1)
 MISSED_LOOKBACK = timedelta(days=7)
 JUST_BEFORE = timedelta(seconds=1)
+COMMAND_GRACE = timedelta(minutes=15)
+COMMAND_CHECK = "handoff.command_check"
 
 
 def slack_time(instant: datetime) -> str:
@@ -90,7 +92,9 @@ def install(runtime: "Runtime") -> None:
         name = escape(rotation.name)
         open_incidents = incidents.list_open_incidents(db_session=session)
         relevant = [i for i in open_incidents if i.rotation == rotation.name or i.commander == outgoing]
-        incident_lines = "".join(f"\n• <#{i.channel_id}> #{i.id} {safe(i.title)} (SEV{i.severity}, {i.status}, commander {user(i.commander)})" for i in relevant if i.channel_id)
+        incident_lines = "".join(
+            f"\n• <#{i.channel_id}> #{i.id} {'(private)' if i.private else safe(i.title)} (SEV{i.severity}, {i.status}, "
+            f"commander {user(i.commander)})" for i in relevant if i.channel_id)
         open_text = f"\nOpen incidents:{incident_lines}" if incident_lines else "\nNo open incidents."
         late = " (announced late: the bot was down at the time)" if payload.get("late") else ""
         enqueue(session, "slack.post", {"channel": incoming, "text": (
@@ -110,9 +114,49 @@ def install(runtime: "Runtime") -> None:
                 enqueue(session, "slack.post", {"channel": incident.channel_id, "text": (
                     f"{user(outgoing)}'s on-call shift has ended. {user(incoming)} is on call for {name} now."),
                     "blocks": take_command_blocks(incident.id, outgoing, incoming)}, now=now)
+                check_at = at + COMMAND_GRACE
+                request_job(session, kind=COMMAND_CHECK, key=f"command:{incident.id}:{check_at.isoformat()}",
+                            run_at=check_at, payload={"incident_id": incident.id, "outgoing": outgoing,
+                                                      "incoming": incoming})
+
+    def command_check(session: Session, payload: dict[str, Any]) -> None:
+        """15 minutes after the commander's shift ended: nobody took command, so the incoming
+        on-call person of the incident's rotation is asked to."""
+        incident = session.get(Incident, payload["incident_id"])
+        if incident is None or incident.status == "resolved" or incident.commander != payload["outgoing"]:
+            return
+        now = runtime.clock.now()
+        person = payload["incoming"]
+        rotation = runtime.rotations.get(incident.rotation or "")
+        if rotation is not None:
+            person = runtime.people.resolve(oncall.on_call_at(db_session=session, rotation=rotation, at=now).user)
+        if person == incident.commander:
+            return
+        offer_command(session, incident=incident, person=person, now=now)
 
     runtime.scheduler.register("handoff", handoff)
+    runtime.scheduler.register(COMMAND_CHECK, command_check)
     runtime.scheduler.register("handoff.plan", replan)
+
+
+def offer_command(session: Session, *, incident: Incident, person: str, now: datetime) -> None:
+    """Ask one person, by Slack DM, to take command of an incident whose commander went off
+    shift (not a page: it does not count for the time to acknowledge)."""
+    text = (
+        f":sos: Nobody has taken command of incident #{incident.id} *{safe(incident.title)}* "
+        f"(SEV{incident.severity}, {incident.status}) since {user(incident.commander)}'s shift ended. "
+        f"You are on call: please take command" + (f" in <#{incident.channel_id}>." if incident.channel_id else ".")
+    )
+    if incident.channel_id:
+        enqueue(session, "slack.invite", {"channel": incident.channel_id, "users": [person]}, now=now)
+    enqueue(session, "slack.post", {"channel": person, "text": text, "blocks": [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Take command"}, "action_id": "take_command",
+             "value": str(incident.id), "style": "primary"}]},
+    ]}, now=now)
+    incidents.add_entry(db_session=session, incident=incident, at=now, actor="oncall-bot", kind="command",
+                        text=f"Nobody took command 15 minutes after the shift ended; asked <@{person}>")
 
 
 def take_command_blocks(number: int, outgoing: str, incoming: str) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ SECRET_VARIABLES = (
     "METRICS_TOKEN",
     "SLACK_CLIENT_SECRET",
     "SESSION_SECRET",
+    "GITHUB_TOKEN",
 )
 MIN_SECRET_LENGTH = 4  # shorter values would mask ordinary words
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -17,10 +17,10 @@ from sqlmodel import Session, col, select
 
 from bot.models import AwayRecord, OverrideRecord
 from bot.schedule import (
+    Away,
     Override,
     Rotation,
     Shift,
-    Away,
     default_rotation,
     handoff_instants,
     shifts_between,
@@ -39,6 +39,10 @@ class Directory(Protocol):
 
     def resolve(self, member: str) -> str:
         """A rotation member (a user ID or an e-mail address) as a user ID."""
+        ...
+
+    def tz(self, user_id: str) -> str:
+        """The person's IANA time zone (the people file's, else Slack's profile)."""
         ...
 
 

@@ -11,7 +11,7 @@ Below them is ``View``, what a postmortem template sees, made from the facts by
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 SEVERITIES = ("SEV1", "SEV2", "SEV3", "SEV4")
 TIMELINE_KINDS = (
@@ -27,6 +27,10 @@ TIMELINE_KINDS = (
     "pinned",
     "resolved",
     "alert",
+    "role",
+    "update",
+    "reopened",
+    "command",
 )
 
 
@@ -83,6 +87,9 @@ class ActionItem:
     owner: str | None
     created_at: datetime
     created_by: str
+    number: int | None = None
+    status: str = "open"
+    due: date | None = None
 
 
 @dataclass(frozen=True)
@@ -226,6 +233,9 @@ class Action:
     owner: str | None
     created: Moment
     created_by: str
+    number: int | None = None
+    status: str = "open"
+    due: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,8 +346,9 @@ def example_incident() -> PostmortemFacts:
             PageFact("@sam", "payments-secondary", at(95), at(97), "@sam", None, 2),
         ),
         action_items=(
-            ActionItem("Alert on PSP connection-pool saturation", "@niamh", at(48), "@aoife"),
-            ActionItem("Canary payments-api releases for 30 min", None, at(125), "@marcus"),
+            ActionItem("Alert on PSP connection-pool saturation", "@niamh", at(48), "@aoife", number=7,
+                       due=date(2026, 3, 20)),
+            ActionItem("Canary payments-api releases for 30 min", None, at(125), "@marcus", number=8),
         ),
     )
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from sqlmodel import Session, col, select
 
 from bot.incidents import service as incidents
+from bot.incidents import workflow
 from bot.incidents.commands import severity_label
 from bot.incidents.paging import pages_of
 from bot.models import ActionItem as ActionRow
@@ -121,6 +122,7 @@ def _user_ids(
     entries: list[TimelineEntry],
     pages: list[PageRow],
     actions: list[ActionRow],
+    roles: dict[str, str],
 ) -> set[str]:
     ids: set[str] = {incident.commander, incident.declarer}
     ids.update(e.actor for e in entries)
@@ -129,6 +131,7 @@ def _user_ids(
     ids.update(p.acknowledged_by for p in pages if p.acknowledged_by)
     ids.update(a.owner for a in actions if a.owner)
     ids.update(a.created_by for a in actions)
+    ids.update(roles.values())
     return {i for i in ids if _USER_ID.fullmatch(i)}
 
 
@@ -137,7 +140,8 @@ def people_of(*, db_session: Session, incident: Incident) -> set[str]:
     entries = incidents.timeline(db_session=db_session, incident=incident)
     pages = pages_of(db_session=db_session, incident=incident)
     actions = incidents.action_items(db_session=db_session, incident=incident)
-    return _user_ids(incident, entries, pages, actions)
+    roles = workflow.roles_of(db_session=db_session, incident=incident)
+    return _user_ids(incident, entries, pages, actions, roles)
 
 
 def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
@@ -150,7 +154,7 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
                                  .order_by(col(Notification.id))).all():
             sent.setdefault(n.page_id, []).append(n)
     actions = incidents.action_items(db_session=db_session, incident=incident)
-    ids = _user_ids(incident, entries, pages, actions)
+    ids = _user_ids(incident, entries, pages, actions, workflow.roles_of(db_session=db_session, incident=incident))
     people = _People(_names(db_session, ids))
     show = people.person
 
@@ -171,7 +175,7 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
         channel_name=incident.channel_name,
         commander=show(incident.commander),
         declarer=show(incident.declarer) or "",
-        roles={},
+        roles={role: show(who) or "" for role, who in workflow.roles_of(db_session=db_session, incident=incident).items()},
         declared_at=incident.declared_at,
         detected_at=detected,
         acknowledged_at=incident.acknowledged_at,
@@ -202,7 +206,8 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
             for p in pages
         ),
         action_items=tuple(
-            ActionItem(people.text(a.text), show(a.owner), a.created_at, show(a.created_by) or "")
+            ActionItem(people.text(a.text), show(a.owner), a.created_at, show(a.created_by) or "", number=a.id,
+                       status=a.status, due=a.due)
             for a in actions
         ),
     )

@@ -32,7 +32,8 @@ UNKNOWN = "—"
 # Timeline kinds read as their own word capitalised, except these.
 _VIA = {"slack": "Slack button", "link": "link"}
 _OUTCOMES = {"cancelled": "not sent (answered first)", "pending": "not sent yet"}
-_KIND_LABELS = {"acknowledge": "Acknowledged", "escalate": "Escalated", "action": "Action item", "responding": "Responding"}
+_KIND_LABELS = {"acknowledge": "Acknowledged", "escalate": "Escalated", "action": "Action item",
+                "responding": "Responding", "update": "Stakeholder update", "command": "Command"}
 
 
 def format_duration(delta: timedelta | None) -> str:
@@ -234,6 +235,9 @@ def build_view(facts: PostmortemFacts) -> View:
             owner=text.name(a.owner),
             created=clock.moment(a.created_at),
             created_by=text.name(a.created_by) or "",
+            number=a.number,
+            status=a.status,
+            due=a.due.isoformat() if a.due else None,
         )
         for a in facts.action_items
     )

@@ -22,6 +22,7 @@ from bot.schedule.engine import (
     who_is_on_call,
 )
 from bot.schedule.model import (
+    Away,
     Finding,
     Override,
     Problem,
@@ -29,7 +30,6 @@ from bot.schedule.model import (
     Rotation,
     RotationError,
     Shift,
-    Away,
     iso_utc,
 )
 from bot.schedule.parse import default_rotation, load_rotations, parse_rotation, read_rotations

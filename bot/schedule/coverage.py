@@ -7,7 +7,13 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from itertools import pairwise
 
-from bot.schedule.engine import AwayByMember, cover_time_off, shifts_between, windows_from, with_file_time_off
+from bot.schedule.engine import (
+    AwayByMember,
+    cover_time_off,
+    shifts_between,
+    windows_from,
+    with_file_time_off,
+)
 from bot.schedule.model import Finding, Override, Rotation
 from bot.schedule.windows import Window, holiday_calendar
 from bot.schedule.zones import local_to_utc, require_utc, utc_to_local

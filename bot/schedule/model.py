@@ -98,6 +98,7 @@ class Rotation:
     overrides: tuple[Override, ...] = ()
     intended: frozenset[str] = frozenset()  # of INTENDED: what `check` does not report
     admins: tuple[str, ...] = ()  # Slack user IDs who may swap shifts for others
+    runbook: str | None = None  # an http(s) address, bookmarked in its incidents' channels
     # Members' time off from the people file, by member: (member, periods) pairs.
     time_off: tuple[tuple[str, tuple[Away, ...]], ...] = ()
     path: str | None = None

@@ -40,6 +40,7 @@ TOP_KEYS = (
     "overrides",
     "intended",
     "admins",
+    "runbook",
 )
 REGION_KEYS = ("name", "timezone", "hours", "days", "members", "holidays")
 OVERRIDE_KEYS = ("user", "start", "end", "reason", "id")
@@ -234,6 +235,7 @@ def _rotation(reader: _FileReader, data: dict[str, Any], stem: str) -> Rotation 
         "overrides": _overrides(reader, data),
         "intended": reader.value(_TOP, data, "intended", _intended, default=frozenset()),
         "admins": reader.value(_TOP, data, "admins", _members, default=()),
+        "runbook": reader.value(_TOP, data, "runbook", _url, default=None),
         "path": reader.path,
     }
     return None if reader.problems else Rotation(**values)
@@ -304,6 +306,15 @@ def _text(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise _Invalid(f"{value!r} must be a non-empty string")
     return value.strip()
+
+
+def _url(value: object) -> str:
+    """An http(s) address without spaces or control characters (bookmarked in Slack)."""
+    text = _text(value)
+    if not re.fullmatch(r"https?://[^\s/?#]+[^\s]*", text) or any(ord(c) < 32 or c == "\x7f" for c in text) \
+            or len(text) > 2000:
+        raise _Invalid(f"{text[:80]!r} is not an http:// or https:// address")
+    return text
 
 
 def _name(value: object) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,10 +16,17 @@ from bot.text import QUOTED, plain, safe, truncate, user
 SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
 
 
-def topic(incident: Incident, commander_name: str) -> str:
-    """The channel topic (Slack shows it as plain text, so names, not mentions); <= 250 chars."""
+def metadata(incident_id: int) -> dict[str, Any]:
+    """Slack message metadata naming the incident, so other apps can follow its messages."""
+    return {"event_type": "incident_message", "event_payload": {"incident_id": incident_id}}
+
+
+def topic(incident: Incident, commander_name: str, role_names: dict[str, str] | None = None) -> str:
+    """The channel topic (Slack shows it as plain text, so names, not mentions); <= 250 chars.
+    Roles come before the title, so a long title is what gets cut."""
     head = f"{severity_label(incident.severity)} · {incident.status} · Commander: @{commander_name}"
-    return truncate(f"{head} · {safe(incident.title)}", 250)
+    roles = "".join(f" · {role}: @{name}" for role, name in (role_names or {}).items())
+    return truncate(truncate(f"{head}{roles}", 200) + f" · {safe(incident.title)}", 250)
 
 
 def incident_line(incident: Incident) -> str:
@@ -35,7 +43,8 @@ def web_link(settings: Settings, path: str) -> str | None:
     return f"{settings.base_url}{path}" if settings.web_pages else None
 
 
-def summary(incident: Incident, page: str | None = None) -> tuple[str, list[dict[str, Any]]]:
+def summary(incident: Incident, roles: dict[str, str] | None = None,
+            page: str | None = None) -> tuple[str, list[dict[str, Any]]]:
     """The pinned summary: text fallback and blocks with I'm responding, Join and Resolve (and a
     link to the incident's web page, when given)."""
     title = safe(incident.title)
@@ -48,6 +57,10 @@ def summary(incident: Incident, page: str | None = None) -> tuple[str, list[dict
     ]
     if incident.rotation:
         fields.append(f"*Rotation*\n{safe(incident.rotation)}")
+    if roles:
+        fields.append("*Roles*\n" + "\n".join(f"{role}: {user(who)}" for role, who in roles.items()))
+    if incident.private:
+        fields.append("*Private*\n:lock: nothing is posted outside this channel")
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(f"Incident #{incident.id}: {plain(incident.title)}", 150)}},
         {"type": "section", "fields": [{"type": "mrkdwn", "text": f} for f in fields]},
@@ -109,6 +122,13 @@ def declare_modal(channel_id: str, rotations: list[str]) -> dict[str, Any]:
          "label": {"type": "plain_text", "text": "What is happening?"},
          "element": {"type": "plain_text_input", "action_id": "value", "multiline": True, "max_length": TEXT_LIMIT}},
     ]
+    blocks.append(
+        {"type": "input", "block_id": "private", "optional": True,
+         "label": {"type": "plain_text", "text": "Visibility"},
+         "element": {"type": "checkboxes", "action_id": "value", "options": [
+             {"text": {"type": "plain_text", "text": "Private"}, "value": "private",
+              "description": {"type": "plain_text", "text": "A private channel; nothing is posted outside it"}}]}}
+    )
     if rotations:
         options = [{"text": {"type": "plain_text", "text": r[:75]}, "value": r} for r in rotations[:100]]
         blocks.append(
@@ -135,6 +155,7 @@ class DeclareForm:
     severity: int
     description: str | None
     rotation: str | None
+    private: bool = False
 
 
 def read_declare_form(values: dict[str, Any]) -> DeclareForm:
@@ -166,8 +187,36 @@ def read_declare_form(values: dict[str, Any]) -> DeclareForm:
     severity = choice("severity", required=True)
     if severity not in {str(n) for n in SEVERITIES}:
         raise MalformedRequest("the form's severity is not one of its options")
+    chosen = element("private", required=False).get("selected_options") or []
+    if not isinstance(chosen, list):
+        raise MalformedRequest("the form's private box is not a list of options")
+    private = any(isinstance(o, dict) and o.get("value") == "private" for o in chosen)
     return DeclareForm(title=text("title", required=True) or "", severity=int(severity),
-                       description=text("description"), rotation=choice("rotation"))
+                       description=text("description"), rotation=choice("rotation"), private=private)
+
+
+BUTTON_VALUE_LIMIT = 2000  # Slack's limit on a button's value
+
+
+def duplicate_prompt(number: int, title: str, channel_id: str | None,
+                     declaration: dict[str, Any]) -> tuple[str, list[dict[str, Any]]]:
+    """"Is this #N <title>?" with Join #N and Declare anyway (which carries the declaration)."""
+    where = f" in <#{channel_id}>" if channel_id else ""
+    text = (f":eyes: Is this #{number} *{safe(title)}*{where}? It was declared in the last 30 minutes and is "
+            "still open. Nothing was declared yet.")
+    value = json.dumps(declaration)
+    if len(value) > BUTTON_VALUE_LIMIT:  # the description is what can make it long
+        declaration = {**declaration, "description": None}
+        value = json.dumps(declaration)
+        text += " (Declaring anyway leaves your description out: add it with `/incident note`.)"
+    return text, [
+        {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+        {"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": f"Join #{number}"}, "action_id": "duplicate_join",
+             "value": str(number), "style": "primary"},
+            {"type": "button", "text": {"type": "plain_text", "text": "Declare anyway"},
+             "action_id": "duplicate_declare", "value": value}]},
+    ]
 
 
 def page_message(page: Page, incident: Incident | None) -> tuple[str, list[dict[str, Any]]]:

@@ -8,39 +8,48 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Union
 
 from bot.incidents.commands import (
+    SEVERITY_CHOICES,
     STATUSES,
     AddAction,
     AddNote,
+    CompleteAction,
     DraftPostmortem,
     PageSomeone,
+    PostUpdate,
+    Reopen,
     Resolve,
     SetCommander,
+    SetRole,
     SetSeverity,
     SetStatus,
     ShowTimeline,
     severity_from_word,
 )
 from bot.schedule.zones import UnknownZone, canonical_zone, local_to_utc, suggest_zone
+from bot.slack.incident_parsing import (
+    MENTION,
+    PARSERS,
+    WORKFLOW_FORMS,
+    Declare,
+    UsageError,
+    parse_declare,
+)
 from bot.text import QUOTED, excerpt
 
-# Slack escapes a mention as <@U123> or <@U123|name>; a typed-in plain @name stays text.
-MENTION = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # at most 80, as _rotation
 
 
-class UsageError(Exception):
-    """The command could not be understood; the message says what was wrong and the right form."""
-
-
 INCIDENT_HELP = """*`/incident` — declare and run incidents*
-`/incident declare [sev1|sev2|sev3|sev4] TITLE` — declare (no text opens a form)
+`/incident declare [--private] [SEVERITY] TITLE` — declare (no text opens a form)
 Inside an incident channel:
-`/incident sev 1-4` · `/incident status investigating|identified|monitoring|resolved`
-`/incident note TEXT` · `/incident commander @user` · `/incident page @user|ROTATION`
-`/incident action [@owner] TEXT` · `/incident timeline` · `/incident resolve [SUMMARY]`
+`/incident sev SEVERITY` · `/incident status investigating|identified|monitoring|resolved`
+`/incident note TEXT` · `/incident update TEXT` (stakeholder update) · `/incident commander @user`
+`/incident role @user ROLE` · `/incident page @user|ROTATION` · `/incident timeline`
+`/incident action [@owner] TEXT [due YYYY-MM-DD]` · `/incident action done N`
+`/incident resolve [SUMMARY]` · `/incident reopen` (within 7 days)
 `/incident postmortem` (draft again) · `/incident postmortem reviewed|final` (stops the reminder)
-Anywhere: `/incident list` · `/incident help`
-SEV1 is the worst; SEV4 the mildest."""
+Anywhere: `/incident list` · `/incident help` · `/oncall followups` (my open action items)
+SEVERITY: sev1..sev4, 1..4, p1..p4, critical, major, minor, low. SEV1 is the worst."""
 
 ONCALL_HELP = """*`/oncall` — who holds the pager*
 `/oncall` — who is on call now, every rotation · `/oncall ROTATION` — one rotation
@@ -54,18 +63,17 @@ ONCALL_HELP = """*`/oncall` — who holds the pager*
 `/oncall away` — my time away · `/oncall away remove ID` — remove one
 `/oncall contact NAME URL` · `/oncall contact remove NAME` · `/oncall contact test` · `/oncall notify NAME MINUTES` — reach me outside Slack
 `/oncall ical` — my secret calendar feed address · `/oncall ical reset` — replace it
-`/oncall help`"""
+`/oncall followups` — my open action items, across incidents · `/oncall help`"""
 
 # The form of each verb, shown when a command is misread; the verbs each parser understands
 # (metrics and logs name requests by them).
 INCIDENT_FORMS = {
-    "declare": "`/incident declare [sev1|sev2|sev3|sev4] TITLE`",
-    "sev": "`/incident sev 1|2|3|4` (SEV1 is the worst)",
+    **WORKFLOW_FORMS,
+    "sev": "`/incident sev SEVERITY` (" + SEVERITY_CHOICES + "; SEV1 is the worst)",
     "status": "`/incident status investigating|identified|monitoring|resolved`",
     "note": "`/incident note TEXT`",
     "commander": "`/incident commander @user`",
     "page": "`/incident page @user` or `/incident page ROTATION`",
-    "action": "`/incident action [@owner] TEXT`",
     "timeline": "`/incident timeline`",
     "resolve": "`/incident resolve [SUMMARY]`",
     "postmortem": "`/incident postmortem` (draft again) or `/incident postmortem reviewed|final`",
@@ -85,6 +93,7 @@ ONCALL_FORMS = {
         "included), `/oncall away` or `/oncall away remove ID`"
     ),
     "ical": "`/oncall ical` or `/oncall ical reset`",
+    "followups": "`/oncall followups`",
     "help": "`/oncall help`",
 }
 FORMS = {**ONCALL_FORMS, **INCIDENT_FORMS}
@@ -103,19 +112,14 @@ class OpenDeclareForm:
 
 
 @dataclass(frozen=True)
-class Declare:
-    severity: int
-    title: str
-
-
-@dataclass(frozen=True)
 class ListIncidents:
     pass
 
 
 IncidentCommand = Union[
     Help, OpenDeclareForm, Declare, SetSeverity, SetStatus, AddNote, SetCommander, PageSomeone,
-    AddAction, ShowTimeline, Resolve, DraftPostmortem, ListIncidents,
+    AddAction, ShowTimeline, Resolve, DraftPostmortem, ListIncidents, CompleteAction, SetRole, PostUpdate,
+    Reopen,
 ]
 
 
@@ -194,9 +198,14 @@ class ListAway:
     pass
 
 
+@dataclass(frozen=True)
+class ListFollowups:
+    pass
+
+
 OncallCommand = Union[
     Help, WhoIsOnCall, NextOnCall, MyShifts, ShowSchedule, AddOverride, RemoveOverride, Swap, Take,
-    AddAway, RemoveAway, ListAway,
+    AddAway, RemoveAway, ListAway, ListFollowups,
 ]
 
 
@@ -232,7 +241,7 @@ def parse_mention(token: str, form: str) -> str:
 
 
 def parse_severity(token: str, form: str = "sev") -> int:
-    """'2', 'sev2', 'SEV 2' -> 2; anything else is a UsageError."""
+    """'2', 'sev2', 'SEV 2', 'p2', 'major' -> 2; anything else is a UsageError naming the words."""
     severity = severity_from_word(token)
     if severity is None:
         raise _fail(f"`{excerpt(token) or '(nothing)'}` is not a severity", form)
@@ -323,16 +332,9 @@ def parse_incident(text: str) -> IncidentCommand:
     if verb in ("", "help"):
         return Help()
     if verb == "declare":
-        if not rest:
-            return OpenDeclareForm()
-        first, _, title = rest.partition(" ")
-        severity = 3
-        if re.fullmatch(r"(?i)sev-?\d+", first):
-            severity = parse_severity(first, "declare")
-            rest = title.strip()
-        if not rest:
-            raise _fail("The incident needs a title", "declare")
-        return Declare(severity=severity, title=rest)
+        return parse_declare(rest) if rest else OpenDeclareForm()
+    if verb in PARSERS:
+        return PARSERS[verb](rest)
     if verb == "sev":
         return SetSeverity(parse_severity(rest))
     if verb == "status":
@@ -352,13 +354,6 @@ def parse_incident(text: str) -> IncidentCommand:
         if ROTATION_NAME.match(rest):
             return PageSomeone(rotation=rest)
         raise _fail("Say whom to page", "page")
-    if verb == "action":
-        if not rest:
-            raise _fail("The action item is empty", "action")
-        first, _, remainder = rest.partition(" ")
-        if MENTION.match(first) and remainder.strip():
-            return AddAction(text=remainder.strip(), owner=parse_mention(first, "action"))
-        return AddAction(text=rest)
     if verb == "timeline":
         return ShowTimeline()
     if verb == "resolve":
@@ -384,6 +379,8 @@ def parse_oncall(text: str) -> OncallCommand:
         return Help()
     if verb == "me":
         return MyShifts()
+    if verb == "followups":
+        return ListFollowups()
     if verb == "next":
         if len(words) != 1:
             raise _fail("Name one rotation", "next")

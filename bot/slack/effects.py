@@ -11,6 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.incidents import service as incidents
+from bot.incidents import workflow
 from bot.models import Incident, Page
 from bot.outbox import PermanentError, enqueue
 from bot.slack import blocks
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# Errors of bookmarks.* that retrying cannot cure (the app lacks bookmarks:write, or the
+# workspace does not allow them); the incident goes on without them.
+BOOKMARKS_REFUSED = {"missing_scope", "not_allowed", "not_allowed_token_type", "restricted_action", "invalid_link"}
 
 
 def error_code(exc: SlackApiError) -> str:
@@ -49,8 +53,13 @@ class Effects:
                 setattr(incident, name, value)
             session.add(incident)
 
+    def _roles(self, incident: Incident) -> dict[str, str]:
+        with self.rt.storage.read() as session:
+            return workflow.roles_of(db_session=session, incident=incident)
+
     def _topic(self, incident: Incident) -> str:
-        return blocks.topic(incident, self.rt.people.profile(incident.commander).name)
+        names = {role: self.rt.people.profile(who).name for role, who in self._roles(incident).items()}
+        return blocks.topic(incident, self.rt.people.profile(incident.commander).name, names)
 
     def open_incident(self, payload: dict[str, Any]) -> None:
         """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
@@ -63,8 +72,9 @@ class Effects:
         if incident.summary_ts is None:
             ts = None if brand_new else self._posted_summary(incident)
             if ts is None:
-                text, summary_blocks = blocks.summary(incident, blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
-                ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks)["ts"]
+                text, summary_blocks = blocks.summary(incident, self._roles(incident), blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
+                ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks,
+                                                  metadata=blocks.metadata(incident.id))["ts"]
             with self.rt.storage.session() as session:
                 stored = session.get(Incident, incident.id)
                 assert stored is not None
@@ -76,6 +86,40 @@ class Effects:
         except SlackApiError as exc:
             if error_code(exc) != "already_pinned":
                 raise
+        self._bookmark(incident, self._first_bookmarks(incident, payload.get("source")))
+
+    def _first_bookmarks(self, incident: Incident, source: str | None) -> list[tuple[str, str]]:
+        """The incident's web page (when the pages are on), its rotation's runbook and its alert's
+        source."""
+        marks = []
+        if self.rt.settings.web_pages:
+            marks.append((f"Incident #{incident.id}", f"{self.rt.settings.base_url}/incidents/{incident.id}"))
+        rotation = self.rt.rotations.get(incident.rotation or "")
+        if rotation is not None and rotation.runbook:
+            marks.append(("Runbook", rotation.runbook))
+        if source and source.startswith(("http://", "https://")):
+            marks.append(("Alert source", source))
+        return marks
+
+    def _bookmark(self, incident: Incident, marks: list[tuple[str, str]]) -> None:
+        """Add the bookmarks the channel does not have yet (a retry adds none twice). A workspace
+        that refuses bookmarks (a missing scope) is logged, not retried."""
+        try:
+            present = {b.get("link") for b in self.client.bookmarks_list(channel_id=incident.channel_id)["bookmarks"]}
+            for title, link in marks:
+                if link not in present:
+                    self.client.bookmarks_add(channel_id=incident.channel_id, title=title, type="link", link=link)
+        except SlackApiError as exc:
+            if rate_limit_wait(exc) is not None or error_code(exc) not in BOOKMARKS_REFUSED:
+                raise
+            log.warning("bookmarks for incident #%s refused: %s", incident.id, error_code(exc))
+
+    def add_bookmark(self, payload: dict[str, Any]) -> None:
+        """A bookmark in the incident's channel (the postmortem, on resolve)."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        self._bookmark(incident, [(payload["title"], payload["link"])])
 
     def _create_channel(self, incident: Incident) -> tuple[Incident, bool]:
         """The incident with its channel saved, and whether the channel was created just now
@@ -83,7 +127,8 @@ class Effects:
         for suffix in range(0, 50):
             name = channel_name(incident.id, incident.title, suffix)
             try:
-                channel, created = self.client.conversations_create(name=name)["channel"], True
+                channel = self.client.conversations_create(name=name, is_private=incident.private)["channel"]
+                created = True
             except SlackApiError as exc:
                 if error_code(exc) != "name_taken":
                     raise
@@ -105,7 +150,8 @@ class Effects:
         """The channel of that name if this bot created it since the incident was declared."""
         cursor = None
         while True:
-            page = self.client.conversations_list(limit=1000, exclude_archived=True, types="public_channel", cursor=cursor)
+            page = self.client.conversations_list(limit=1000, exclude_archived=True, cursor=cursor,
+                                                  types="private_channel" if incident.private else "public_channel")
             for channel in page.get("channels", []):
                 if channel.get("name") == name:
                     created = int(channel.get("created", 0))
@@ -156,7 +202,8 @@ class Effects:
         if page.dm_ts:
             return
         text, page_blocks = blocks.page_message(page, incident)
-        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks)
+        extra = {"metadata": metadata(incident.id)} if incident is not None else {}
+        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks, **extra)
         with self.rt.storage.session() as session:
             stored = session.get(Page, page.id)
             assert stored is not None
@@ -185,33 +232,53 @@ class Effects:
             raise RuntimeError(f"incident #{incident.id} has no channel yet")
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts:
-            text, summary_blocks = blocks.summary(incident, blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
+            text, summary_blocks = blocks.summary(incident, self._roles(incident), blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
             self.client.chat_update(channel=incident.channel_id, ts=incident.summary_ts, text=text, blocks=summary_blocks)
 
-    def post_message(self, channel: str, text: str, blocks: Any = None) -> str:
-        """chat.postMessage; joins a public channel first when the bot is not in it yet."""
+    def post_message(self, channel: str, text: str, blocks: Any = None, *, incident_id: int | None = None,
+                     thread_ts: str | None = None) -> str:
+        """chat.postMessage (with the incident in its metadata); joins a public channel first
+        when the bot is not in it yet."""
+        extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
+        if incident_id is not None:
+            extra["metadata"] = metadata(incident_id)
         try:
-            return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"])
+            return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, **extra)["ts"])
         except SlackApiError as exc:
             if error_code(exc) != "not_in_channel":
                 raise
         self.client.conversations_join(channel=channel)
-        return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks)["ts"])
+        return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, **extra)["ts"])
 
     def post_to_incident(self, payload: dict[str, Any]) -> None:
         """A message in the incident's channel (waits for the channel to exist)."""
         incident = self._incident(payload["incident_id"])
         if incident.channel_id is None:
             raise RuntimeError(f"incident #{incident.id} has no channel yet")
-        self.post_message(incident.channel_id, payload["text"], payload.get("blocks"))
+        self.post_message(incident.channel_id, payload["text"], payload.get("blocks"), incident_id=incident.id)
+
+    def thread_reply(self, payload: dict[str, Any]) -> None:
+        """A stakeholder update as a reply under the declaration's broadcast (waits for it)."""
+        target = self.rt.settings.incidents_channel
+        incident = self._incident(payload["incident_id"])
+        if not target or incident.private:
+            return
+        if incident.broadcast_ts is None:
+            raise RuntimeError(f"incident #{incident.id} has not been broadcast yet")
+        self.post_message(target, payload["text"], incident_id=incident.id, thread_ts=incident.broadcast_ts)
 
     def broadcast(self, payload: dict[str, Any]) -> None:
-        """Announce a declaration or a raise to SEV1/SEV2 in INCIDENTS_CHANNEL."""
+        """Announce a declaration, a severity change, a reopening or a resolution in
+        INCIDENTS_CHANNEL; never for a private incident."""
         target = self.rt.settings.incidents_channel
         if not target:
             return
         incident = self._incident(payload["incident_id"])
-        verb = {"declared": "declared", "raised": "raised to", "resolved": "resolved"}.get(payload.get("event", ""), "updated")
+        if incident.private:
+            return
+        event = payload.get("event", "")
+        verb = {"declared": "declared", "raised": "raised to", "lowered": "lowered to", "reopened": "reopened",
+                "resolved": "resolved"}.get(event, "updated")
         text = f":rotating_light: Incident {verb}: {blocks.incident_line(incident)}"
         page = blocks.web_link(self.rt.settings, f"/incidents/{incident.id}")
         if page:
@@ -220,18 +287,21 @@ class Effects:
             text = f":white_check_mark: Incident resolved: {blocks.incident_line(incident)}"
             if payload.get("postmortem"):
                 text += f"\nPostmortem draft: {payload['postmortem']}"
-        self.post_message(target, text)
+        ts = self.post_message(target, text, incident_id=incident.id)
+        if event == "declared" and incident.broadcast_ts is None:
+            self._save(incident.id, broadcast_ts=ts)
 
     def post(self, payload: dict[str, Any]) -> None:
         self.post_message(payload["channel"], payload["text"], payload.get("blocks"))
 
     def ephemeral(self, payload: dict[str, Any]) -> None:
         try:
-            self.client.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=payload["text"])
+            self.client.chat_postEphemeral(channel=payload["channel"], user=payload["user"], text=payload["text"],
+                                           blocks=payload.get("blocks"))
         except SlackApiError as exc:  # they left, or the channel is gone: tell them directly
             if error_code(exc) not in ("user_not_in_channel", "channel_not_found", "not_in_channel"):
                 raise
-            self.client.chat_postMessage(channel=payload["user"], text=payload["text"])
+            self.client.chat_postMessage(channel=payload["user"], text=payload["text"], blocks=payload.get("blocks"))
 
     def set_usergroup(self, payload: dict[str, Any]) -> None:
         self.client.usergroups_users_update(usergroup=payload["usergroup"], users=",".join(payload["users"]))
@@ -249,6 +319,11 @@ class Effects:
             f"`/incident list` shows it."
         )
         self.client.chat_postMessage(channel=incident.declarer, text=text)
+
+
+def metadata(incident_id: int) -> dict[str, Any]:
+    """Slack message metadata that lets other apps follow the incident's messages."""
+    return blocks.metadata(incident_id)
 
 
 def without_rate_limit_sleeps(client: WebClient) -> WebClient:
@@ -284,6 +359,8 @@ def install(runtime: "Runtime") -> None:
     outbox.register("page.send", effects.send_page)
     outbox.register("page.refresh", effects.refresh_page)
     outbox.register("incident.broadcast", effects.broadcast)
+    outbox.register("incident.thread", effects.thread_reply)
+    outbox.register("incident.bookmark", effects.add_bookmark)
     outbox.register("slack.invite", effects.invite)
     outbox.register("slack.post", effects.post)
     outbox.register("slack.ephemeral", effects.ephemeral)

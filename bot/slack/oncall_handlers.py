@@ -8,6 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack, App, Respond
 
+from bot.incidents.followups import followups_text, open_items_of
+from bot.incidents.service import list_open_incidents
+from bot.incidents.workflow import roles_of, visible_to
+from bot.models import Incident
 from bot.observability.slack_requests import mark_outcome
 from bot.oncall import away
 from bot.oncall import service as oncall
@@ -15,6 +19,7 @@ from bot.oncall.service import OncallError
 from bot.schedule import Shift
 from bot.schedule.zones import local_to_utc, parse_instant, utc_to_local
 from bot.slack import commands, contact_commands, feed_commands, swap_handlers
+from bot.slack.blocks import incident_line
 from bot.slack.commands import UsageError
 from bot.slack.people import NotCached, People
 from bot.slack.swap_handlers import SwapFlows
@@ -28,6 +33,7 @@ log = logging.getLogger(__name__)
 # Questions that change nothing: answered in the acknowledgement when no profile is missing.
 READ_ONLY = (
     commands.WhoIsOnCall, commands.NextOnCall, commands.MyShifts, commands.ShowSchedule, commands.ListAway,
+    commands.ListFollowups,
 )
 
 
@@ -196,6 +202,8 @@ class OncallFlows:
             return self.add_away(parsed, asker)
         if isinstance(parsed, commands.RemoveAway):
             return self.remove_away(parsed, asker)
+        if isinstance(parsed, commands.ListFollowups):
+            return self.followups(asker)
         if isinstance(parsed, commands.ListAway):
             return self.list_away(asker)
         return commands.ONCALL_HELP
@@ -208,12 +216,30 @@ class OncallFlows:
             mark_outcome("refused" if isinstance(exc, OncallError) else "usage_error")
             return str(exc)
 
+    def followups(self, asker: str) -> str:
+        """`/oncall followups`: my open action items across incidents."""
+        with self.rt.storage.read() as session:
+            items = open_items_of(db_session=session, owner=asker)
+            found = {i.incident_id: session.get(Incident, i.incident_id) for i in items}
+        return followups_text(items, {n: i for n, i in found.items() if i is not None})
+
+    def my_incidents(self, viewer: str) -> str:
+        """Open incidents I command, declared or hold a role in (private ones only to members)."""
+        with self.rt.storage.read() as session:
+            mine = [i for i in list_open_incidents(db_session=session)
+                    if (viewer in (i.commander, i.declarer) or viewer in roles_of(db_session=session, incident=i).values())
+                    and visible_to(db_session=session, incident=i, user_id=viewer)]
+        if not mine:
+            return "*My open incidents*\nNone."
+        return "*My open incidents*\n" + "\n".join(incident_line(i) for i in mine)
+
     def home_view(self, viewer: str) -> dict[str, Any]:
-        """The App Home tab: who is on call now everywhere, my next shifts, and my contacts
-        with when each is used (URLs masked)."""
-        mine = contact_commands.ContactReplies(self.rt).listing(viewer)
-        text = f"*On call now*\n{self.who(None, viewer)}\n\n{self.mine(viewer)}\n\n{mine}"
-        return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text[:2900]}}]}
+        """The App Home tab: who is on call now everywhere, my open incidents, my follow-ups, my
+        next shifts, and my contacts with when each is used (URLs masked)."""
+        parts = [f"*On call now*\n{self.who(None, viewer)}", self.my_incidents(viewer), self.followups(viewer),
+                 self.mine(viewer), contact_commands.ContactReplies(self.rt).listing(viewer)]
+        return {"type": "home", "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": part[:2900]}}
+                                           for part in parts]}
 
 
 def register(app: App, runtime: "Runtime", after_ack: "AfterAck") -> None:

@@ -190,6 +190,23 @@ class Workspace(WorkspaceState):
                 out.append(self._channel_obj(ch))
         return {"channels": out, "response_metadata": {"next_cursor": ""}}
 
+    # ========================================================== bookmarks
+    def api_bookmarks_add(self, args: dict) -> dict:
+        ch = self._joined(args.get("channel_id"))
+        title, kind, link = args.get("title"), args.get("type"), args.get("link")
+        if not title or kind != "link" or not link:
+            raise SlackError("invalid_arguments")
+        if not re.match(r"https?://", str(link)):
+            raise SlackError("invalid_link")
+        bookmark = {"id": self._next("Bk"), "channel_id": ch["id"], "title": str(title), "type": "link",
+                    "link": str(link), "emoji": args.get("emoji") or "", "date_created": int(time.time())}
+        ch.setdefault("bookmarks", []).append(bookmark)
+        return {"bookmark": dict(bookmark)}
+
+    def api_bookmarks_list(self, args: dict) -> dict:
+        ch = self._joined(args.get("channel_id"))
+        return {"bookmarks": [dict(b) for b in ch.get("bookmarks", [])]}
+
     # ================================================== pins and reactions
     def api_pins_add(self, args: dict) -> dict:
         ch = self._channel(args.get("channel"))

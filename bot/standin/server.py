@@ -331,6 +331,10 @@ class SlackStandIn(Workspace, OpenIDProvider):
             ch = self._channels.get(channel_id) or {"messages": [], "pins": []}
             return [copy.deepcopy(m) for m in ch["messages"] if m["ts"] in ch["pins"]]
 
+    def bookmarks(self, channel_id: str) -> list[dict]:
+        with self.lock:
+            return [dict(b) for b in self._channels[channel_id].get("bookmarks", [])]
+
     def topic(self, channel_id: str) -> str:
         with self.lock:
             return self._channels[channel_id]["topic"]["value"]

@@ -11,6 +11,7 @@ import itertools
 import re
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -120,6 +121,7 @@ class WorkspaceState:
         self._ephemerals: list[dict] = []
         self._seq = itertools.count(1)
         self._last_us = 0
+        self.now: Callable[[], float] = time.time  # message timestamps (the console sets its clock)
         self.add_user(bot_user_id, bot_name, real_name=bot_name, is_bot=True)
 
     # ----------------------------------------------------------------- seeding
@@ -212,7 +214,7 @@ class WorkspaceState:
         return f"{prefix}{next(self._seq):08X}"
 
     def _ts(self) -> str:
-        us = max(int(time.time() * 1_000_000), self._last_us + 1)
+        us = max(int(self.now() * 1_000_000), self._last_us + 1)
         self._last_us = us
         return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
