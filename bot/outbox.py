@@ -110,6 +110,10 @@ class Outbox:
         self._running = 0
         self._running_lock = threading.Lock()
         self.retry_after: Callable[[Exception], float | None] = lambda exc: None
+        # Waits before each task for a quiet moment in the web process (the clock's outbox:
+        # RequestsInFlight.wait_until_quiet) and returns the seconds waited.
+        self.yield_to: Callable[[], float] | None = None
+        self.yielded_seconds = 0.0
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
@@ -157,6 +161,8 @@ class Outbox:
             outcome: _Outcome | None = None  # the last task's, not yet written
             try:
                 for task_id in ids:
+                    if self.yield_to is not None:
+                        self.yielded_seconds += self.yield_to()
                     with self.storage.transaction() as connection:
                         if outcome is not None:
                             outcome.write(connection)

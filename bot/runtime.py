@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock, ManualClock
 from bot.config import Settings
+from bot.in_flight import RequestsInFlight
 from bot.incidents.flows import IncidentFlows
 from bot.incidents.paging import PagingFlows
 from bot.jobs.scheduler import JobScheduler
@@ -44,6 +45,7 @@ class Runtime:
     alerts: AlertFlows
     alert_policy: AlertPolicy
     # How many Slack requests the web process is answering, shared with the clock (None: not shared).
+    in_flight: RequestsInFlight | None = None
     # The people file (people.toml in the rotations folder) by user as written; {} without one.
     people_file: dict[str, Person] = field(default_factory=dict)
     # Pages sent outside Slack (Apprise), and the outbox of their sending: a worker of its own,

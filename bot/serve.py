@@ -19,10 +19,10 @@ log = logging.getLogger(__name__)
 CLOCK_NICENESS = 10  # added to the clock process's niceness: a lower CPU priority than `serve`
 
 
-def _runtime(settings: Settings) -> Runtime:
+def _runtime(settings: Settings, *, background: bool = False) -> Runtime:
     assert settings.slack_bot_token is not None
     client = make_client(token=settings.slack_bot_token, base_url=settings.slack_api_url)
-    return build_runtime(settings, client=client)
+    return build_runtime(settings, client=client, background=background)
 
 
 def _check_token(settings: Settings) -> None:
@@ -144,7 +144,7 @@ def clock() -> int:
     # Side effects can wait a few milliseconds, Slack's 3-second acknowledgement cannot: on a
     # host shared with web processes, they get the CPU first (alone, this costs nothing).
     os.nice(CLOCK_NICENESS)
-    runtime = _runtime(settings)
+    runtime = _runtime(settings, background=True)  # its writes let a waiting acknowledgement go first
     _check_token(settings)
     _start_workers(runtime, with_scheduler=True)
     stopped = threading.Event()

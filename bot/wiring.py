@@ -13,6 +13,7 @@ from bot import github
 from bot.alerts.service import AlertFlows, AlertPolicy
 from bot.clock import Clock
 from bot.config import ConfigError, Settings
+from bot.in_flight import RequestsInFlight
 from bot.incidents import flows as incident_flows
 from bot.incidents import followups, paging
 from bot.incidents.flows import IncidentFlows
@@ -42,16 +43,21 @@ log = logging.getLogger(__name__)
 
 def build_runtime(
     settings: Settings, *, client: WebClient, clock: Clock | None = None, manual: bool = False,
-    outbox_base_delay: float = 1.0,
+    outbox_base_delay: float = 1.0, background: bool = False,
 ) -> Runtime:
     """Storage migrated, rotations and the people file loaded, outbox and scheduler wired with
-    their handlers (not started: the caller decides which process runs them)."""
+    their handlers (not started: the caller decides which process runs them). background: a
+    process whose writes can wait for the acknowledgements' (the clock); its outbox also waits
+    for a quiet moment in the web process before each task (RequestsInFlight)."""
     clock = clock or Clock()
     rotations, people_file = load_rotation_folder(settings.rotations_dir)
     storage = open_storage(settings.database_url)
     outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     notify_outbox = Outbox(storage, clock, base_delay=outbox_base_delay, lease_seconds=settings.outbox_lease_seconds)
     scheduler = JobScheduler(storage, clock, manual=manual)
+    in_flight = RequestsInFlight.of(settings.database_url)
+    if background and in_flight is not None:
+        outbox.yield_to = in_flight.wait_until_quiet
     people = People(storage, client, clock, zones=zones_by_user(people_file))
 
     def wake() -> None:
@@ -87,7 +93,7 @@ def build_runtime(
         settings=settings, storage=storage, client=client, clock=clock, outbox=outbox, scheduler=scheduler,
         rotations=rotations, people=people, metrics=metrics,
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
-        alert_policy=AlertPolicy.from_settings(settings.alert_severities),
+        alert_policy=AlertPolicy.from_settings(settings.alert_severities), in_flight=in_flight,
         people_file=people_file, notifications=notifications, notify_outbox=notify_outbox,
     )
     register_work(runtime)

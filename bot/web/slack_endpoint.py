@@ -4,7 +4,7 @@ Flask's handling of a request around Bolt's Flask adapter (contexts, routing, ho
 request and response objects) costs CPU that every queued request waits for under load, so
 Slack's requests go to Bolt through Bolt's own WSGI request and response classes, and
 everything else on to Flask (docs/design.md has the figure). The Flask hooks a Slack request used
-are done here: its request ID and its HTTP metrics.
+are done here: its request ID, its HTTP metrics and the count of requests in flight (RequestsInFlight).
 
 What a sender can get wrong is answered here with one log line, never a traceback: a body over
 1 MiB 413 (read no further), a missing, stale or malformed signature 401 (checked before
@@ -89,7 +89,11 @@ class SlackEndpoint:
             if unsigned is not None:
                 log.info("unsigned request on %s refused: %s", SLACK_EVENTS, unsigned)
                 return 401, _json(401, "invalid request signature")
-        return self._dispatch(request, body)
+        in_flight = self.runtime.in_flight
+        if in_flight is None:
+            return self._dispatch(request, body)
+        with in_flight.answering():  # the clock's outbox waits while requests queue
+            return self._dispatch(request, body)
 
     def _dispatch(self, request: WsgiHttpRequest, body: bytes) -> tuple[int, WsgiHttpResponse]:
         # Bolt reads the body (JSON, a form's payload, its team and user...) before its own
