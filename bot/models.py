@@ -228,10 +228,11 @@ class ContactSetting(SQLModel, table=True):
 
 
 class Notification(SQLModel, table=True):
-    """A page sent to one contact outside Slack, at its notify delay."""
+    """A page (or an offer to take command) sent to one contact outside Slack, at its notify delay."""
 
     id: Optional[int] = Field(default=None, primary_key=True)
-    page_id: int = Field(foreign_key="page.id", index=True)
+    page_id: Optional[int] = Field(default=None, foreign_key="page.id", index=True)
+    incident_id: Optional[int] = Field(default=None, foreign_key="incident.id")  # an offer to take command
     user: str
     contact: str  # the contact's name
     kind: str  # the URL's scheme (mailto, ntfys, json...): what /metrics counts by

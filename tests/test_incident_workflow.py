@@ -362,7 +362,8 @@ def test_command_not_taken_after_a_shift_end_asks_the_incoming_person_by_dm(bot,
                for e in b["elements"])
     with bot.rt.storage.read() as session:
         assert "U0DAVE" not in [p.user for p in session.exec(select(Page)).all()]  # not a page
-    bot.press("U0DAVE", "take_command", "1", channel="D0DAVE")
+    [value] = [e["value"] for b in asked["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    bot.press("U0DAVE", "take_command", value, channel="D0DAVE")
     assert incident(bot).commander == "U0DAVE"
 
 

@@ -393,3 +393,36 @@ def test_a_notification_due_while_the_bot_is_down_is_sent_once_after_a_restart(s
         assert len(smtp.to("frank@example.com")) == 1
     finally:
         stop_second()
+
+
+def test_command_not_taken_reaches_the_incoming_persons_contacts_too_until_they_take_it(start, smtp, web, standin):
+    """Nobody takes command 15 minutes after the commander's shift ends: the incoming on-call
+    person gets the DM and, at each contact's delay, a notification that names the incident and
+    carries no acknowledgement link (it is not a page). Taking command stops the rest."""
+    dave = f"""
+[[people]]
+user = "U0DAVE"
+contacts = {{ push = "json://127.0.0.1:{web.port}/dave", phone = "json://127.0.0.1:{web.port}/dave-phone" }}
+notify = {{ push = 0, phone = 10 }}
+"""
+    bot = start(people_file(smtp, web) + dave)
+    declare(bot, "declare sev2 Checkout down")
+    bot.command("U0ALICE", "/incident", "commander <@U0FRANK>", channel=bot.channel_of(1))
+    # Singapore takes payments at 08:00 SGT (00:00 UTC on the 11th); Dave is on call then.
+    bot.advance(START.replace(day=11, hour=0, minute=14) - bot.clock.now())
+    assert not web.at("/dave")
+    bot.advance(timedelta(minutes=2))
+    (asked,) = [m for m in standin.dms("U0DAVE") if "Nobody has taken command" in m["text"]]
+    [push] = web.at("/dave")
+    assert "Take command: incident #1 (SEV2): Checkout down" in push.text and "/ack/" not in push.text
+    with bot.rt.storage.read() as session:
+        assert "U0DAVE" not in [p.user for p in session.exec(select(Page)).all()]  # not a page
+    [value] = [e["value"] for b in asked["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    bot.press("U0DAVE", "take_command", value, channel="D0DAVE")
+    with bot.rt.storage.read() as session:
+        assert session.get(Incident, 1).commander == "U0DAVE"
+    bot.advance(timedelta(minutes=15))
+    assert not web.at("/dave-phone")  # taken before its delay: never sent
+    with bot.rt.storage.read() as session:
+        statuses = {n.contact: n.status for n in session.exec(select(Notification).where(Notification.user == "U0DAVE"))}
+    assert statuses == {"push": "delivered", "phone": "cancelled"}

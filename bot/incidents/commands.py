@@ -96,13 +96,13 @@ class SetRole:
 class PostUpdate:
     text: str
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "text", mask_secrets(self.text))
+
 
 @dataclass(frozen=True)
 class Reopen:
     pass
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "text", mask_secrets(self.text))
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,8 @@ def install(runtime: "Runtime") -> None:
         if person == incident.commander:
             return
         offer_command(session, incident=incident, person=person, now=now)
+        if runtime.notifications is not None:  # and their contacts outside Slack, by their notify rules
+            runtime.notifications.plan_command(session, incident=incident, person=person, now=now)
 
     runtime.scheduler.register("handoff", handoff)
     runtime.scheduler.register(COMMAND_CHECK, command_check)
@@ -153,7 +155,7 @@ def offer_command(session: Session, *, incident: Incident, person: str, now: dat
         {"type": "section", "text": {"type": "mrkdwn", "text": text}},
         {"type": "actions", "elements": [
             {"type": "button", "text": {"type": "plain_text", "text": "Take command"}, "action_id": "take_command",
-             "value": str(incident.id), "style": "primary"}]},
+             "value": f"{incident.id}:{person}:{incident.commander}", "style": "primary"}]},
     ]}, now=now)
     incidents.add_entry(db_session=session, incident=incident, at=now, actor="oncall-bot", kind="command",
                         text=f"Nobody took command 15 minutes after the shift ended; asked <@{person}>")

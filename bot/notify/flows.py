@@ -97,6 +97,35 @@ class Notifications:
                 request_job(session, kind=DUE, key=f"notify:{page.id}:{notification.id}", run_at=due,
                             payload={"notification_id": notification.id})
 
+    def plan_command(self, session: Session, *, incident: Incident, person: str, now: datetime) -> None:
+        """In the offer's transaction: nobody took command after a shift ended, so the on-call
+        person's contacts are told too, each at its delay, while they are not the commander."""
+        for contact in self.contacts.of(session, person):
+            notification = Notification(incident_id=incident.id, user=person, contact=contact.name, kind=contact.kind,
+                                        due_at=now + timedelta(minutes=contact.minutes), status="scheduled")
+            session.add(notification)
+            session.flush()
+            request_job(session, kind=DUE, key=f"notify-command:{incident.id}:{notification.id}",
+                        run_at=notification.due_at, payload={"notification_id": notification.id})
+
+    def _wanted(self, session: Session, notification: Notification) -> bool:
+        """A page's notification while the page waits for an answer; an offer of command while
+        the incident is open and the person has not taken command."""
+        if notification.page_id is None:
+            incident = session.get(Incident, notification.incident_id)
+            return incident is not None and incident.status != "resolved" and incident.commander != notification.user
+        page = session.get(Page, notification.page_id)
+        return page is not None and links.page_is_open(session, page)
+
+    def _offer_message(self, incident: Incident) -> Message:
+        """Names the incident and where to take command; no acknowledgement link (not a page)."""
+        link = f"https://slack.com/app_redirect?channel={incident.channel_id}" if incident.channel_id else ""
+        title = f"Take command: incident #{incident.id} ({severity_label(incident.severity)}): {plain(incident.title)}"
+        body = (f"Nobody has taken command of incident #{incident.id} ({severity_label(incident.severity)}): "
+                f"{plain(incident.title)} since {self.name_of(incident.commander)}'s shift ended. You are on call: "
+                f"please take command in Slack." + (f"\n{link}" if link else ""))
+        return Message(title=title, body=body, link=link)
+
     def cancel(self, session: Session, *, page: Page) -> None:
         """In the transaction that answers the page: drop its notifications not yet sent."""
         cancel_job(session, key=f"notify:{page.id}:", prefix=True)
@@ -110,8 +139,7 @@ class Notifications:
         notification = session.get(Notification, payload["notification_id"])
         if notification is None or notification.status != "scheduled":
             return
-        page = session.get(Page, notification.page_id)
-        if page is None or not links.page_is_open(session, page):
+        if not self._wanted(session, notification):
             notification.status = "cancelled"
         else:
             notification.status = "sending"
@@ -140,13 +168,18 @@ class Notifications:
             notification = session.get(Notification, payload["notification_id"])
             if notification is None or notification.status != "sending":
                 return
-            page = session.get(Page, notification.page_id)
             contact = next((c for c in self.contacts.of(session, notification.user) if c.name == notification.contact), None)
-            if page is None or contact is None or not links.page_is_open(session, page):
+            if contact is None or not self._wanted(session, notification):
                 notification.status = "cancelled"
                 session.add(notification)
                 return
-            message = self.message(session, page, links.token_for(session, page))
+            page = session.get(Page, notification.page_id) if notification.page_id is not None else None
+            if page is not None:
+                message = self.message(session, page, links.token_for(session, page))
+            else:
+                incident = session.get(Incident, notification.incident_id)
+                assert incident is not None
+                message = self._offer_message(incident)
         try:
             self.sender(notification.user, contact, message)
         except Exception as exc:  # noqa: BLE001  (any failure of the service: retried, then reported)
@@ -173,12 +206,12 @@ class Notifications:
             again = stored.attempts < MAX_ATTEMPTS
             if not again:
                 stored.status = "failed"
-                page = session.get(Page, stored.page_id)
-                assert page is not None
+                page = session.get(Page, stored.page_id) if stored.page_id is not None else None
+                incident_id = page.incident_id if page is not None else stored.incident_id
                 text = (f":warning: I could not reach <@{stored.user}> on their contact `{stored.contact}` "
                         f"({contact.label}) after {stored.attempts} tries: {error}.")
-                if page.incident_id is not None:
-                    enqueue(session, "incident.post", {"incident_id": page.incident_id, "text": text}, now=now)
+                if incident_id is not None:
+                    enqueue(session, "incident.post", {"incident_id": incident_id, "text": text}, now=now)
                 else:
                     enqueue(session, "slack.post", {"channel": stored.user, "text": text}, now=now)
             session.add(stored)

@@ -152,7 +152,8 @@ def gather_facts(*, db_session: Session, incident: Incident) -> PostmortemFacts:
     if pages:
         for n in db_session.exec(select(Notification).where(col(Notification.page_id).in_([p.id for p in pages]))
                                  .order_by(col(Notification.id))).all():
-            sent.setdefault(n.page_id, []).append(n)
+            if n.page_id is not None:
+                sent.setdefault(n.page_id, []).append(n)
     actions = incidents.action_items(db_session=db_session, incident=incident)
     ids = _user_ids(incident, entries, pages, actions, workflow.roles_of(db_session=db_session, incident=incident))
     people = _People(_names(db_session, ids))

@@ -18,18 +18,18 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("incident", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false()))
-        batch_op.add_column(sa.Column("broadcast_ts", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
-        batch_op.add_column(sa.Column("nudges", sa.Integer(), nullable=False, server_default="0"))
-    with op.batch_alter_table("actionitem", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("due", sa.Date(), nullable=True))
-        batch_op.add_column(sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False,
-                                      server_default="open"))
-        batch_op.add_column(sa.Column("done_at", bot.models.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column("issue_url", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
-        batch_op.add_column(sa.Column("issue_number", sa.Integer(), nullable=True))
-        batch_op.create_index("ix_actionitem_owner", ["owner"], unique=False)
+    # Plain ADD COLUMN, not a batch: SQLite would copy and drop the incident table, which the
+    # pages and entries of a stored incident refer to.
+    op.add_column("incident", sa.Column("private", sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.add_column("incident", sa.Column("broadcast_ts", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    op.add_column("incident", sa.Column("nudges", sa.Integer(), nullable=False, server_default="0"))
+    op.add_column("actionitem", sa.Column("due", sa.Date(), nullable=True))
+    op.add_column("actionitem", sa.Column("status", sqlmodel.sql.sqltypes.AutoString(), nullable=False,
+                                          server_default="open"))
+    op.add_column("actionitem", sa.Column("done_at", bot.models.UTCDateTime(), nullable=True))
+    op.add_column("actionitem", sa.Column("issue_url", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    op.add_column("actionitem", sa.Column("issue_number", sa.Integer(), nullable=True))
+    op.create_index("ix_actionitem_owner", "actionitem", ["owner"], unique=False)
     op.create_table(
         "incidentrole",
         sa.Column("incident_id", sa.Integer(), nullable=False),
