@@ -48,6 +48,11 @@ PIECES = [
         ),
     ),
     Piece(
+        "requests in flight",
+        BOTH,
+        (("wiring.py", "in_flight = RequestsInFlight.of(settings.database_url)", "in_flight = None"),),
+    ),
+    Piece(
         "adjustments cache",
         BOTH,
         (
