@@ -67,7 +67,7 @@ def _clock(args: argparse.Namespace) -> int:
 
 
 def _console(args: argparse.Namespace) -> int:
-    from bot.console import run_console
+    from bot.console_run import run_console
 
     return run_console(script=args.script, start=args.at, database_url=args.database, web_port=args.web)
 

@@ -19,8 +19,8 @@ PAGES = ["/", "/incidents/1", "/postmortems/1", "/rotations/payments", "/login",
 KNOWN = ("Checkout", "U0FRANK", "frank", "U0DAVE", "payments", "PDT", "inc-1")
 
 
-def an_incident_with_a_postmortem(bot) -> str:
-    bot.command("U0FRANK", "/incident", "declare sev2 Checkout down")
+def an_incident_with_a_postmortem(bot, *, private: bool = False) -> str:
+    bot.command("U0FRANK", "/incident", "declare --private sev2 Checkout down" if private else "declare sev2 Checkout down")
     channel = bot.channel_of(1)
     bot.command("U0FRANK", "/incident", "note rolled back the deploy", channel=channel)
     bot.advance(timedelta(minutes=20))
@@ -87,7 +87,7 @@ def test_the_session_cookie_is_httponly_lax_and_secure_behind_https(web, setting
 
 
 def test_a_private_incident_is_shown_only_to_its_channel_members(web, standin):
-    channel = an_incident_with_a_postmortem(web)
+    channel = an_incident_with_a_postmortem(web, private=True)
     assert "U0MALLORY" not in standin.members(channel)
     mallory = Visitor(web)
     mallory.sign_in("U0MALLORY")
@@ -96,6 +96,7 @@ def test_a_private_incident_is_shown_only_to_its_channel_members(web, standin):
         assert refused.status_code == 404 and "Checkout" not in refused.text
     web.command("U0MALLORY", "/incident", "declare sev3 Her own incident")
     assert "Checkout" not in mallory.get("/").text and "Her own incident" in mallory.get("/").text
+    assert "Her own incident" in mallory.get("/incidents/2").text  # a public one: anyone signed in
     standin.add_member(channel, "U0MALLORY")  # joins: Slack's conversations.members says so
     assert "Checkout down" in mallory.get("/incidents/1").text
 

@@ -119,8 +119,12 @@ class IncidentFlows:
         title = incidents.check_declaration(title=title, severity=severity, description=description)
         description = mask_secrets(description) if description else description
         if not anyway:
-            with self.storage.read() as session:
-                duplicate = workflow.find_duplicate(db_session=session, title=title, now=now)
+            try:
+                with self.storage.read() as session:
+                    duplicate = workflow.find_duplicate(db_session=session, title=title, now=now)
+            except SQLAlchemyError as exc:  # nothing written yet: the person is told to try again
+                log.exception("a declaration could not look for a duplicate")
+                raise NotSaved(f"declaration not saved: {exc!r}") from exc
             if duplicate is not None:
                 raise Duplicate(duplicate.id, duplicate.title)
         invite, responder, nobody_paged = [declarer], None, None

@@ -31,6 +31,8 @@ SCOPES: dict[str, str | dict[str, str]] = {
     "conversations.open": "im:write",
     "conversations.history": {"public": "channels:history", "private": "groups:history", "im": "im:history"},
     "conversations.list": "channels:read",
+    "bookmarks.add": "bookmarks:write",
+    "bookmarks.list": "bookmarks:read",
     "pins.add": "pins:write",
     "reactions.add": "reactions:write",
     "users.info": "users:read",
