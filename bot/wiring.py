@@ -57,7 +57,7 @@ def build_runtime(
     scheduler = JobScheduler(storage, clock, manual=manual)
     in_flight = RequestsInFlight.of(settings.database_url)
     if background and in_flight is not None:
-        outbox.yield_to = in_flight.wait_until_quiet
+        outbox.yield_to = notify_outbox.yield_to = scheduler.yield_to = in_flight.wait_until_quiet
     people = People(storage, client, clock, zones=zones_by_user(people_file))
 
     def wake() -> None:

@@ -311,7 +311,7 @@ class AlertFlows:
             self.paging.page(session, incident=incident, user_id=responder, rotation=rotation.name,
                                                 paged_by=n.source, now=now, reason=title_of(lead, n), dedup_key=group.key)
             outcome.paged.append(responder)
-        self.incidents.schedule_reminder(session, incident)
+        self.incidents.schedule_reminder(session, incident, declared=True)
         outcome.action, outcome.incident = "declared", incident.id
 
     def _page(self, session: Session, n: Notification, group: Group, alerts: list[Alert], lead: Alert,

@@ -98,9 +98,10 @@ class IncidentFlows:
         enqueue(session, "incident.post", {"incident_id": incident.id, "text": text}, now=now)
         enqueue(session, "incident.refresh", {"incident_id": incident.id}, now=now)
 
-    def schedule_reminder(self, session: Session, incident: Incident, *, updated: bool = False) -> None:
+    def schedule_reminder(self, session: Session, incident: Incident, *, updated: bool = False,
+                          declared: bool = False) -> None:
         """(Re)plan the status nudges of an open SEV1/SEV2 (bot.incidents.nudges)."""
-        self.nudges.schedule(session, incident, now=self.clock.now(), updated=updated)
+        self.nudges.schedule(session, incident, now=self.clock.now(), updated=updated, declared=declared)
 
     def remind(self, session: Session, payload: dict[str, Any]) -> None:
         """Job: nudge an open SEV1/SEV2 with no status update (bot.incidents.nudges)."""
@@ -120,13 +121,13 @@ class IncidentFlows:
         description = mask_secrets(description) if description else description
         if not anyway:
             try:
-                with self.storage.read() as session:
-                    duplicate = workflow.find_duplicate(db_session=session, title=title, now=now)
+                with self.storage.connect() as connection:
+                    duplicate = workflow.find_duplicate(connection=connection, title=title, now=now)
             except SQLAlchemyError as exc:  # nothing written yet: the person is told to try again
                 log.exception("a declaration could not look for a duplicate")
                 raise NotSaved(f"declaration not saved: {exc!r}") from exc
             if duplicate is not None:
-                raise Duplicate(duplicate.id, duplicate.title)
+                raise Duplicate(*duplicate)
         invite, responder, nobody_paged = [declarer], None, None
         try:
             rotation = oncall.find_rotation(self.rotations, rotation_name) if (rotation_name or self.rotations) else None
@@ -176,7 +177,7 @@ class IncidentFlows:
                     session, incident=incident, user_id=declaration["responder"], rotation=declaration["rotation"],
                     paged_by=incident.declarer, now=now, invite=False,  # incident.open invites them
                 )
-            self.schedule_reminder(session, incident)
+            self.schedule_reminder(session, incident, declared=True)
         self.wake()
 
     def in_channel(self, command: commands.InChannelCommand, *, channel_id: str, actor: str) -> str:

@@ -37,9 +37,12 @@ class Nudges:
     def __init__(self, *, settings: Settings) -> None:
         self.settings = settings
 
-    def schedule(self, session: Session, incident: Incident, *, now: datetime, updated: bool = False) -> None:
-        """(Re)plan the next nudge; `updated`: an update was just posted, so the count starts over."""
-        cancel_job(session, key=f"reminder:{incident.id}:", prefix=True)
+    def schedule(self, session: Session, incident: Incident, *, now: datetime, updated: bool = False,
+                 declared: bool = False) -> None:
+        """(Re)plan the next nudge; `updated`: an update was just posted, so the count starts over;
+        `declared`: the incident is new, so no nudge is planned yet."""
+        if not declared:
+            cancel_job(session, key=f"reminder:{incident.id}:", prefix=True)
         if updated:
             incident.nudges = 0
             session.add(incident)

@@ -6,7 +6,10 @@ from __future__ import annotations
 import re
 import unicodedata
 from datetime import datetime, timedelta
+from functools import lru_cache
 
+from sqlalchemy import Connection, bindparam
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from bot.incidents.commands import OPEN
@@ -78,6 +81,7 @@ def reopen(*, db_session: Session, incident: Incident, actor: str, now: datetime
                      text="Reopened: status resolved → investigating", old="resolved", new="investigating")
 
 
+@lru_cache(maxsize=4096)  # the recent titles are compared again on every declaration
 def comparable(title: str) -> str:
     """A title as the duplicate guard compares it: folded to lower-case ASCII, without
     punctuation, severity words or extra spaces."""
@@ -87,24 +91,27 @@ def comparable(title: str) -> str:
     return " ".join(_SEVERITY_WORDS.sub(" ", text).split())
 
 
-def find_duplicate(*, db_session: Session, title: str, now: datetime) -> Incident | None:
-    """An open, not private incident declared in the last 30 minutes whose title is the same as
-    this one, or contains it, or is contained in it (as `comparable` sees them)."""
+_INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
+# Built once, two columns on a plain connection: this read is on every declaration's acknowledgement.
+_RECENT_TITLES = (
+    core_select(_INCIDENTS.c.id, _INCIDENTS.c.title)
+    .where(_INCIDENTS.c.status.in_(OPEN), _INCIDENTS.c.declared_at >= bindparam("since"))
+    .where(_INCIDENTS.c.private.is_(False))
+    .order_by(_INCIDENTS.c.id.desc())
+    .limit(DUPLICATE_CANDIDATES)
+)
+
+
+def find_duplicate(*, connection: Connection, title: str, now: datetime) -> tuple[int, str] | None:
+    """(number, title) of an open, not private incident declared in the last 30 minutes whose
+    title is the same as this one, or contains it, or is contained in it (as `comparable` sees them)."""
     key = comparable(title)
     if not key:
         return None
-    # Two columns, not whole incidents: this read is on every declaration's acknowledgement.
-    recent = db_session.exec(
-        select(Incident.id, Incident.title)
-        .where(col(Incident.status).in_(OPEN), Incident.declared_at >= now - DUPLICATE_WITHIN)
-        .where(col(Incident.private).is_(False))
-        .order_by(col(Incident.id).desc())
-        .limit(DUPLICATE_CANDIDATES)
-    ).all()
-    for number, title_of in recent:
+    for number, title_of in connection.execute(_RECENT_TITLES, {"since": now - DUPLICATE_WITHIN}):
         other = comparable(title_of)
         if other and (f" {other} " in f" {key} " or f" {key} " in f" {other} "):  # whole words
-            return db_session.get(Incident, number)
+            return number, title_of
     return None
 
 

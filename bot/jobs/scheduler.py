@@ -20,6 +20,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.schedulers.base import STATE_RUNNING, BaseScheduler
 from sqlalchemy import delete
+from sqlalchemy import select as sql_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -124,8 +125,12 @@ class JobScheduler:
         self.handlers: dict[str, JobHandler] = {}
         self.after_job: Callable[[], None] | None = None  # e.g. wake the outbox
         self.on_lead: Callable[[], None] | None = None  # e.g. plan handoffs once leader
+        # Waits for a quiet moment in the web process before each job request (the clock's
+        # scheduler: RequestsInFlight.wait_until_quiet), as the outbox does before each task.
+        self.yield_to: Callable[[], float] | None = None
         self.standby_seconds = 5.0
         self._leader = LeaderLock(storage.engine)
+        self._store: SQLAlchemyJobStore | None = None
         self.id = storage.url
         self._aps: BaseScheduler | None = None
         self._stop = threading.Event()
@@ -157,6 +162,7 @@ class JobScheduler:
 
     def _start_aps(self) -> None:
         store = SQLAlchemyJobStore(engine=self.storage.engine, tablename="apscheduler_jobs")
+        self._store = store
         kind = _ManualScheduler if self.manual else _Scheduler
         aps = kind(
             jobstores={"default": store},
@@ -234,6 +240,8 @@ class JobScheduler:
             with self.storage.connect() as connection:  # mostly finds none: one plain statement
                 requests = connection.execute(_REQUESTS).all()
             for request in requests:  # applying twice after a crash is harmless: ids replace
+                if self.yield_to is not None:
+                    self.yield_to()
                 self._apply(request)
             if requests:
                 with self.storage.transaction() as connection:
@@ -256,12 +264,21 @@ class JobScheduler:
             return
         keys = [request.key]
         if request.action == "cancel_prefix":
-            keys = [job.id for job in self._aps.get_jobs() if job.id.startswith(request.key)]
+            keys = self._keys_starting_with(request.key)
         for key in keys:
             try:
                 self._aps.remove_job(key)
             except JobLookupError:
                 pass
+
+    def _keys_starting_with(self, prefix: str) -> list[str]:
+        """Stored job ids with this prefix, read from the key column alone: get_jobs() would
+        unpickle every stored job, once per declaration."""
+        assert self._store is not None
+        key = self._store.jobs_t.c.id
+        with self.storage.connect() as connection:
+            ids = connection.execute(sql_select(key).where(key.startswith(prefix, autoescape=True))).scalars()
+            return [job_id for job_id in ids if job_id.startswith(prefix)]  # SQLite's LIKE ignores case
 
     def pending(self) -> list[tuple[str, datetime]]:
         """(key, run_at) of every stored job, soonest first."""
