@@ -5,6 +5,7 @@ and /metrics, and delivers everything in order once Slack is back."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from datetime import timedelta
@@ -18,12 +19,14 @@ from bot.models import OutboxTask
 from bot.outbox import Outbox, enqueue
 from bot.slack.effects import SLACK, slack_unavailable
 from bot.storage import Storage
-from bot.testing.receivers import HttpReceiver, SmtpReceiver
-from tests.conftest import BOT_TOKEN, ROTATIONS, START, start_bot
+from bot.testing.receivers import HttpReceiver, SmtpReceiver, text_of
+from tests.conftest import ALERT_AUTH, BOT_TOKEN, ROTATIONS, START, start_bot
+from tests.test_alerts import am_payload
 from tests.test_metrics import scrape, value
 
 CLIENT_TIMEOUT = 1  # seconds; a held call outlasts it
 HANGING = ("conversations.create", "chat.postMessage")
+ALERT_JSON = {"Content-Type": "application/json", **ALERT_AUTH}
 
 
 @pytest.fixture
@@ -190,3 +193,19 @@ def test_the_outbox_keeps_a_slack_task_through_a_thirty_minute_outage(standin, d
     outbox.drain()
     assert [m["text"] for m in standin.dms("U0ALICE")][-3:] == ["step 0", "step 1", "step 2"]
     storage.dispose()
+
+
+def test_an_alert_during_the_outage_is_taken_and_pages_outside_slack(bot, standin, smtp):
+    standin.start_outage(status=503, hang=HANGING, hang_seconds=CLIENT_TIMEOUT + 1.5)
+    reply = answered_in_time(lambda: bot.post("/alerts/alertmanager", json.dumps(am_payload()), ALERT_JSON))
+    assert reply.json()["action"] == "declared" and reply.json()["paged"] == ["U0FRANK"]
+    bot.settle()
+    [mail] = smtp.to("frank@example.com")
+    assert "HighErrorRate on checkout-1" in text_of(mail)
+    bot.advance(timedelta(minutes=5))
+    assert not [t for t in tasks(bot) if t.status == "failed"]
+    standin.end_outage()
+    bot.advance(timedelta(minutes=1))
+    assert [t.id for t in tasks(bot) if t.status != "done"] == []
+    assert standin.pins(bot.channel_of(1))
+    assert any("paged you for incident #1" in m["text"] for m in standin.dms("U0FRANK"))
