@@ -1,5 +1,11 @@
 """The outbox: side effects owed to users, recorded in the same transaction as the change
-that owes them, then run by a worker with retries and backoff until they succeed."""
+that owes them, then run by a worker with retries and backoff until they succeed.
+
+A service outage (its 5xx answers, timeouts, refused connections) is not the task's fault: it
+is not counted against max_attempts, and every task of that service waits, persisted on the
+rows and held in this worker, until a probe (the oldest due task, in id order) gets through, so
+nothing is given up during an outage shorter than OUTAGE_GIVE_UP and each incident's steps
+still run in the order they were made."""
 
 from __future__ import annotations
 
@@ -23,6 +29,11 @@ Handler = Callable[[dict[str, Any]], None]
 # An idle worker looks again this often: tasks committed by another process (a web process
 # run with --no-outbox) start within it; this process's own commits wake the worker at once.
 IDLE_POLL_SECONDS = 0.1
+# A service that is down is tried again at most this long after its last failure (one probe
+# task, not the whole backlog), so delivery resumes within a minute of its return.
+OUTAGE_PROBE_SECONDS = 60.0
+# A task still owed after a day of outage is given up on and reported.
+OUTAGE_GIVE_UP = timedelta(hours=24)
 
 
 # The outbox table, for Core statements here and wherever a task is recorded with other rows.
@@ -42,7 +53,7 @@ _CLAIM = (
     .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status == "pending")
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
-    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts)
+    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at)
 )
 
 
@@ -53,9 +64,17 @@ class _Outcome(NamedTuple):
     kind: str
     payload: dict[str, Any]
     values: dict[str, Any]
+    hold: tuple[list[str], datetime] | None = None  # a service is down: its kinds wait until then
 
     def write(self, connection: Connection) -> None:
         connection.execute(update(TASKS).where(TASKS.c.id == self.task_id).values(**self.values))
+        if self.hold is not None:
+            kinds, until = self.hold  # every pending task of the service waits for the same probe
+            connection.execute(
+                update(TASKS)
+                .where(TASKS.c.status == "pending", TASKS.c.kind.in_(kinds), TASKS.c.next_attempt_at < until)
+                .values(next_attempt_at=until)
+            )
 
 
 class PermanentError(Exception):
@@ -110,13 +129,31 @@ class Outbox:
         self._running = 0
         self._running_lock = threading.Lock()
         self.retry_after: Callable[[Exception], float | None] = lambda exc: None
+        # True when the error says the service is down or unreachable, not that the task is wrong.
+        self.unavailable: Callable[[Exception], bool] = lambda exc: False
+        self.services: dict[str, str] = {}  # kind -> the service whose outage holds it
+        self._held: dict[str, datetime] = {}  # service -> until when its tasks wait
+        self._outage_failures: dict[str, int] = {}  # service (or kind) -> failures in a row
+        self._holds = 0  # holds set so far: a pass stops when one is set during it
         # Waits before each task for a quiet moment in the web process (the clock's outbox:
         # RequestsInFlight.wait_until_quiet) and returns the seconds waited.
         self.yield_to: Callable[[], float] | None = None
         self.yielded_seconds = 0.0
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, service: str | None = None) -> None:
+        """A task kind and its handler; tasks of one service wait together while it is down."""
         self.handlers[kind] = handler
+        if service is not None:
+            self.services[kind] = service
+
+    def held(self) -> dict[str, datetime]:
+        """The services this worker holds back as down, and until when."""
+        now = self.clock.now()
+        return {service: until for service, until in dict(self._held).items() if until > now}
+
+    def _runnable_kinds(self, now: datetime) -> list[str]:
+        held = {service for service, until in dict(self._held).items() if until > now}
+        return [kind for kind in self.handlers if self.services.get(kind) not in held]
 
     def notify(self) -> None:
         """Wake the worker: something was just committed."""
@@ -155,12 +192,15 @@ class Outbox:
         each on its own, and no later than that (the next claim follows at once)."""
         with self._count_running():
             now = self.clock.now()
+            holds = self._holds
             with self.storage.connect() as connection:
-                ids = connection.execute(_DUE, {"now": now, "kinds": list(self.handlers), "limit": limit}).scalars().all()
+                ids = connection.execute(_DUE, {"now": now, "kinds": self._runnable_kinds(now), "limit": limit}).scalars().all()
             ran = 0
             outcome: _Outcome | None = None  # the last task's, not yet written
             try:
                 for task_id in ids:
+                    if self._holds != holds:  # a service went down: its later tasks wait for the probe
+                        break
                     if self.yield_to is not None:
                         self.yielded_seconds += self.yield_to()
                     with self.storage.transaction() as connection:
@@ -214,16 +254,17 @@ class Outbox:
             waited += 0.02
         return False
 
-    def _claim(self, connection: Connection, task_id: int, now: datetime) -> tuple[str, dict[str, Any], int] | None:
+    def _claim(self, connection: Connection, task_id: int,
+               now: datetime) -> tuple[str, dict[str, Any], int, datetime] | None:
         """Take a lease on one task, so a second worker (another process) skips it; its
-        (kind, payload, attempts), or None when someone else has it or it is done."""
+        (kind, payload, attempts, created_at), or None when someone else has it or it is done."""
         row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
-        return None if row is None else (row.kind, json.loads(row.payload), row.attempts)
+        return None if row is None else (row.kind, json.loads(row.payload), row.attempts, row.created_at)
 
-    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int) -> _Outcome:
+    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int, created_at: datetime) -> _Outcome:
         handler = self.handlers.get(kind)
         error: str | None = None
-        permanent = False
+        permanent = down = False
         wait: float | None = None
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
@@ -234,23 +275,43 @@ class Outbox:
                 error, permanent = str(exc), True
             except Exception as exc:  # retried: Slack outages, rate limits, crashes mid-way
                 wait = self.retry_after(exc)  # a rate limit: come back when told, not counted
+                down = wait is None and self.unavailable(exc)
                 log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
                 error = f"{type(exc).__name__}: {exc}"
         values: dict[str, Any] = {"lease_until": None, "last_error": error}
+        hold: tuple[list[str], datetime] | None = None
+        now = self.clock.now()
+        service = self.services.get(kind)
         if error is None:
             values["status"] = "done"
+            self._outage_failures.pop(service or kind, None)
+            if service is not None:
+                self._held.pop(service, None)
         elif wait is not None:  # a rate limit: not counted as an attempt
-            values.update(attempts=attempts - 1, next_attempt_at=self.clock.now() + timedelta(seconds=wait))
-        elif permanent or attempts >= self.max_attempts:
+            values.update(attempts=attempts - 1, next_attempt_at=now + timedelta(seconds=wait))
+        elif down and now - created_at < OUTAGE_GIVE_UP:  # an outage: not counted either
+            until = now + timedelta(seconds=self._outage_delay(service or kind))
+            values.update(attempts=attempts - 1, next_attempt_at=until)
+            if service is not None:
+                self._held[service] = until
+                self._holds += 1
+                hold = ([k for k, s in self.services.items() if s == service], until)
+        elif permanent or attempts >= self.max_attempts or down:
             values["status"] = "failed"
         else:
             delay = min(self.max_delay, self.base_delay * 2 ** (attempts - 1))
-            values["next_attempt_at"] = self.clock.now() + timedelta(seconds=delay)
-        return _Outcome(task_id, kind, payload, values)
+            values["next_attempt_at"] = now + timedelta(seconds=delay)
+        return _Outcome(task_id, kind, payload, values, hold)
+
+    def _outage_delay(self, key: str) -> float:
+        """Seconds until the next probe of a service that is down: doubling, at most a minute."""
+        failures = self._outage_failures.get(key, 0) + 1
+        self._outage_failures[key] = failures
+        return float(min(OUTAGE_PROBE_SECONDS, self.max_delay, self.base_delay * 2 ** min(failures - 1, 16)))
 
     def _report(self, outcome: _Outcome) -> None:
         """After a task's outcome is written: a task given up on is logged and reported."""
-        task_id, kind, payload, values = outcome
+        task_id, kind, payload, values, _ = outcome
         error = values["last_error"]
         failed = values.get("status") == "failed"
         if failed:

@@ -142,12 +142,12 @@ def register_work(runtime: Runtime) -> None:
     outbox, scheduler = runtime.outbox, runtime.scheduler
     effects.install(runtime)
     outbox.register(incident_flows.DECLARE, runtime.incidents.record_declaration)
-    outbox.register("timeline.capture", TimelineCapture(runtime).fetch_and_record)
+    outbox.register("timeline.capture", TimelineCapture(runtime).fetch_and_record, service=effects.SLACK)
     outbox.register(postmortem_flows.UPLOAD, PostmortemUpload(
         storage=runtime.storage, client=runtime.client, clock=runtime.clock, people=runtime.people,
         wake=runtime.after_commit,
         web_page=lambda number: web_link(runtime.settings, f"/postmortems/{number}"),
-    ))
+    ), service=effects.SLACK)
     scheduler.register(incident_flows.REMINDER, runtime.incidents.remind)
     scheduler.register(followups.REMIND, runtime.incidents.remind_action)
     github.install(runtime.outbox, runtime.storage, runtime.settings)

@@ -228,13 +228,14 @@ class Bot:
         self.settle()
         return response
 
-    def interact(self, payload: dict[str, Any]) -> Response:
+    def interact(self, payload: dict[str, Any], settle: bool = True) -> Response:
         """An interactivity payload (buttons, shortcuts, view submissions)."""
         response = self.signed_form({"payload": json.dumps(payload)})
-        self.settle()
+        if settle:
+            self.settle()
         return response
 
-    def press(self, user: str, action_id: str, value: str, channel: str = "C0GENERAL") -> Response:
+    def press(self, user: str, action_id: str, value: str, channel: str = "C0GENERAL", settle: bool = True) -> Response:
         return self.interact({
             "type": "block_actions", "user": {"id": user}, "team": {"id": "T0STANDIN"},
             "api_app_id": "A0BOT", "trigger_id": "t", "channel": {"id": channel},
@@ -242,7 +243,7 @@ class Bot:
             "response_url": self.slack.response_url(channel_id=channel, user_id=user),
             "actions": [{"action_id": action_id, "block_id": "b", "value": value, "type": "button",
                          "action_ts": str(time.time())}],
-        })
+        }, settle)
 
     def settle(self) -> None:
         """Let listeners finish and run every queued Slack side effect and due job."""
@@ -322,13 +323,14 @@ def settings_env(tmp_path, standin, database_url) -> dict[str, str]:
     }
 
 
-def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock, port: int = 0):
+def start_bot(env: dict[str, str], standin: SlackStandIn, clock: ManualClock, port: int = 0, *,
+              retries: int = 3, client_timeout: int = 10, outbox_base_delay: float = 0):
     """Build the runtime and serve the app on 127.0.0.1 (on `port` when given); returns (bot, stop)."""
     import bot.web.routes  # noqa: F401
 
     settings = load_settings(env)
-    client = make_client(token=BOT_TOKEN, base_url=standin.api_url, retries=3)
-    runtime = build_runtime(settings, client=client, clock=clock, manual=True, outbox_base_delay=0)
+    client = make_client(token=BOT_TOKEN, base_url=standin.api_url, retries=retries, timeout=client_timeout)
+    runtime = build_runtime(settings, client=client, clock=clock, manual=True, outbox_base_delay=outbox_base_delay)
     runtime.scheduler.start()
     from bot.jobs.handoffs import plan_handoffs
 

@@ -6,8 +6,11 @@ import json
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import timedelta
+from pathlib import Path
 
+import psycopg
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
@@ -148,6 +151,83 @@ def test_simultaneous_deliveries_of_one_notification_act_once(bot, standin):
     assert sorted(r.json()["action"] for r in replies) == ["declared"] + ["duplicate"] * 5
     assert len(rows(bot, Incident)) == 1 and len(rows(bot, Page)) == 1
     assert len(standin.dms("U0FRANK")) == 1
+
+
+def test_repeats_of_one_group_and_fingerprints_page_once_even_when_their_bodies_differ(bot, standin):
+    """HA peers each send the group with their own externalURL, and a retry after a timeout may
+    carry a newer annotation: the bodies differ, the alerts (fingerprint and start) do not."""
+    peers = [{**am_payload(), "externalURL": f"http://alertmanager-{n}.example:9093"} for n in range(6)]
+    peers[5]["alerts"][0]["annotations"]["description"] = "Error rate is above 6% for 5 minutes."
+    first, second = (post(bot, "/alerts/alertmanager", peer).json()["action"] for peer in peers[:2])
+    assert (first, second) == ("declared", "duplicate")
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda peer: bot.post("/alerts/alertmanager", json.dumps(peer), JSON), peers[2:]))
+    bot.settle()
+    assert [r.json()["action"] for r in replies] == ["duplicate"] * 4
+    assert len(rows(bot, Incident)) == 1 and len(rows(bot, Page)) == 1 and len(alert_entries(bot)) == 1
+    assert len(standin.dms("U0FRANK")) == 1  # one page
+
+
+def test_a_new_fingerprint_in_a_paged_group_pages_nobody_new_concurrently_either(bot, standin):
+    alertmanager(bot, am_alert("DiskFilling", severity="warning"))
+    grown = json.dumps(am_payload(am_alert("DiskFilling", severity="warning"),
+                                  am_alert("DiskFilling", severity="warning", instance="db-2")))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        replies = list(pool.map(lambda _: bot.post("/alerts/alertmanager", grown, JSON), range(2)))
+    bot.settle()
+    assert sorted(r.json()["action"] for r in replies) == ["attached", "duplicate"]
+    assert len(rows(bot, Page)) == 1
+    assert texts(standin.dms("U0FRANK")).count("Also firing in this alert group: DiskFilling (DiskFilling on db-2)") == 1
+
+
+@contextmanager
+def database_unwritable(bot, database_url, request):
+    """PostgreSQL turned read-only, or the SQLite file gone from under the bot (a lost volume)."""
+    if database_url.startswith("sqlite"):
+        path = Path(database_url.removeprefix("sqlite:///"))
+        bot.rt.storage.engine.dispose()
+        bot.rt.storage.read_engine.dispose()
+        path.rename(path.with_suffix(".away"))
+        path.mkdir()
+        try:
+            yield
+        finally:
+            path.rmdir()
+            path.with_suffix(".away").rename(path)
+            bot.rt.storage.engine.dispose()
+            bot.rt.storage.read_engine.dispose()
+        return
+    postgres = request.getfixturevalue("postgres")
+    name = database_url.rsplit("/", 1)[1]
+
+    def read_only(on: bool) -> None:
+        with psycopg.connect(postgres.url(), autocommit=True) as admin:
+            setting = "SET default_transaction_read_only = on" if on else "RESET default_transaction_read_only"
+            admin.execute(f'ALTER DATABASE "{name}" {setting}')
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+
+    read_only(True)
+    try:
+        yield
+    finally:
+        read_only(False)
+        bot.rt.storage.engine.dispose()  # the server cut the pooled connections: start afresh
+        bot.rt.storage.read_engine.dispose()
+
+
+def test_an_alert_the_database_cannot_take_gets_503_and_the_retry_pages_once(bot, standin, database_url, request):
+    body = json.dumps(am_payload())
+    with database_unwritable(bot, database_url, request):
+        for _ in range(2):  # Alertmanager retries 5xx (and drops 429 and other 4xx)
+            refused = bot.post("/alerts/alertmanager", body, JSON)
+            assert refused.status == 503, refused.body
+            assert refused.json()["ok"] is False and "send it again" in refused.json()["error"]
+    assert written(bot) == (0, 0, 0, 0)
+    assert standin.dms("U0FRANK") == []
+    taken = post(bot, "/alerts/alertmanager", body)
+    assert taken.status == 200 and taken.json()["action"] == "declared"
+    assert post(bot, "/alerts/alertmanager", body).json()["action"] == "duplicate"
+    assert len(rows(bot, Page)) == 1 and len([m for m in standin.dms("U0FRANK") if "paged you" in m["text"]]) == 1
 
 
 def test_a_resolved_notification_notes_the_timeline_and_leaves_the_incident_open(bot, standin):

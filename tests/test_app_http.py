@@ -60,7 +60,8 @@ def test_tampered_body_is_refused(bot, standin):
 def test_healthz_reports_database_scheduler_rotations_and_backlog(bot):
     response = bot.get("/healthz")
     assert response.status == 200
-    assert response.json() == {"ok": True, "database": "ok", "scheduler": "running", "rotations": 2, "backlog": 0}
+    assert response.json() == {"ok": True, "database": "ok", "scheduler": "running", "rotations": 2, "backlog": 0,
+                               "backlog_oldest_seconds": 0.0}
 
 
 def test_unknown_route_is_a_json_404(bot):

@@ -4,6 +4,7 @@ has done, so a retry after a failure or a crash continues instead of starting ov
 from __future__ import annotations
 
 import logging
+from http.client import HTTPException
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
@@ -348,22 +349,37 @@ def rate_limit_wait(exc: Exception) -> float | None:
         return 1.0
 
 
+def slack_unavailable(exc: Exception) -> bool:
+    """True when Slack is down or out of reach (a 5xx, a timeout, a refused or dropped
+    connection), not refusing this call: the outbox holds every Slack task until it is back."""
+    if isinstance(exc, SlackApiError):
+        return exc.response is not None and exc.response.status_code >= 500
+    return isinstance(exc, (OSError, HTTPException))  # URLError and socket timeouts are OSErrors
+
+
+SLACK = "slack"  # the outbox service of every task that calls Slack
+
+
 def install(runtime: "Runtime") -> None:
     """Register every Slack outbox task on the runtime's outbox."""
     effects = Effects(runtime)
     outbox = runtime.outbox
-    outbox.register("incident.open", effects.open_incident)
-    outbox.register("incident.refresh", effects.refresh_incident)
-    outbox.register("incident.post", effects.post_to_incident)
-    outbox.register("incident.invite", effects.invite_to_incident)
-    outbox.register("page.send", effects.send_page)
-    outbox.register("page.refresh", effects.refresh_page)
-    outbox.register("incident.broadcast", effects.broadcast)
-    outbox.register("incident.thread", effects.thread_reply)
-    outbox.register("incident.bookmark", effects.add_bookmark)
-    outbox.register("slack.invite", effects.invite)
-    outbox.register("slack.post", effects.post)
-    outbox.register("slack.ephemeral", effects.ephemeral)
-    outbox.register("slack.usergroup", effects.set_usergroup)
+    for kind, handler in {
+        "incident.open": effects.open_incident,
+        "incident.refresh": effects.refresh_incident,
+        "incident.post": effects.post_to_incident,
+        "incident.invite": effects.invite_to_incident,
+        "page.send": effects.send_page,
+        "page.refresh": effects.refresh_page,
+        "incident.broadcast": effects.broadcast,
+        "incident.thread": effects.thread_reply,
+        "incident.bookmark": effects.add_bookmark,
+        "slack.invite": effects.invite,
+        "slack.post": effects.post,
+        "slack.ephemeral": effects.ephemeral,
+        "slack.usergroup": effects.set_usergroup,
+    }.items():
+        outbox.register(kind, handler, service=SLACK)
     outbox.on_failure = effects.report_failure
     outbox.retry_after = rate_limit_wait
+    outbox.unavailable = slack_unavailable

@@ -68,6 +68,9 @@ class People:
         except SlackApiError as exc:
             log.warning("users.info %s failed: %s", user_id, exc.response.get("error"))
             return cached or UserProfile(user_id=user_id, name=user_id, tz="UTC", fetched_at=now)
+        except OSError as exc:  # Slack out of reach (timeout, refused): pages outside Slack go on
+            log.warning("users.info %s failed: %s", user_id, exc)
+            return cached or UserProfile(user_id=user_id, name=user_id, tz="UTC", fetched_at=now)
         profile = UserProfile(
             user_id=user_id,
             name=user.get("name") or user.get("real_name") or user_id,

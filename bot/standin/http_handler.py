@@ -62,6 +62,8 @@ class RequestHandler(BaseHTTPRequestHandler):
     def _route(self) -> None:
         try:
             self._dispatch()
+        except (BrokenPipeError, ConnectionResetError):  # the caller timed out and went away
+            log.debug("caller left before the answer to %s %s", self.command, self.path)
         except Exception:  # a stand-in bug: answer like Slack's 500 and keep serving
             log.exception("stand-in failed on %s %s", self.command, self.path)
             body = json.dumps({"ok": False, "error": "internal_error"}).encode()

@@ -22,6 +22,7 @@ from typing import Any, Self
 from bot.standin.http_handler import RequestHandler
 from bot.standin.methods import Workspace
 from bot.standin.oidc import OpenIDProvider
+from bot.standin.outage import Outage
 from bot.standin.scopes import manifest_scopes, missing_scope
 from bot.standin.workspace import SlackError, flag
 
@@ -47,7 +48,7 @@ class Call:
         return bool(self.response.get("ok"))
 
 
-class SlackStandIn(Workspace, OpenIDProvider):
+class SlackStandIn(Workspace, OpenIDProvider, Outage):
     """A local stand-in for Slack's Web API; see the package docstring for usage."""
 
     def __init__(
@@ -201,6 +202,11 @@ class SlackStandIn(Workspace, OpenIDProvider):
     def handle_api(self, method: str, args: dict, token: str | None) -> tuple[int, dict, dict]:
         """One Web API request -> (HTTP status, extra headers, JSON body)."""
         args = {k: _maybe_json(k, v) for k, v in args.items() if k != "token"}
+        if (down := self.outage_answer(method)) is not None:
+            with self.lock:
+                call = self._record(method, args, down[2], down[0])
+            self._notify(call)
+            return down
         status, headers = 200, {}
         with self.lock:
             if not token:  # the token first, as Slack: a refused app token is invalid_auth

@@ -3,7 +3,9 @@ small JSON body for any other monitoring system; see docs/alerts.md).
 
 Both want `Authorization: Bearer <ALERTMANAGER_TOKEN>` (401 otherwise); without that setting
 they answer 404, so nobody anonymous can page a person. A body we cannot use gets 400 with the reason, never 500: Alertmanager retries
-only 5xx answers, and a malformed payload would fail the same way forever.
+only 5xx answers, and a malformed payload would fail the same way forever. An alert the
+database cannot take now (unreachable, read-only, the write refused) gets 503, never 429 or
+500, so Alertmanager sends it again; its repeats page once (bot/alerts/service.py).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask, Response, abort, jsonify, request
+from sqlalchemy.exc import SQLAlchemyError
 
 from bot.alerts.alertmanager import (
     Notification,
@@ -21,6 +24,7 @@ from bot.alerts.alertmanager import (
     parse_alertmanager,
     parse_webhook,
 )
+from bot.storage import database_problem
 from bot.web.app import ROUTE_INSTALLERS
 from bot.web.limits import TOO_LARGE, BodyTooLarge, read_body
 
@@ -28,6 +32,7 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 10  # a hint: Alertmanager retries 5xx on its own backoff
 
 
 def authorized(expected: str, header: str | None) -> bool:
@@ -61,7 +66,14 @@ def install(runtime: Runtime, web: Flask) -> None:
         except PayloadError as exc:
             log.info("alert payload refused on %s: %s", request.path, exc)
             return refusal(400, str(exc))
-        return jsonify(runtime.alerts.receive(notification, runtime.alert_policy).as_json())
+        try:
+            outcome = runtime.alerts.receive(notification, runtime.alert_policy)
+        except SQLAlchemyError as exc:  # not recorded: 503 is the one answer Alertmanager retries
+            log.warning("alert on %s not recorded, answered 503: %s", request.path, database_problem(exc))
+            response, status = refusal(503, "the alert could not be recorded now; send it again")
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            return response, status
+        return jsonify(outcome.as_json())
 
     @web.post("/alerts/alertmanager")
     def alertmanager_webhook():  # type: ignore[no-untyped-def]

@@ -1,6 +1,7 @@
 """GET /healthz, answered from a state that a thread of its own refreshes every few seconds, so
 that a load balancer's check never waits on the database or its write lock: 200 with the
-database, scheduler, rotations (how many are loaded) and backlog (Slack side effects waiting);
+database, scheduler, rotations (how many are loaded), backlog (side effects waiting) and
+backlog_oldest_seconds (how long the oldest has waited: it grows during a Slack outage);
 503 with the reason when the database is unreachable or cannot be written."""
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ class Checked:
     at: float
     problem: str | None  # why the database cannot be used; None when it can
     backlog: int | None
+    oldest: float | None  # seconds the oldest pending task has waited, on the bot's clock
 
 
 class HealthState:
@@ -67,6 +69,7 @@ class HealthState:
             "scheduler": {"stopped": "elsewhere"}.get(runtime.scheduler.state, runtime.scheduler.state),
             "rotations": len(runtime.rotations),
             "backlog": checked.backlog,
+            "backlog_oldest_seconds": checked.oldest,
         }
         if problem is not None:
             body["error"] = problem
@@ -81,6 +84,10 @@ class HealthState:
             return
         threading.Thread(target=self._refresh, name="healthz", daemon=True).start()
 
+    def refresh(self) -> None:
+        """Check now (the thread's turn; tests that move the clock call it)."""
+        self._refresh()
+
     def _refresh(self) -> None:
         with self._checking:
             self._checked = self._check()
@@ -88,12 +95,15 @@ class HealthState:
     def _check(self) -> Checked:
         storage = self.runtime.storage
         problem = storage.write_problem()
-        backlog = None
+        backlog = oldest = None
         if problem is None:
             try:
                 with storage.connect() as connection:  # a read: never queues behind a writer
                     pending = select(func.count()).select_from(OutboxTask).where(OutboxTask.status == "pending")
                     backlog = int(connection.execute(pending).scalar_one())
+                    first = connection.execute(select(OutboxTask.created_at).where(OutboxTask.status == "pending")
+                                               .order_by(OutboxTask.created_at).limit(1)).scalar()
+                oldest = max(0.0, (self.runtime.clock.now() - first).total_seconds()) if first is not None else 0.0
             except Exception as exc:  # noqa: BLE001  (its reason is the answer)
                 problem = database_problem(exc)
-        return Checked(at=time.monotonic(), problem=problem, backlog=backlog)
+        return Checked(at=time.monotonic(), problem=problem, backlog=backlog, oldest=oldest)
