@@ -112,12 +112,15 @@ class Progress:
         """Incidents fully set up, with the instant of their last step."""
         return {n: max(self.steps[n].values()) for n in numbers if all(s in self.steps[n] for s in SETUP)}
 
-    def late_pages(self) -> int:
-        """Page DMs that went after a topic or pin of a later incident."""
-        return sum(
-            1 for index, number, _ in self.page_dms
-            if any(i < index and later > number for i, later in self.topics_and_pins)
-        )
+    def late_pages(self) -> list[tuple[int, int, int, int]]:
+        """Page DMs that went after a topic or pin of a later incident: (page's incident, its log
+        index, the first such later incident, that call's log index)."""
+        late = []
+        for index, number, _ in self.page_dms:
+            before = [(i, later) for i, later in self.topics_and_pins if i < index and later > number]
+            if before:
+                late.append((number, index, before[0][1], before[0][0]))
+        return late
 
 
 def needed_calls(count: int, pages_by_user: Counter[str]) -> dict[str, tuple[int, Any]]:
@@ -201,7 +204,10 @@ def storm_once(*, db: str, count: int, seconds: float, timeout: float, workers: 
             outcome.pages, outcome.pages_sent = pages_total, len(progress.page_dms)
             if progress.page_dms and outcome.pages_sent >= outcome.pages:
                 outcome.all_pages = max(at for _, _, at in progress.page_dms) - began
-            outcome.late_pages = progress.late_pages()
+            late = progress.late_pages()
+            outcome.late_pages = len(late)
+            for number, index, later, at in late[:5]:
+                print(f"late page: #{number}'s DM (call {index}) after a topic or pin of #{later} (call {at})")
             latencies = load.latencies
             outcome.declared = len(numbers)
             outcome.errors = load.errors + (count - len(load.results))

@@ -96,7 +96,8 @@ def build_runtime(
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
         alert_policy=AlertPolicy.from_settings(settings.alert_severities), in_flight=in_flight,
         people_file=people_file, notifications=notifications, notify_outbox=notify_outbox,
-        pacer=Pacer(storage, enabled=settings.slack_pacing),
+        # on the bot's clock, as the outbox's retry times are (a console or test clock moves by hand)
+        pacer=Pacer(storage, enabled=settings.slack_pacing, now=lambda: clock.now().timestamp()),
     )
     register_work(runtime)
     postmortems.check_templates()

@@ -18,12 +18,9 @@ ALICE = "U0ALICE"
 
 @pytest.fixture
 def paced(bot, standin):
-    """The bot, with Slack's windows and its own budgets on the test's clock: a minute passes
-    when the test says so."""
-    def now() -> float:
-        return bot.clock.now().timestamp()
-    standin.rate_limits.now = now
-    bot.rt.pacer.now = now
+    """The bot, with Slack's windows on the test's clock, as the bot's budgets are: a minute
+    passes when the test says so."""
+    standin.rate_limits.now = lambda: bot.clock.now().timestamp()
     return bot
 
 
