@@ -51,6 +51,7 @@ class Settings:
     public_url: str = ""  # where people reach the web pages; "" means http://localhost:PORT
     slack_client_id: str | None = None  # Sign in with Slack; unset, the web pages answer 404
     slack_client_secret: str | None = None
+    slack_pacing: bool = True  # SLACK_PACING=off: call Slack without keeping to its rate-limit tiers
 
     @property
     def web_pages(self) -> bool:
@@ -150,7 +151,17 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         slack_client_id=client_id,
         slack_client_secret=client_secret,
         outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
+        slack_pacing=_on_off(get("SLACK_PACING"), "SLACK_PACING"),
     )
+
+
+def _on_off(value: str | None, name: str) -> bool:
+    """A switch that is on unless set to off (or 0, false, no)."""
+    if value is None or value.lower() in ("on", "1", "true", "yes"):
+        return True
+    if value.lower() in ("off", "0", "false", "no"):
+        return False
+    raise ConfigError(f"{name} must be on or off, got {value[:80]!r}")
 
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg")

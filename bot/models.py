@@ -195,6 +195,16 @@ class OutboxTask(SQLModel, table=True):
     lease_until: Optional[datetime] = _when()
     last_error: Optional[str] = Field(default=None, sa_column=Column(Text))
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    priority: int = Field(default=1, sa_column_kwargs={"server_default": "1"})  # 0 runs first
+
+
+class SlackBudget(SQLModel, table=True):
+    """One Slack rate-limit budget (a method, or a method in one channel), shared by all the
+    bot's processes: the instants of its recent calls and until when a 429 blocks it."""
+
+    key: str = Field(primary_key=True)
+    instants: str = Field(default="[]", sa_column=Column(Text, nullable=False))  # JSON, epoch seconds
+    blocked_until: float = 0.0  # epoch seconds
 
 
 class JobRequest(SQLModel, table=True):

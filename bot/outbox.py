@@ -34,6 +34,11 @@ IDLE_POLL_SECONDS = 0.1
 OUTAGE_PROBE_SECONDS = 60.0
 # A task still owed after a day of outage is given up on and reported.
 OUTAGE_GIVE_UP = timedelta(hours=24)
+# Run before any other due task, when Slack's rate limits make tasks wait: a declaration, its
+# page and its channel's first setup go before topics, pins, summary edits and broadcasts.
+FIRST = frozenset({"incident.declare", "incident.open", "page.send"})
+# Edits of one message that each show the latest state: one run covers the others pending.
+COALESCED = frozenset({"incident.refresh", "page.refresh"})
 
 
 # The outbox table, for Core statements here and wherever a task is recorded with other rows.
@@ -44,7 +49,7 @@ _DUE = (
     .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"))
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
-    .order_by(TASKS.c.id)
+    .order_by(TASKS.c.priority, TASKS.c.id)
     .limit(bindparam("limit"))
 )
 _INSERT_TASK = insert(TASKS)  # every declaration runs it
@@ -54,6 +59,14 @@ _CLAIM = (
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
     .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at)
+)
+# The same edit pending again: the task just claimed reads the state after all of them.
+_COALESCE = (
+    update(TASKS)
+    .where(TASKS.c.kind == bindparam("same_kind"), TASKS.c.payload == bindparam("same_payload"))
+    .where(TASKS.c.status == "pending", TASKS.c.id != bindparam("task_id"))
+    .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
+    .values(status="done", last_error="coalesced")
 )
 
 
@@ -97,7 +110,7 @@ def task_row(kind: str, payload: dict[str, Any], now: object) -> dict[str, Any]:
     """A new task's column values: pending, due at once. `now` as the executor takes it: an
     aware datetime through SQLAlchemy, its stored form straight to a driver."""
     return {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
-            "next_attempt_at": now, "created_at": now}
+            "next_attempt_at": now, "created_at": now, "priority": 0 if kind in FIRST else 1}
 
 
 class Outbox:
@@ -191,6 +204,7 @@ class Outbox:
         written in the transaction that claims the next one: half the commits of writing
         each on its own, and no later than that (the next claim follows at once)."""
         with self._count_running():
+            self._wake.clear()  # set again by a commit during this pass: a task that may go first
             now = self.clock.now()
             holds = self._holds
             with self.storage.connect() as connection:
@@ -213,6 +227,8 @@ class Outbox:
                     if claimed is not None:
                         outcome = self._run(task_id, *claimed)
                         ran += 1
+                        if self._wake.is_set():  # new work: look again, in priority order
+                            break
             finally:
                 if outcome is not None:
                     with self.storage.transaction() as connection:
@@ -259,7 +275,12 @@ class Outbox:
         """Take a lease on one task, so a second worker (another process) skips it; its
         (kind, payload, attempts, created_at), or None when someone else has it or it is done."""
         row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
-        return None if row is None else (row.kind, json.loads(row.payload), row.attempts, row.created_at)
+        if row is None:
+            return None
+        if row.kind in COALESCED:
+            connection.execute(_COALESCE, {"same_kind": row.kind, "same_payload": row.payload, "task_id": task_id,
+                                          "now": now})
+        return row.kind, json.loads(row.payload), row.attempts, row.created_at
 
     def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int, created_at: datetime) -> _Outcome:
         handler = self.handlers.get(kind)
@@ -276,7 +297,10 @@ class Outbox:
             except Exception as exc:  # retried: Slack outages, rate limits, crashes mid-way
                 wait = self.retry_after(exc)  # a rate limit: come back when told, not counted
                 down = wait is None and self.unavailable(exc)
-                log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
+                if wait is None:
+                    log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
+                else:
+                    log.info("outbox task %s (%s) waits %.1f s: %s", task_id, kind, wait, exc)
                 error = f"{type(exc).__name__}: {exc}"
         values: dict[str, Any] = {"lease_until": None, "last_error": error}
         hold: tuple[list[str], datetime] | None = None

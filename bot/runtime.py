@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from slack_sdk import WebClient
 
@@ -24,6 +25,9 @@ from bot.schedule import Rotation
 from bot.schedule.people import Person
 from bot.slack.people import People
 from bot.storage import Storage
+
+if TYPE_CHECKING:
+    from bot.slack.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +56,8 @@ class Runtime:
     # so a slow mail server never holds up Slack's side effects, nor the other way round.
     notifications: Notifications | None = None
     notify_outbox: Outbox | None = None
+    # Slack's rate-limit budgets the outbox's Slack calls take slots from (None: not paced).
+    pacer: Pacer | None = None
 
     def outboxes(self) -> list[Outbox]:
         return [self.outbox] + ([self.notify_outbox] if self.notify_outbox is not None else [])

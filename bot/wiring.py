@@ -34,6 +34,7 @@ from bot.schedule.people import Person, read_people, with_time_off, zones_by_use
 from bot.slack import effects
 from bot.slack.blocks import web_link
 from bot.slack.event_handlers import TimelineCapture
+from bot.slack.pacing import Pacer
 from bot.slack.people import People
 from bot.slack.postmortem_upload import PostmortemUpload
 from bot.storage import Storage, database_problem
@@ -95,6 +96,8 @@ def build_runtime(
         incidents=incidents, paging=pager, postmortems=postmortems, alerts=alerts,
         alert_policy=AlertPolicy.from_settings(settings.alert_severities), in_flight=in_flight,
         people_file=people_file, notifications=notifications, notify_outbox=notify_outbox,
+        # on the bot's clock, as the outbox's retry times are (a console or test clock moves by hand)
+        pacer=Pacer(storage, enabled=settings.slack_pacing, now=lambda: clock.now().timestamp()),
     )
     register_work(runtime)
     postmortems.check_templates()

@@ -467,3 +467,57 @@ def test_render_shows_failures_and_response_url_ephemerals(slack, client):
         "! chat.postMessage failed: channel_not_found",
         "(only visible to @alice) Usage: /incident declare",
     ]
+
+
+class SteppedTime:
+    """A clock for the stand-in's rate limits that moves only when told."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_21st_channel_created_in_a_minute_is_refused_until_retry_after(slack, client):
+    slack.rate_limits.now = time = SteppedTime()
+    for n in range(20):  # Tier 2: 20 a minute
+        client.conversations_create(name=f"inc-{n}")
+        time.now += 1.0
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_create(name="inc-20")
+    assert refused.value.response.status_code == 429
+    assert refused.value.response["error"] == "ratelimited"
+    wait = int(refused.value.response.headers["Retry-After"])
+    assert wait == 40  # the first call, at 0 s, leaves the window at 60 s; we are at 20 s
+    assert slack.channel_by_name("inc-20") is None  # refused: nothing done
+    time.now += wait - 1
+    assert error_of(client.conversations_create, name="inc-20") == "ratelimited"
+    time.now += 1
+    assert client.conversations_create(name="inc-20")["channel"]["name"] == "inc-20"
+
+
+def test_messages_are_limited_per_channel_not_across_channels(slack, client):
+    slack.rate_limits.now = SteppedTime()
+    first = client.conversations_create(name="first")["channel"]["id"]
+    second = client.conversations_create(name="second")["channel"]["id"]
+    for n in range(60):  # one a second per channel, in bursts: 60 in a sliding minute
+        client.chat_postMessage(channel=first, text=f"m{n}")
+    assert error_of(client.chat_postMessage, channel=first, text="one too many") == "ratelimited"
+    assert client.chat_postMessage(channel=second, text="elsewhere")["ok"]
+    assert [m["text"] for m in slack.messages(second)] == ["elsewhere"]
+
+
+def test_rate_limits_can_be_switched_off_for_tests_about_something_else(client):
+    with SlackStandIn(bot_token=TOKEN, limits=False) as quiet:
+        fast = WebClient(token=TOKEN, base_url=quiet.api_url)
+        for n in range(25):
+            fast.conversations_create(name=f"c{n}")
+    with SlackStandIn(bot_token=TOKEN) as slack:
+        fast = WebClient(token=TOKEN, base_url=slack.api_url)
+        for n in range(20):
+            fast.conversations_create(name=f"c{n}")
+        slack.set_limits(False)
+        fast.conversations_create(name="c20")
+        slack.set_limits(True)
+        assert error_of(fast.conversations_create, name="c21") == "ratelimited"

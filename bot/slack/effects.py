@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlmodel import select
 
 from bot.incidents import service as incidents
 from bot.incidents import workflow
-from bot.models import Incident, Page
+from bot.models import ChannelMember, Incident, Page
 from bot.outbox import PermanentError, enqueue
 from bot.slack import blocks
+from bot.slack.pacing import PacedWebClient, Pacer, retry_after
 from bot.slack.text import channel_name
 from bot.text import escape, safe
 
@@ -37,7 +39,8 @@ class Effects:
 
     def __init__(self, runtime: "Runtime") -> None:
         self.rt = runtime
-        self.client = without_rate_limit_sleeps(runtime.client)
+        self.client = without_rate_limit_sleeps(runtime.client, runtime.pacer)
+        self.pacer = runtime.pacer
 
     def _incident(self, incident_id: int) -> Incident:
         with self.rt.storage.read() as session:
@@ -65,10 +68,12 @@ class Effects:
     def open_incident(self, payload: dict[str, Any]) -> None:
         """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
         incident = self._incident(payload["incident_id"])
+        self._wait_for_slots(("conversations.create", {}) if incident.channel_id is None else None,
+                             ("conversations.setTopic", {}), ("pins.add", {}))
         brand_new = False  # a channel created just now cannot hold a summary yet
         if incident.channel_id is None:
             incident, brand_new = self._create_channel(incident)
-        self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
+        self.invite({"channel": incident.channel_id, "users": self._not_members(incident.channel_id, payload.get("invite", []))})
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts is None:
             ts = None if brand_new else self._posted_summary(incident)
@@ -89,6 +94,18 @@ class Effects:
                 raise
         self._bookmark(incident, self._first_bookmarks(incident, payload.get("source")))
 
+    def _wait_for_slots(self, *calls: tuple[str, dict[str, Any]] | None) -> None:
+        """Put the task back (Paced) unless each of its paced steps finds a slot now, so a retry
+        does not repeat the steps before the one that had to wait."""
+        if self.pacer is not None:
+            self.pacer.check([call for call in calls if call is not None])
+
+    def _not_members(self, channel: str, users: list[str]) -> list[str]:
+        """Those not known to be in the channel yet (a retry invites nobody twice)."""
+        with self.rt.storage.read() as session:
+            present = set(session.exec(select(ChannelMember.user_id).where(ChannelMember.channel_id == channel)).all())
+        return [u for u in users if u not in present]
+
     def _first_bookmarks(self, incident: Incident, source: str | None) -> list[tuple[str, str]]:
         """The incident's web page (when the pages are on), its rotation's runbook and its alert's
         source."""
@@ -105,6 +122,8 @@ class Effects:
     def _bookmark(self, incident: Incident, marks: list[tuple[str, str]]) -> None:
         """Add the bookmarks the channel does not have yet (a retry adds none twice). A workspace
         that refuses bookmarks (a missing scope) is logged, not retried."""
+        if not marks:
+            return
         try:
             present = {b.get("link") for b in self.client.bookmarks_list(channel_id=incident.channel_id)["bookmarks"]}
             for title, link in marks:
@@ -231,6 +250,7 @@ class Effects:
         incident = self._incident(payload["incident_id"])
         if incident.channel_id is None:
             raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        self._wait_for_slots(("conversations.setTopic", {}), ("chat.update", {}) if incident.summary_ts else None)
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts:
             text, summary_blocks = blocks.summary(incident, self._roles(incident), blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
@@ -327,26 +347,19 @@ def metadata(incident_id: int) -> dict[str, Any]:
     return blocks.metadata(incident_id)
 
 
-def without_rate_limit_sleeps(client: WebClient) -> WebClient:
-    """A copy of the client that answers 429 at once instead of sleeping out Retry-After: the
-    outbox puts the task back until then, and its workers get on with other incidents."""
-    from bot.observability.slack_client import MeteredWebClient
-
-    copy = MeteredWebClient.like(client, getattr(client, "metrics", None))
+def without_rate_limit_sleeps(client: WebClient, pacer: Pacer | None = None) -> WebClient:
+    """A copy of the client that answers 429 at once instead of sleeping out Retry-After, and
+    paces its calls by `pacer`: the outbox puts the task back until a slot frees, and its
+    workers get on with other incidents."""
+    copy = PacedWebClient.like(client, getattr(client, "metrics", None))
     copy.retry_handlers = [h for h in copy.retry_handlers if not isinstance(h, RateLimitErrorRetryHandler)]
+    copy.pacer = pacer
     return copy
 
 
 def rate_limit_wait(exc: Exception) -> float | None:
-    """Seconds Slack asked us to wait, when the exception is its 429; else None."""
-    if not isinstance(exc, SlackApiError) or exc.response is None or exc.response.status_code != 429:
-        return None
-    try:
-        headers = {str(k).lower(): v for k, v in (exc.response.headers or {}).items()}
-        value = headers.get("retry-after", 1)
-        return max(0.0, float(value[0] if isinstance(value, list) else value))
-    except (TypeError, ValueError):
-        return 1.0
+    """Seconds to wait before the task runs again: a paced call's, or Slack's 429 Retry-After."""
+    return retry_after(exc)
 
 
 def slack_unavailable(exc: Exception) -> bool:

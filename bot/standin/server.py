@@ -20,6 +20,7 @@ from http.server import ThreadingHTTPServer
 from typing import Any, Self
 
 from bot.standin.http_handler import RequestHandler
+from bot.standin.limits import RateLimits
 from bot.standin.methods import Workspace
 from bot.standin.oidc import OpenIDProvider
 from bot.standin.outage import Outage
@@ -60,6 +61,7 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
         team_name: str = "Stand-in Workspace",
         port: int = 0,
         scopes: frozenset[str] | None = None,
+        limits: bool = True,
     ) -> None:
         super().__init__(bot_token, bot_user_id, team_id, bot_name, team_name)
         # The bot token's scopes: the repository's manifest unless told (None: no check).
@@ -74,6 +76,11 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
         self._failures: list[dict] = []
         self._random: dict[str, Any] = {"rate": 0.0}
         self._responders: dict[str, dict] = {}
+        self.rate_limits = RateLimits(limits)  # Slack's tiers (bot/slack/limits.py)
+
+    def set_limits(self, on: bool) -> None:
+        """Switch Slack's rate limits on or off (off: for tests about something else)."""
+        self.rate_limits.enabled = on
 
     # -------------------------------------------------------------- lifecycle
     def start(self) -> Self:
@@ -218,6 +225,9 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
             elif missing := self._missing_scope(method, args):
                 body = {"ok": False, "error": "missing_scope", "needed": missing,
                         "provided": ",".join(sorted(self.scopes or ()))}
+            elif retry_after := self.rate_limits.take(method, args):
+                status, headers = 429, {"Retry-After": str(retry_after)}
+                body = {"ok": False, "error": "ratelimited"}
             elif failure := self._take_failure(method):
                 status, headers, body = failure
             else:
