@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -36,6 +37,16 @@ OUTAGE_PROBE_SECONDS = 60.0
 OUTAGE_GIVE_UP = timedelta(hours=24)
 
 
+# The task a handler is running, as (task id, attempt number): a handler whose Slack call may
+# have been made by an attempt that crashed before saving it looks for it first (effects.py).
+_CURRENT: ContextVar[tuple[int, int] | None] = ContextVar("outbox_task", default=None)
+
+
+def current_task() -> tuple[int, int] | None:
+    """(task id, attempt) of the outbox task running in this thread; None outside one."""
+    return _CURRENT.get()
+
+
 # The outbox table, for Core statements here and wherever a task is recorded with other rows.
 TASKS = OutboxTask.__table__
 # Built once: the clock runs them for every task.
@@ -54,6 +65,13 @@ _CLAIM = (
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
     .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at)
+)
+# Extends the leases of the tasks this Outbox holds; one whose outcome is written has none left.
+_RENEW = (
+    update(TASKS)
+    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status == "pending")
+    .where(TASKS.c.lease_until.is_not(None))
+    .values(lease_until=bindparam("until"))
 )
 
 
@@ -113,9 +131,13 @@ class Outbox:
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         on_failure: Callable[[str, dict[str, Any], str], None] | None = None,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 10.0,
     ) -> None:
+        # Short, and renewed while the task runs: a killed process's tasks are free again soon.
         self.lease = timedelta(seconds=lease_seconds)
+        self._leased: set[int] = set()  # claimed here, outcome not written yet
+        self._leased_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
         self.storage = storage
         self.clock = clock
         self.handlers: dict[str, Handler] = dict(handlers or {})
@@ -174,6 +196,39 @@ class Outbox:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        if self._renewer is not None:
+            self._renewer.join(timeout)
+            self._renewer = None
+
+    def _lease_taken(self, task_id: int) -> None:
+        with self._leased_lock:
+            self._leased.add(task_id)
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(target=self._renew_loop, name="outbox-lease", daemon=True)
+                self._renewer.start()
+
+    def _lease_done(self, task_id: int) -> None:
+        with self._leased_lock:
+            self._leased.discard(task_id)
+
+    def _renew_loop(self) -> None:
+        """Every third of a lease, extend the leases of the tasks held; ends with nothing held."""
+        interval = self.lease.total_seconds() / 3
+        while not self._stop.wait(interval):
+            with self._leased_lock:
+                ids = sorted(self._leased)
+                if not ids:
+                    self._renewer = None
+                    return
+            try:
+                self.renew(ids)
+            except Exception:  # the database away: the lease may lapse, and the task run again
+                log.warning("renewing the leases of outbox tasks %s failed", ids, exc_info=True)
+
+    def renew(self, ids: list[int]) -> None:
+        """Extend the leases of these tasks by one lease from now."""
+        with self.storage.transaction() as connection:
+            connection.execute(_RENEW, {"ids": ids, "until": self.clock.now() + self.lease})
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -208,15 +263,20 @@ class Outbox:
                             outcome.write(connection)
                         claimed = self._claim(connection, task_id, now)
                     if outcome is not None:
+                        self._lease_done(outcome.task_id)
                         self._report(outcome)
                         outcome = None
                     if claimed is not None:
+                        self._lease_taken(task_id)
                         outcome = self._run(task_id, *claimed)
                         ran += 1
             finally:
                 if outcome is not None:
-                    with self.storage.transaction() as connection:
-                        outcome.write(connection)
+                    try:
+                        with self.storage.transaction() as connection:
+                            outcome.write(connection)
+                    finally:
+                        self._lease_done(outcome.task_id)
                     self._report(outcome)
             return ran
 
@@ -258,6 +318,7 @@ class Outbox:
                now: datetime) -> tuple[str, dict[str, Any], int, datetime] | None:
         """Take a lease on one task, so a second worker (another process) skips it; its
         (kind, payload, attempts, created_at), or None when someone else has it or it is done."""
+        now = max(now, self.clock.now())  # a long pass must not hand out leases already run out
         row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
         return None if row is None else (row.kind, json.loads(row.payload), row.attempts, row.created_at)
 
@@ -269,6 +330,7 @@ class Outbox:
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
+            token = _CURRENT.set((task_id, attempts))
             try:
                 handler(payload)
             except PermanentError as exc:
@@ -278,6 +340,8 @@ class Outbox:
                 down = wait is None and self.unavailable(exc)
                 log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
                 error = f"{type(exc).__name__}: {exc}"
+            finally:
+                _CURRENT.reset(token)
         values: dict[str, Any] = {"lease_until": None, "last_error": error}
         hold: tuple[list[str], datetime] | None = None
         now = self.clock.now()

@@ -14,7 +14,7 @@ from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from bot.incidents import service as incidents
 from bot.incidents import workflow
 from bot.models import Incident, Page
-from bot.outbox import PermanentError, enqueue
+from bot.outbox import PermanentError, current_task, enqueue
 from bot.slack import blocks
 from bot.slack.text import channel_name
 from bot.text import escape, safe
@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
+# Pages of a channel's history read to find a message an attempt that crashed had posted.
+HISTORY_PAGES = 5
 # Errors of bookmarks.* that retrying cannot cure (the app lacks bookmarks:write, or the
 # workspace does not allow them); the incident goes on without them.
 BOOKMARKS_REFUSED = {"missing_scope", "not_allowed", "not_allowed_token_type", "restricted_action", "invalid_link"}
@@ -75,7 +77,7 @@ class Effects:
             if ts is None:
                 text, summary_blocks = blocks.summary(incident, self._roles(incident), blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
                 ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks,
-                                                  metadata=blocks.metadata(incident.id))["ts"]
+                                                  metadata=blocks.metadata(incident.id, "summary"))["ts"]
             with self.rt.storage.session() as session:
                 stored = session.get(Incident, incident.id)
                 assert stored is not None
@@ -164,10 +166,29 @@ class Effects:
 
     def _posted_summary(self, incident: Incident) -> str | None:
         """The ts of a summary posted before a crash kept us from saving it."""
-        history = self.client.conversations_history(channel=incident.channel_id, limit=50)
-        for message in history.get("messages", []):
-            if message.get("user") == self._bot_user() and str(message.get("text", "")).startswith(f"Incident #{incident.id}:"):
-                return str(message["ts"])
+        assert incident.channel_id is not None
+        return self._earlier_post(incident.channel_id, "summary")
+
+    def _earlier_post(self, channel: str, step: str) -> str | None:
+        """The ts of the bot's message in `channel` (a user ID: their DM) whose metadata names
+        this step: posted by an attempt that stopped before it could save it. None if none."""
+        try:
+            if channel.startswith(("U", "W")):
+                channel = str(self.client.conversations_open(users=channel)["channel"]["id"])
+            cursor = None
+            for _ in range(HISTORY_PAGES):
+                page = self.client.conversations_history(channel=channel, limit=200, cursor=cursor,
+                                                         include_all_metadata=True)
+                for message in page.get("messages", []):
+                    payload = (message.get("metadata") or {}).get("event_payload") or {}
+                    if payload.get("step") == step and message.get("user") == self._bot_user():
+                        return str(message["ts"])
+                cursor = (page.get("response_metadata") or {}).get("next_cursor")
+                if not cursor:
+                    return None
+        except SlackApiError as exc:  # not a member, or no such channel: nothing was posted there
+            if error_code(exc) not in ("not_in_channel", "channel_not_found"):
+                raise
         return None
 
     def invite(self, payload: dict[str, Any]) -> None:
@@ -203,12 +224,18 @@ class Effects:
         if page.dm_ts:
             return
         text, page_blocks = blocks.page_message(page, incident)
-        extra = {"metadata": metadata(incident.id)} if incident is not None else {}
-        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks, **extra)
+        step = f"page-{page.id}"
+        ts = self._earlier_post(page.user, step) if _repeated() else None
+        if ts is None:
+            response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks,
+                                                    metadata=blocks.metadata(incident.id if incident else None, step))
+            dm_channel, ts = str(response["channel"]), str(response["ts"])
+        else:
+            dm_channel = str(self.client.conversations_open(users=page.user)["channel"]["id"])
         with self.rt.storage.session() as session:
             stored = session.get(Page, page.id)
             assert stored is not None
-            stored.dm_channel, stored.dm_ts = response["channel"], response["ts"]
+            stored.dm_channel, stored.dm_ts = dm_channel, ts
 
     def refresh_page(self, payload: dict[str, Any]) -> None:
         """Show the page's outcome in its DM instead of the buttons."""
@@ -238,11 +265,18 @@ class Effects:
 
     def post_message(self, channel: str, text: str, blocks: Any = None, *, incident_id: int | None = None,
                      thread_ts: str | None = None) -> str:
-        """chat.postMessage (with the incident in its metadata); joins a public channel first
-        when the bot is not in it yet."""
+        """chat.postMessage (with the incident and the outbox task in its metadata); joins a
+        public channel first when the bot is not in it yet. A repeated task whose message was
+        posted by an attempt that stopped before finishing gets that message's ts instead."""
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        if incident_id is not None:
-            extra["metadata"] = metadata(incident_id)
+        task = current_task()
+        step = None if task is None or thread_ts else f"task-{task[0]}"  # replies: not in the history
+        if incident_id is not None or step is not None:
+            extra["metadata"] = metadata(incident_id, step)
+        if step is not None and _repeated():
+            earlier = self._earlier_post(channel, step)
+            if earlier is not None:
+                return earlier
         try:
             return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, **extra)["ts"])
         except SlackApiError as exc:
@@ -275,9 +309,9 @@ class Effects:
         if not target:
             return
         incident = self._incident(payload["incident_id"])
-        if incident.private:
-            return
         event = payload.get("event", "")
+        if incident.private or (event == "declared" and incident.broadcast_ts is not None):
+            return
         verb = {"declared": "declared", "raised": "raised to", "lowered": "lowered to", "reopened": "reopened",
                 "resolved": "resolved"}.get(event, "updated")
         text = f":rotating_light: Incident {verb}: {blocks.incident_line(incident)}"
@@ -322,9 +356,16 @@ class Effects:
         self.client.chat_postMessage(channel=incident.declarer, text=text)
 
 
-def metadata(incident_id: int) -> dict[str, Any]:
-    """Slack message metadata that lets other apps follow the incident's messages."""
-    return blocks.metadata(incident_id)
+def metadata(incident_id: int | None, step: str | None = None) -> dict[str, Any]:
+    """blocks.metadata, for where a parameter named `blocks` hides the module."""
+    return blocks.metadata(incident_id, step)
+
+
+def _repeated() -> bool:
+    """Whether an earlier attempt of the running outbox task may have done its Slack call: it
+    was claimed before (a rate limit gives its attempt back, and stops before any call)."""
+    task = current_task()
+    return task is not None and task[1] > 1
 
 
 def without_rate_limit_sleeps(client: WebClient) -> WebClient:
