@@ -55,7 +55,9 @@ _DUE = (
     .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"))
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
-    .order_by(TASKS.c.id)
+    # Longest due first: a dead process's tasks, and what they queue (dated from the
+    # declaration), go before work that came due since; a task put back waits its turn.
+    .order_by(TASKS.c.next_attempt_at, TASKS.c.id)
     .limit(bindparam("limit"))
 )
 _INSERT_TASK = insert(TASKS)  # every declaration runs it
@@ -241,10 +243,11 @@ class Outbox:
                 self._wake.wait(IDLE_POLL_SECONDS)
                 self._wake.clear()
 
-    def run_due(self, limit: int = 50) -> int:
+    def run_due(self, limit: int = 10) -> int:
         """Claim and run the tasks that are due now; returns how many ran. A task's outcome is
         written in the transaction that claims the next one: half the commits of writing
-        each on its own, and no later than that (the next claim follows at once)."""
+        each on its own, and no later than that (the next claim follows at once). A short pass:
+        a task freed meanwhile (a dead process's lease run out) waits for the next one."""
         with self._count_running():
             now = self.clock.now()
             holds = self._holds
@@ -290,7 +293,7 @@ class Outbox:
             with self._running_lock:
                 self._running -= 1
 
-    def drain(self, max_passes: int = 100) -> None:
+    def drain(self, max_passes: int = 500) -> None:
         """Run due tasks until none is left due (console and tests)."""
         for _ in range(max_passes):
             if not self.run_due():
@@ -331,6 +334,7 @@ class Outbox:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
             token = _CURRENT.set((task_id, attempts))
+            before = json.dumps(payload)
             try:
                 handler(payload)
             except PermanentError as exc:
@@ -346,6 +350,8 @@ class Outbox:
         hold: tuple[list[str], datetime] | None = None
         now = self.clock.now()
         service = self.services.get(kind)
+        if error is not None and handler is not None and json.dumps(payload) != before:
+            values["payload"] = json.dumps(payload)  # the steps a handler noted done: not redone
         if error is None:
             values["status"] = "done"
             self._outage_failures.pop(service or kind, None)

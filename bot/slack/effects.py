@@ -65,13 +65,20 @@ class Effects:
         return blocks.topic(incident, self.rt.people.profile(incident.commander).name, names)
 
     def open_incident(self, payload: dict[str, Any]) -> None:
-        """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
+        """Create the channel, invite, set the topic, post and pin the summary, then broadcast.
+        Steps done are noted in the payload (the outbox saves it when a later step fails), so a
+        retry after a rate limit goes on from the step that failed."""
         incident = self._incident(payload["incident_id"])
+        done: list[str] = payload.setdefault("done", [])
         brand_new = False  # a channel created just now cannot hold a summary yet
         if incident.channel_id is None:
             incident, brand_new = self._create_channel(incident)
-        self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
-        self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
+        if "invite" not in done:
+            self.invite({"channel": incident.channel_id, "users": payload.get("invite", [])})
+            done.append("invite")
+        if "topic" not in done:
+            self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
+            done.append("topic")
         if incident.summary_ts is None:
             ts = None if brand_new else self._posted_summary(incident)
             if ts is None:
@@ -84,11 +91,13 @@ class Effects:
                 stored.summary_ts = ts
                 enqueue(session, "incident.broadcast", {"incident_id": incident.id, "event": "declared"}, now=self.rt.clock.now())
             incident.summary_ts = ts
-        try:
-            self.client.pins_add(channel=incident.channel_id, timestamp=incident.summary_ts)
-        except SlackApiError as exc:
-            if error_code(exc) != "already_pinned":
-                raise
+        if "pin" not in done:
+            try:
+                self.client.pins_add(channel=incident.channel_id, timestamp=incident.summary_ts)
+            except SlackApiError as exc:
+                if error_code(exc) != "already_pinned":
+                    raise
+            done.append("pin")
         self._bookmark(incident, self._first_bookmarks(incident, payload.get("source")))
 
     def _first_bookmarks(self, incident: Incident, source: str | None) -> list[tuple[str, str]]:

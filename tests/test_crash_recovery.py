@@ -1,0 +1,158 @@
+"""Recovery in seconds: outbox leases renewed while their task runs and free soon after its
+process dies; a bot killed mid-storm picks up the dead process's work at once and repeats no
+visible step; PostgreSQL restarted under a run of declarations loses none of them."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+from sqlmodel import select
+
+from bot.clock import Clock
+from bot.models import Incident, OutboxTask
+from bot.outbox import TASKS, Outbox, enqueue
+from bot.storage import Storage
+from bot.testing import crash_drill
+from tests.conftest import eventually, slash_command
+from tests.serving import Served, bot_environment
+
+LEASE = 0.6  # seconds: short, so the unit tests see several renewals
+
+
+def _outbox(storage: Storage, ran: list[str], name: str, gate: threading.Event | None = None,
+            started: threading.Event | None = None) -> Outbox:
+    def slow(payload: dict[str, Any]) -> None:
+        ran.append(name)
+        if started is not None:
+            started.set()
+        if gate is not None:
+            assert gate.wait(30), "the test never let the task finish"
+
+    return Outbox(storage, Clock(), {"slow": slow}, lease_seconds=LEASE)
+
+
+def _lease_of(storage: Storage) -> datetime | None:
+    with storage.read() as session:
+        return session.exec(select(OutboxTask.lease_until)).one()
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def test_a_task_running_longer_than_its_lease_is_not_taken_by_a_second_worker(database_url):
+    storage = Storage(database_url)
+    storage.migrate()
+    ran: list[str] = []
+    gate, started = threading.Event(), threading.Event()
+    first = _outbox(storage, ran, "first", gate, started)
+    second = _outbox(storage, ran, "second")  # another process's worker, as far as the table goes
+    with storage.session() as session:
+        enqueue(session, "slow", {}, now=Clock().now())
+    first.start()
+    try:
+        assert started.wait(10)
+        claimed_until = _aware(_lease_of(storage))
+
+        def renewed_well_past_the_first_lease() -> bool:
+            assert second.run_due() == 0, "a second worker took a task whose lease is being renewed"
+            lease = _lease_of(storage)
+            return lease is not None and _aware(lease) > claimed_until + timedelta(seconds=3 * LEASE)
+
+        eventually(renewed_well_past_the_first_lease, timeout=10, message="the lease to be renewed")
+        gate.set()
+        eventually(lambda: second.run_due() == 0 and first.wait_idle(0.1), timeout=10, message="the task to finish")
+        with storage.read() as session:
+            task = session.exec(select(OutboxTask)).one()
+        assert (task.status, task.lease_until, ran) == ("done", None, ["first"])
+    finally:
+        gate.set()
+        first.stop()
+        storage.dispose()
+
+
+def test_the_task_of_a_worker_that_died_is_run_by_another_once_its_lease_runs_out(database_url):
+    storage = Storage(database_url)
+    storage.migrate()
+    ran: list[str] = []
+    second = _outbox(storage, ran, "second")
+    now = Clock().now()
+    with storage.session() as session:
+        enqueue(session, "slow", {}, now=now)
+    with storage.transaction() as connection:  # claimed by a process killed right after: never renewed
+        connection.execute(update(TASKS).values(lease_until=now + timedelta(seconds=LEASE), attempts=1))
+    try:
+        assert second.run_due() == 0
+        eventually(lambda: second.run_due() == 1, timeout=LEASE + 5, message="the dead worker's task to run")
+        with storage.read() as session:
+            task = session.exec(select(OutboxTask)).one()
+        assert (task.status, task.attempts, ran) == ("done", 2, ["second"])
+    finally:
+        storage.dispose()
+
+
+def _descendants(pid: int) -> list[int]:
+    """The process IDs of a process's children, theirs, and so on (Linux /proc)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in task.read_text().split():
+            found += [int(child), *_descendants(int(child))]
+    return found
+
+
+def _declare(served: Served, title: str) -> int | None:
+    """A signed `/incident declare` to the served bot: the number acknowledged, else None."""
+    assert served.slack is not None
+    reply = slash_command(served.url, served.slack, f"declare sev2 {title}", timeout=5)
+    match = re.search(r"Declared incident #(\d+)", reply)
+    return int(match.group(1)) if match else None
+
+
+@pytest.mark.timeout(400)
+def test_a_bot_killed_mid_storm_resumes_its_tasks_within_seconds_and_repeats_nothing(tmp_path, standin, postgres):
+    standin.set_failure_rate(crash_drill.FAILURE_RATE, statuses=crash_drill.FAILURE_STATUSES, seed=27, retry_after=0)
+    database = postgres.create_database()
+    env = bot_environment(standin, database)  # OUTBOX_LEASE_SECONDS: the default
+    storage = Storage(database)
+    bots = [Served(env, tmp_path / "first.log", standin=standin, database_url=database)]
+
+    def kill() -> None:  # the whole process: gunicorn's master and its worker running the outbox
+        process = bots[-1].process
+        for pid in [process.pid, *_descendants(process.pid)]:
+            os.kill(pid, signal.SIGKILL)
+        process.wait(10)
+
+    def restart() -> None:
+        bots.append(Served(env, tmp_path / "second.log", standin=standin, database_url=database))
+
+    try:
+        drill = crash_drill.run(lambda title: _declare(bots[-1], title), kill, restart, storage)
+        assert len(drill.acknowledged) >= 10 and drill.held, drill
+        try:
+            eventually(lambda: crash_drill.drained(storage) and all(
+                crash_drill.set_up(standin, storage, n) for n in drill.acknowledged), timeout=180)
+        except AssertionError:
+            raise AssertionError(f"not set up: {crash_drill.progress(standin, storage, drill)}") from None
+        for number, title in drill.acknowledged.items():
+            with storage.read() as session:
+                assert session.get(Incident, number).title == title
+        late = {task: drill.started.get(task) for task in drill.held if drill.started.get(task, 99) > 15}
+        assert not late, f"tasks the killed process held, not run again within 15 s of the restart: {late}"
+        channels = crash_drill.channel_started(standin, storage, drill)
+        assert all(seconds is not None and seconds <= 15 for seconds in channels.values()), channels
+        assert crash_drill.duplicates(standin, storage) == {
+            "channels": [], "summaries": [], "broadcasts": [], "page DMs": []}
+        with storage.read() as session:  # every incident saved is one the bot took a number for
+            stored = session.exec(select(Incident.id)).all()
+        assert set(drill.acknowledged) <= set(stored)
+    finally:
+        bots[-1].stop()
+        storage.dispose()
