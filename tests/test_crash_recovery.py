@@ -4,6 +4,8 @@ visible step; PostgreSQL restarted under a run of declarations loses none of the
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import re
 import signal
@@ -17,11 +19,13 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from bot.clock import Clock
+from bot.incidents.flows import NOT_SAVED
 from bot.models import Incident, OutboxTask
 from bot.outbox import TASKS, Outbox, enqueue
 from bot.storage import Storage
 from bot.testing import crash_drill
-from tests.conftest import eventually, slash_command
+from bot.testing.postgres import PostgresServer, PostgresUnavailable
+from tests.conftest import eventually, not_installed, slash_command
 from tests.serving import Served, bot_environment
 
 LEASE = 0.6  # seconds: short, so the unit tests see several renewals
@@ -156,3 +160,78 @@ def test_a_bot_killed_mid_storm_resumes_its_tasks_within_seconds_and_repeats_not
     finally:
         bots[-1].stop()
         storage.dispose()
+
+
+def _health(served: Served) -> tuple[int, dict[str, Any]]:
+    connection = http.client.HTTPConnection("127.0.0.1", served.port, timeout=5)
+    try:
+        connection.request("GET", "/healthz")
+        reply = connection.getresponse()
+        return reply.status, json.loads(reply.read())
+    finally:
+        connection.close()
+
+
+@pytest.mark.timeout(300)
+def test_postgresql_restarted_mid_storm_loses_no_acknowledged_declaration(tmp_path, standin):
+    try:
+        server = PostgresServer().start()
+    except PostgresUnavailable:
+        pytest.skip(not_installed("PostgreSQL"))
+    database = server.create_database()
+    storage = Storage(database)
+    served = Served(bot_environment(standin, database), tmp_path / "serve.log", standin=standin, database_url=database)
+    replies: list[tuple[str, str]] = []  # (title, reply) of every declaration sent
+    done = threading.Event()
+    sent = iter(range(1, 10_000))
+
+    def sender() -> None:
+        while not done.is_set():
+            title = f"Restart storm {next(sent)}"
+            try:
+                replies.append((title, slash_command(served.url, standin, f"declare sev2 {title}", timeout=3)))
+            except OSError as exc:  # no answer within Slack's 3 s: the person would see only an error
+                replies.append((title, f"no reply: {exc}"))
+            done.wait(0.1)
+
+    def acknowledged() -> int:
+        return sum("Declared incident #" in reply for _, reply in replies)
+
+    senders = [threading.Thread(target=sender) for _ in range(2)]
+    try:
+        for thread in senders:
+            thread.start()
+        eventually(lambda: acknowledged() >= 5, timeout=30, message="declarations before the restart")
+        server.pause()
+        down = eventually(lambda: (h := _health(served))[0] == 503 and h, timeout=30, message="/healthz to say 503")
+        assert down[1]["database"] == "unavailable" and down[1]["error"], down
+        before = len(replies)
+        eventually(lambda: len(replies) >= before + 4, timeout=30, message="declarations while the database is away")
+        server.resume()
+        eventually(lambda: _health(served)[0] == 200, timeout=30, message="/healthz to say 200 again")
+        after = acknowledged()
+        eventually(lambda: acknowledged() >= after + 5, timeout=30, message="declarations after the restart")
+    finally:
+        done.set()
+        for thread in senders:
+            thread.join(30)
+    try:
+        told = {int(m[1]): title for title, reply in replies if (m := re.search(r"Declared incident #(\d+)", reply))}
+        refused = [title for title, reply in replies if reply == NOT_SAVED]
+        others = [(title, reply) for title, reply in replies if "Declared incident #" not in reply and reply != NOT_SAVED]
+        assert not others, f"a declaration neither acknowledged nor refused as not saved: {others}"
+        assert refused, "no declaration was sent while the database was away"
+
+        def every_acknowledged_one_has_its_channel() -> bool:
+            with storage.read() as session:
+                stored = {i.id: i for i in session.exec(select(Incident)).all()}
+            return all(n in stored and stored[n].title == title and stored[n].channel_id for n, title in told.items())
+
+        eventually(every_acknowledged_one_has_its_channel, timeout=120, message="every acknowledged incident's channel")
+        with storage.read() as session:
+            titles = [i.title for i in session.exec(select(Incident)).all()]
+        assert not set(refused) & set(titles), "a declaration the person was told was not saved was saved"
+    finally:
+        assert served.stop() == 0, served.output()[-3000:]
+        storage.dispose()
+        server.stop()

@@ -38,8 +38,8 @@ class Drill:
 def run(declare: Callable[[str], int | None], kill: Callable[[], None], restart: Callable[[], None],
         storage: Storage, *, count: int = 20, kill_after: int = 10, senders: int = 4,
         title: str = "Crash drill") -> Drill:
-    """`count` declarations from `senders` threads; kill() after `kill_after` are acknowledged,
-    then restart() at once. A declaration refused for want of a listener is sent again once the
+    """`count` declarations from `senders` threads; kill() once `kill_after` are acknowledged
+    and the outbox is running a task, then restart() at once. A declaration refused for want of a listener is sent again once the
     bot is back, as a person would. Returns once every sender is done."""
     drill = Drill()
     told = threading.Condition()
@@ -69,6 +69,9 @@ def run(declare: Callable[[str], int | None], kill: Callable[[], None], restart:
     with told:
         if not told.wait_for(lambda: len(drill.acknowledged) >= kill_after, timeout=120):
             raise AssertionError(f"only {len(drill.acknowledged)} declarations acknowledged")
+    deadline = time.monotonic() + 30
+    while not held_tasks(storage) and time.monotonic() < deadline:  # the kill lands mid-task
+        time.sleep(0.01)
     kill()
     drill.held = held_tasks(storage)
     drill.restarted = time.time()
