@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import update
-from sqlmodel import select
+from sqlmodel import col, select
 
 from bot.clock import Clock
 from bot.incidents.flows import NOT_SAVED
-from bot.models import Incident, OutboxTask
+from bot.models import Incident, OutboxTask, Page
 from bot.outbox import TASKS, Outbox, enqueue
 from bot.storage import Storage
 from bot.testing import crash_drill
@@ -235,3 +235,31 @@ def test_postgresql_restarted_mid_storm_loses_no_acknowledged_declaration(tmp_pa
         assert served.stop() == 0, served.output()[-3000:]
         storage.dispose()
         server.stop()
+
+
+def test_a_step_repeated_after_a_crash_finds_its_message_instead_of_posting_again(bot, standin):
+    """Each posting task is put back as a crash right after its Slack call leaves it: the call
+    made, its result not saved, the task claimed once already. Run again, it posts nothing."""
+    bot.command("U0ALICE", "/incident", "declare sev2 Checkout down")
+    bot.command("U0ALICE", "/incident", "note Looking at the load balancer", channel=bot.channel_of(1))
+    storage = bot.rt.storage
+    with storage.read() as session:
+        page = session.exec(select(Page)).one()
+        tasks = session.exec(select(OutboxTask).where(col(OutboxTask.kind).in_(
+            ["incident.open", "page.send", "incident.broadcast", "incident.post"]))).all()
+    assert {t.kind for t in tasks} == {"incident.open", "page.send", "incident.broadcast", "incident.post"}
+    with storage.transaction() as connection:
+        connection.execute(update(TASKS).where(TASKS.c.id.in_([t.id for t in tasks]))
+                           .values(status="pending", attempts=1))
+        connection.execute(update(Incident.__table__).values(summary_ts=None, broadcast_ts=None))
+        connection.execute(update(Page.__table__).values(dm_ts=None))
+    messages = {where: len(standin.messages(where)) for where in (bot.channel_of(1), "C0INCIDENTS")}
+    dms = len(standin.dms(page.user))
+    bot.settle()
+    assert {where: len(standin.messages(where)) for where in messages} == messages
+    assert len(standin.dms(page.user)) == dms
+    with storage.read() as session:
+        incident, page = session.get(Incident, 1), session.get(Page, page.id)
+        assert all(t.status == "done" for t in session.exec(select(OutboxTask)).all())
+    assert incident.summary_ts and incident.broadcast_ts and page.dm_ts
+    assert len(standin.pins(bot.channel_of(1))) == 1

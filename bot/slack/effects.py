@@ -196,7 +196,9 @@ class Effects:
                 if not cursor:
                     return None
         except SlackApiError as exc:  # not a member, or no such channel: nothing was posted there
-            if error_code(exc) not in ("not_in_channel", "channel_not_found"):
+            if error_code(exc) == "missing_scope":  # an install from before im:history: post again
+                log.warning("cannot read %s to find an earlier %s: %s", channel, step, exc.response.get("needed"))
+            elif error_code(exc) not in ("not_in_channel", "channel_not_found"):
                 raise
         return None
 
