@@ -15,7 +15,7 @@ from bot.incidents import service as incidents
 from bot.incidents import workflow
 from bot.models import Incident, Page
 from bot.outbox import PermanentError, current_task, enqueue
-from bot.slack import blocks
+from bot.slack import blocks, repeats
 from bot.slack.text import channel_name
 from bot.text import escape, safe
 
@@ -23,8 +23,6 @@ if TYPE_CHECKING:
     from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
-# Pages of a channel's history read to find a message an attempt that crashed had posted.
-HISTORY_PAGES = 5
 # Errors of bookmarks.* that retrying cannot cure (the app lacks bookmarks:write, or the
 # workspace does not allow them); the incident goes on without them.
 BOOKMARKS_REFUSED = {"missing_scope", "not_allowed", "not_allowed_token_type", "restricted_action", "invalid_link"}
@@ -179,28 +177,7 @@ class Effects:
         return self._earlier_post(incident.channel_id, "summary")
 
     def _earlier_post(self, channel: str, step: str) -> str | None:
-        """The ts of the bot's message in `channel` (a user ID: their DM) whose metadata names
-        this step: posted by an attempt that stopped before it could save it. None if none."""
-        try:
-            if channel.startswith(("U", "W")):
-                channel = str(self.client.conversations_open(users=channel)["channel"]["id"])
-            cursor = None
-            for _ in range(HISTORY_PAGES):
-                page = self.client.conversations_history(channel=channel, limit=200, cursor=cursor,
-                                                         include_all_metadata=True)
-                for message in page.get("messages", []):
-                    payload = (message.get("metadata") or {}).get("event_payload") or {}
-                    if payload.get("step") == step and message.get("user") == self._bot_user():
-                        return str(message["ts"])
-                cursor = (page.get("response_metadata") or {}).get("next_cursor")
-                if not cursor:
-                    return None
-        except SlackApiError as exc:  # not a member, or no such channel: nothing was posted there
-            if error_code(exc) == "missing_scope":  # an install from before im:history: post again
-                log.warning("cannot read %s to find an earlier %s: %s", channel, step, exc.response.get("needed"))
-            elif error_code(exc) not in ("not_in_channel", "channel_not_found"):
-                raise
-        return None
+        return repeats.earlier_post(self.client, self._bot_user(), channel, step)
 
     def invite(self, payload: dict[str, Any]) -> None:
         """Invite people to a channel; those already there or unknown are skipped."""
@@ -236,7 +213,7 @@ class Effects:
             return
         text, page_blocks = blocks.page_message(page, incident)
         step = f"page-{page.id}"
-        ts = self._earlier_post(page.user, step) if _repeated() else None
+        ts = self._earlier_post(page.user, step) if repeats.repeated() else None
         if ts is None:
             response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks,
                                                     metadata=blocks.metadata(incident.id if incident else None, step))
@@ -284,7 +261,7 @@ class Effects:
         step = None if task is None or thread_ts else f"task-{task[0]}"  # replies: not in the history
         if incident_id is not None or step is not None:
             extra["metadata"] = metadata(incident_id, step)
-        if step is not None and _repeated():
+        if step is not None and repeats.repeated():
             earlier = self._earlier_post(channel, step)
             if earlier is not None:
                 return earlier
@@ -371,12 +348,6 @@ def metadata(incident_id: int | None, step: str | None = None) -> dict[str, Any]
     """blocks.metadata, for where a parameter named `blocks` hides the module."""
     return blocks.metadata(incident_id, step)
 
-
-def _repeated() -> bool:
-    """Whether an earlier attempt of the running outbox task may have done its Slack call: it
-    was claimed before (a rate limit gives its attempt back, and stops before any call)."""
-    task = current_task()
-    return task is not None and task[1] > 1
 
 
 def without_rate_limit_sleeps(client: WebClient) -> WebClient:
