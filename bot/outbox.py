@@ -37,13 +37,14 @@ OUTAGE_PROBE_SECONDS = 60.0
 OUTAGE_GIVE_UP = timedelta(hours=24)
 
 
-# The task a handler is running, as (task id, attempt number): a handler whose Slack call may
-# have been made by an attempt that crashed before saving it looks for it first (effects.py).
-_CURRENT: ContextVar[tuple[int, int] | None] = ContextVar("outbox_task", default=None)
+# The task a handler is running, as (task id, whether an earlier attempt may have done its
+# work): such a handler looks for what that attempt did first (bot/slack/repeats.py).
+_CURRENT: ContextVar[tuple[int, bool] | None] = ContextVar("outbox_task", default=None)
 
 
-def current_task() -> tuple[int, int] | None:
-    """(task id, attempt) of the outbox task running in this thread; None outside one."""
+def current_task() -> tuple[int, bool] | None:
+    """(task id, run before) of the outbox task running in this thread; None outside one. Run
+    before: claimed before (a crash) or failed before (a timeout may have done the call)."""
     return _CURRENT.get()
 
 
@@ -66,7 +67,7 @@ _CLAIM = (
     .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status == "pending")
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
-    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at)
+    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at, TASKS.c.last_error)
 )
 # Extends the leases of the tasks this Outbox holds; one whose outcome is written has none left.
 _RENEW = (
@@ -318,14 +319,17 @@ class Outbox:
         return False
 
     def _claim(self, connection: Connection, task_id: int,
-               now: datetime) -> tuple[str, dict[str, Any], int, datetime] | None:
+               now: datetime) -> tuple[str, dict[str, Any], int, datetime, str | None] | None:
         """Take a lease on one task, so a second worker (another process) skips it; its
-        (kind, payload, attempts, created_at), or None when someone else has it or it is done."""
+        (kind, payload, attempts, created_at, last_error), or None when someone else has it or it
+        is done."""
         now = max(now, self.clock.now())  # a long pass must not hand out leases already run out
         row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
-        return None if row is None else (row.kind, json.loads(row.payload), row.attempts, row.created_at)
+        return None if row is None else (row.kind, json.loads(row.payload), row.attempts, row.created_at,
+                                         row.last_error)
 
-    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int, created_at: datetime) -> _Outcome:
+    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int, created_at: datetime,
+             last_error: str | None = None) -> _Outcome:
         handler = self.handlers.get(kind)
         error: str | None = None
         permanent = down = False
@@ -333,7 +337,7 @@ class Outbox:
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
-            token = _CURRENT.set((task_id, attempts))
+            token = _CURRENT.set((task_id, attempts > 1 or last_error is not None))
             before = json.dumps(payload)
             try:
                 handler(payload)
