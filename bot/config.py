@@ -42,7 +42,7 @@ class Settings:
     metrics_token: str | None = None
     postmortems_dir: Path | None = None
     status_reminder_minutes: int = 30
-    outbox_lease_seconds: int = 120
+    outbox_lease_seconds: int = 10  # renewed every third of it while the task runs
     alert_severities: dict[str, int] = field(default_factory=dict)  # alert label -> SEV that declares
     incident_roles: tuple[str, ...] = ("comms", "scribe", "ops")
     github_token: str | None = None
@@ -150,7 +150,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, require: tuple[st
         public_url=public_url,
         slack_client_id=client_id,
         slack_client_secret=client_secret,
-        outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "120", "OUTBOX_LEASE_SECONDS", 1, 3600),
+        outbox_lease_seconds=_int(get("OUTBOX_LEASE_SECONDS") or "10", "OUTBOX_LEASE_SECONDS", 1, 3600),
         slack_pacing=_on_off(get("SLACK_PACING"), "SLACK_PACING"),
     )
 

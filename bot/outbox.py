@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NamedTuple
 
@@ -41,6 +42,17 @@ FIRST = frozenset({"incident.declare", "incident.open", "page.send"})
 COALESCED = frozenset({"incident.refresh", "page.refresh"})
 
 
+# The task a handler is running, as (task id, whether an earlier attempt may have done its
+# work): such a handler looks for what that attempt did first (bot/slack/repeats.py).
+_CURRENT: ContextVar[tuple[int, bool] | None] = ContextVar("outbox_task", default=None)
+
+
+def current_task() -> tuple[int, bool] | None:
+    """(task id, run before) of the outbox task running in this thread; None outside one. Run
+    before: claimed before (a crash) or failed before (a timeout may have done the call)."""
+    return _CURRENT.get()
+
+
 # The outbox table, for Core statements here and wherever a task is recorded with other rows.
 TASKS = OutboxTask.__table__
 # Built once: the clock runs them for every task.
@@ -49,7 +61,9 @@ _DUE = (
     .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"))
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
-    .order_by(TASKS.c.priority, TASKS.c.id)
+    # Pages and first setups first (FIRST); then longest due: a dead process's tasks, and what
+    # they queue (dated from the declaration), go before work that came due since.
+    .order_by(TASKS.c.priority, TASKS.c.next_attempt_at, TASKS.c.id)
     .limit(bindparam("limit"))
 )
 _INSERT_TASK = insert(TASKS)  # every declaration runs it
@@ -58,7 +72,14 @@ _CLAIM = (
     .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status == "pending")
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
-    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at)
+    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at, TASKS.c.last_error)
+)
+# Extends the leases of the tasks this Outbox holds; one whose outcome is written has none left.
+_RENEW = (
+    update(TASKS)
+    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status == "pending")
+    .where(TASKS.c.lease_until.is_not(None))
+    .values(lease_until=bindparam("until"))
 )
 # The same edit pending again: the task just claimed reads the state after all of them.
 _COALESCE = (
@@ -126,9 +147,13 @@ class Outbox:
         base_delay: float = 1.0,
         max_delay: float = 300.0,
         on_failure: Callable[[str, dict[str, Any], str], None] | None = None,
-        lease_seconds: float = 120.0,
+        lease_seconds: float = 10.0,
     ) -> None:
+        # Short, and renewed while the task runs: a killed process's tasks are free again soon.
         self.lease = timedelta(seconds=lease_seconds)
+        self._leased: set[int] = set()  # claimed here, outcome not written yet
+        self._leased_lock = threading.Lock()
+        self._renewer: threading.Thread | None = None
         self.storage = storage
         self.clock = clock
         self.handlers: dict[str, Handler] = dict(handlers or {})
@@ -187,6 +212,39 @@ class Outbox:
         for thread in self._threads:
             thread.join(timeout)
         self._threads = []
+        if self._renewer is not None:
+            self._renewer.join(timeout)
+            self._renewer = None
+
+    def _lease_taken(self, task_id: int) -> None:
+        with self._leased_lock:
+            self._leased.add(task_id)
+            if self._renewer is None or not self._renewer.is_alive():
+                self._renewer = threading.Thread(target=self._renew_loop, name="outbox-lease", daemon=True)
+                self._renewer.start()
+
+    def _lease_done(self, task_id: int) -> None:
+        with self._leased_lock:
+            self._leased.discard(task_id)
+
+    def _renew_loop(self) -> None:
+        """Every third of a lease, extend the leases of the tasks held; ends with nothing held."""
+        interval = self.lease.total_seconds() / 3
+        while not self._stop.wait(interval):
+            with self._leased_lock:
+                ids = sorted(self._leased)
+                if not ids:
+                    self._renewer = None
+                    return
+            try:
+                self.renew(ids)
+            except Exception:  # the database away: the lease may lapse, and the task run again
+                log.warning("renewing the leases of outbox tasks %s failed", ids, exc_info=True)
+
+    def renew(self, ids: list[int]) -> None:
+        """Extend the leases of these tasks by one lease from now."""
+        with self.storage.transaction() as connection:
+            connection.execute(_RENEW, {"ids": ids, "until": self.clock.now() + self.lease})
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -199,10 +257,11 @@ class Outbox:
                 self._wake.wait(IDLE_POLL_SECONDS)
                 self._wake.clear()
 
-    def run_due(self, limit: int = 50) -> int:
+    def run_due(self, limit: int = 10) -> int:
         """Claim and run the tasks that are due now; returns how many ran. A task's outcome is
         written in the transaction that claims the next one: half the commits of writing
-        each on its own, and no later than that (the next claim follows at once)."""
+        each on its own, and no later than that (the next claim follows at once). A short pass:
+        a task freed meanwhile (a dead process's lease run out) waits for the next one."""
         with self._count_running():
             self._wake.clear()  # set again by a commit during this pass: a task that may go first
             now = self.clock.now()
@@ -222,17 +281,22 @@ class Outbox:
                             outcome.write(connection)
                         claimed = self._claim(connection, task_id, now)
                     if outcome is not None:
+                        self._lease_done(outcome.task_id)
                         self._report(outcome)
                         outcome = None
                     if claimed is not None:
+                        self._lease_taken(task_id)
                         outcome = self._run(task_id, *claimed)
                         ran += 1
                         if self._wake.is_set():  # new work: look again, in priority order
                             break
             finally:
                 if outcome is not None:
-                    with self.storage.transaction() as connection:
-                        outcome.write(connection)
+                    try:
+                        with self.storage.transaction() as connection:
+                            outcome.write(connection)
+                    finally:
+                        self._lease_done(outcome.task_id)
                     self._report(outcome)
             return ran
 
@@ -246,7 +310,7 @@ class Outbox:
             with self._running_lock:
                 self._running -= 1
 
-    def drain(self, max_passes: int = 100) -> None:
+    def drain(self, max_passes: int = 500) -> None:
         """Run due tasks until none is left due (console and tests)."""
         for _ in range(max_passes):
             if not self.run_due():
@@ -271,18 +335,21 @@ class Outbox:
         return False
 
     def _claim(self, connection: Connection, task_id: int,
-               now: datetime) -> tuple[str, dict[str, Any], int, datetime] | None:
+               now: datetime) -> tuple[str, dict[str, Any], int, datetime, str | None] | None:
         """Take a lease on one task, so a second worker (another process) skips it; its
-        (kind, payload, attempts, created_at), or None when someone else has it or it is done."""
+        (kind, payload, attempts, created_at, last_error), or None when someone else has it or it
+        is done."""
+        now = max(now, self.clock.now())  # a long pass must not hand out leases already run out
         row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
         if row is None:
             return None
         if row.kind in COALESCED:
             connection.execute(_COALESCE, {"same_kind": row.kind, "same_payload": row.payload, "task_id": task_id,
                                           "now": now})
-        return row.kind, json.loads(row.payload), row.attempts, row.created_at
+        return row.kind, json.loads(row.payload), row.attempts, row.created_at, row.last_error
 
-    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int, created_at: datetime) -> _Outcome:
+    def _run(self, task_id: int, kind: str, payload: dict[str, Any], attempts: int, created_at: datetime,
+             last_error: str | None = None) -> _Outcome:
         handler = self.handlers.get(kind)
         error: str | None = None
         permanent = down = False
@@ -290,6 +357,8 @@ class Outbox:
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
+            token = _CURRENT.set((task_id, attempts > 1 or last_error is not None))
+            before = json.dumps(payload)
             try:
                 handler(payload)
             except PermanentError as exc:
@@ -302,10 +371,14 @@ class Outbox:
                 else:
                     log.info("outbox task %s (%s) waits %.1f s: %s", task_id, kind, wait, exc)
                 error = f"{type(exc).__name__}: {exc}"
+            finally:
+                _CURRENT.reset(token)
         values: dict[str, Any] = {"lease_until": None, "last_error": error}
         hold: tuple[list[str], datetime] | None = None
         now = self.clock.now()
         service = self.services.get(kind)
+        if error is not None and handler is not None and json.dumps(payload) != before:
+            values["payload"] = json.dumps(payload)  # the steps a handler noted done: not redone
         if error is None:
             values["status"] = "done"
             self._outage_failures.pop(service or kind, None)

@@ -16,9 +16,13 @@ from bot.text import QUOTED, plain, safe, truncate, user
 SEVERITY_EMOJI = {1: ":red_circle:", 2: ":large_orange_circle:", 3: ":large_yellow_circle:", 4: ":white_circle:"}
 
 
-def metadata(incident_id: int) -> dict[str, Any]:
-    """Slack message metadata naming the incident, so other apps can follow its messages."""
-    return {"event_type": "incident_message", "event_payload": {"incident_id": incident_id}}
+def metadata(incident_id: int | None, step: str | None = None) -> dict[str, Any]:
+    """Slack message metadata naming the incident, so other apps can follow its messages, and
+    the step that posted it, so a step repeated after a crash finds its message."""
+    payload: dict[str, Any] = {} if incident_id is None else {"incident_id": incident_id}
+    if step is not None:
+        payload["step"] = step
+    return {"event_type": "incident_message" if incident_id is not None else "oncall_message", "event_payload": payload}
 
 
 def topic(incident: Incident, commander_name: str, role_names: dict[str, str] | None = None) -> str:

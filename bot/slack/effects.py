@@ -15,8 +15,8 @@ from sqlmodel import select
 from bot.incidents import service as incidents
 from bot.incidents import workflow
 from bot.models import ChannelMember, Incident, Page
-from bot.outbox import PermanentError, enqueue
-from bot.slack import blocks
+from bot.outbox import PermanentError, current_task, enqueue
+from bot.slack import blocks, repeats
 from bot.slack.pacing import PacedWebClient, Pacer, retry_after
 from bot.slack.text import channel_name
 from bot.text import escape, safe
@@ -66,32 +66,42 @@ class Effects:
         return blocks.topic(incident, self.rt.people.profile(incident.commander).name, names)
 
     def open_incident(self, payload: dict[str, Any]) -> None:
-        """Create the channel, invite, set the topic, post and pin the summary, then broadcast."""
+        """Create the channel, invite, set the topic, post and pin the summary, then broadcast.
+        Steps done are noted in the payload (the outbox saves it when a later step fails), so a
+        retry after a rate limit goes on from the step that failed."""
         incident = self._incident(payload["incident_id"])
+        done: list[str] = payload.setdefault("done", [])
         self._wait_for_slots(("conversations.create", {}) if incident.channel_id is None else None,
-                             ("conversations.setTopic", {}), ("pins.add", {}))
+                             None if "topic" in done else ("conversations.setTopic", {}), ("pins.add", {}))
         brand_new = False  # a channel created just now cannot hold a summary yet
         if incident.channel_id is None:
             incident, brand_new = self._create_channel(incident)
-        self.invite({"channel": incident.channel_id, "users": self._not_members(incident.channel_id, payload.get("invite", []))})
-        self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
+        if "invite" not in done:
+            self.invite({"channel": incident.channel_id,
+                         "users": self._not_members(incident.channel_id, payload.get("invite", []))})
+            done.append("invite")
+        if "topic" not in done:
+            self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
+            done.append("topic")
         if incident.summary_ts is None:
             ts = None if brand_new else self._posted_summary(incident)
             if ts is None:
                 text, summary_blocks = blocks.summary(incident, self._roles(incident), blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
                 ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks,
-                                                  metadata=blocks.metadata(incident.id))["ts"]
+                                                  metadata=blocks.metadata(incident.id, "summary"))["ts"]
             with self.rt.storage.session() as session:
                 stored = session.get(Incident, incident.id)
                 assert stored is not None
                 stored.summary_ts = ts
                 enqueue(session, "incident.broadcast", {"incident_id": incident.id, "event": "declared"}, now=self.rt.clock.now())
             incident.summary_ts = ts
-        try:
-            self.client.pins_add(channel=incident.channel_id, timestamp=incident.summary_ts)
-        except SlackApiError as exc:
-            if error_code(exc) != "already_pinned":
-                raise
+        if "pin" not in done:
+            try:
+                self.client.pins_add(channel=incident.channel_id, timestamp=incident.summary_ts)
+            except SlackApiError as exc:
+                if error_code(exc) != "already_pinned":
+                    raise
+            done.append("pin")
         self._bookmark(incident, self._first_bookmarks(incident, payload.get("source")))
 
     def _wait_for_slots(self, *calls: tuple[str, dict[str, Any]] | None) -> None:
@@ -183,11 +193,11 @@ class Effects:
 
     def _posted_summary(self, incident: Incident) -> str | None:
         """The ts of a summary posted before a crash kept us from saving it."""
-        history = self.client.conversations_history(channel=incident.channel_id, limit=50)
-        for message in history.get("messages", []):
-            if message.get("user") == self._bot_user() and str(message.get("text", "")).startswith(f"Incident #{incident.id}:"):
-                return str(message["ts"])
-        return None
+        assert incident.channel_id is not None
+        return self._earlier_post(incident.channel_id, "summary")
+
+    def _earlier_post(self, channel: str, step: str) -> str | None:
+        return repeats.earlier_post(self.client, self._bot_user(), channel, step)
 
     def invite(self, payload: dict[str, Any]) -> None:
         """Invite people to a channel; those already there or unknown are skipped."""
@@ -222,12 +232,18 @@ class Effects:
         if page.dm_ts:
             return
         text, page_blocks = blocks.page_message(page, incident)
-        extra = {"metadata": metadata(incident.id)} if incident is not None else {}
-        response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks, **extra)
+        step = f"page-{page.id}"
+        ts = self._earlier_post(page.user, step) if repeats.repeated() else None
+        if ts is None:
+            response = self.client.chat_postMessage(channel=page.user, text=text, blocks=page_blocks,
+                                                    metadata=blocks.metadata(incident.id if incident else None, step))
+            dm_channel, ts = str(response["channel"]), str(response["ts"])
+        else:
+            dm_channel = str(self.client.conversations_open(users=page.user)["channel"]["id"])
         with self.rt.storage.session() as session:
             stored = session.get(Page, page.id)
             assert stored is not None
-            stored.dm_channel, stored.dm_ts = response["channel"], response["ts"]
+            stored.dm_channel, stored.dm_ts = dm_channel, ts
 
     def refresh_page(self, payload: dict[str, Any]) -> None:
         """Show the page's outcome in its DM instead of the buttons."""
@@ -258,11 +274,18 @@ class Effects:
 
     def post_message(self, channel: str, text: str, blocks: Any = None, *, incident_id: int | None = None,
                      thread_ts: str | None = None) -> str:
-        """chat.postMessage (with the incident in its metadata); joins a public channel first
-        when the bot is not in it yet."""
+        """chat.postMessage (with the incident and the outbox task in its metadata); joins a
+        public channel first when the bot is not in it yet. A repeated task whose message was
+        posted by an attempt that stopped before finishing gets that message's ts instead."""
         extra: dict[str, Any] = {"thread_ts": thread_ts} if thread_ts else {}
-        if incident_id is not None:
-            extra["metadata"] = metadata(incident_id)
+        task = current_task()
+        step = None if task is None or thread_ts else f"task-{task[0]}"  # replies: not in the history
+        if incident_id is not None or step is not None:
+            extra["metadata"] = metadata(incident_id, step)
+        if step is not None and repeats.repeated():
+            earlier = self._earlier_post(channel, step)
+            if earlier is not None:
+                return earlier
         try:
             return str(self.client.chat_postMessage(channel=channel, text=text, blocks=blocks, **extra)["ts"])
         except SlackApiError as exc:
@@ -295,9 +318,9 @@ class Effects:
         if not target:
             return
         incident = self._incident(payload["incident_id"])
-        if incident.private:
-            return
         event = payload.get("event", "")
+        if incident.private or (event == "declared" and incident.broadcast_ts is not None):
+            return
         verb = {"declared": "declared", "raised": "raised to", "lowered": "lowered to", "reopened": "reopened",
                 "resolved": "resolved"}.get(event, "updated")
         text = f":rotating_light: Incident {verb}: {blocks.incident_line(incident)}"
@@ -342,9 +365,10 @@ class Effects:
         self.client.chat_postMessage(channel=incident.declarer, text=text)
 
 
-def metadata(incident_id: int) -> dict[str, Any]:
-    """Slack message metadata that lets other apps follow the incident's messages."""
-    return blocks.metadata(incident_id)
+def metadata(incident_id: int | None, step: str | None = None) -> dict[str, Any]:
+    """blocks.metadata, for where a parameter named `blocks` hides the module."""
+    return blocks.metadata(incident_id, step)
+
 
 
 def without_rate_limit_sleeps(client: WebClient, pacer: Pacer | None = None) -> WebClient:
