@@ -180,7 +180,9 @@ def test_postgresql_restarted_mid_storm_loses_no_acknowledged_declaration(tmp_pa
         pytest.skip(not_installed("PostgreSQL"))
     database = server.create_database()
     storage = Storage(database)
-    served = Served(bot_environment(standin, database), tmp_path / "serve.log", standin=standin, database_url=database)
+    standin.set_limits(False)  # about the database going away, not Slack's tiers: ~60 channels in a minute
+    served = Served(bot_environment(standin, database, SLACK_PACING="off"), tmp_path / "serve.log", standin=standin,
+                    database_url=database)
     replies: list[tuple[str, str]] = []  # (title, reply) of every declaration sent
     done = threading.Event()
     sent = iter(range(1, 10_000))

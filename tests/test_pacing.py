@@ -80,7 +80,7 @@ def test_pages_and_first_setups_go_before_edits_of_earlier_incidents(paced, stan
     assert methods.index("conversations.create") < methods.index("chat.update")
     page_dm = next(i for i, c in enumerate(standin.calls)
                    if c.method == "chat.postMessage" and str(c.args.get("channel", "")).startswith("U")
-                   and (c.args.get("metadata") or {}).get("event_payload") == {"incident_id": 2})
+                   and ((c.args.get("metadata") or {}).get("event_payload") or {}).get("incident_id") == 2)
     assert page_dm < methods.index("chat.update")
     # the three edits of incident 1's summary went as one
     edits = [c for c in standin.calls if c.method == "chat.update" and c.args.get("channel") == channel]
