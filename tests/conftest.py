@@ -26,6 +26,7 @@ from bot.slack.app import create_app
 from bot.slack.client import make_client
 from bot.slack.signing import signed_headers
 from bot.standin import SlackStandIn
+from bot.testing.receivers import HttpReceiver, SmtpReceiver
 from bot.web.app import create_web_app
 from bot.wiring import build_runtime
 
@@ -365,6 +366,22 @@ def web_env(settings_env: dict[str, str], standin: SlackStandIn, port: int) -> d
     standin.add_oidc_client(CLIENT_ID, CLIENT_SECRET)
     return {**settings_env, "SLACK_CLIENT_ID": CLIENT_ID, "SLACK_CLIENT_SECRET": CLIENT_SECRET,
             "PUBLIC_URL": f"http://127.0.0.1:{port}"}
+
+
+@pytest.fixture
+def smtp():
+    """A local mail server that keeps what it receives (contacts by e-mail)."""
+    server = SmtpReceiver().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP server that keeps what it receives (json:// and ntfy:// contacts)."""
+    server = HttpReceiver().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

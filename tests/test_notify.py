@@ -23,37 +23,23 @@ PUBLIC = "https://oncall.example.com"
 LINK = re.compile(re.escape(PUBLIC) + r"/ack/[A-Za-z0-9._-]+")
 
 
-@pytest.fixture
-def smtp():
-    server = SmtpReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def web():
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
-
-
-def people_file(smtp: SmtpReceiver, web: HttpReceiver, *, frank_notify: str = "email = 0, push = 1") -> str:
+def people_file(smtp: SmtpReceiver, receiver: HttpReceiver, *, frank_notify: str = "email = 0, push = 1") -> str:
     """frank (on call for payments at START): e-mail at once, a JSON push after a minute, ntfy
     (no notify entry) after the default 2 minutes. grace and heidi (the secondary): a push each."""
     return f"""
 [[people]]
 user = "U0FRANK"
-contacts = {{ email = "mailto://127.0.0.1:{smtp.port}?from=oncall@example.com&to=frank@example.com", push = "json://127.0.0.1:{web.port}/frank-s3cret", phone = "ntfy://127.0.0.1:{web.port}/frank-topic" }}
+contacts = {{ email = "mailto://127.0.0.1:{smtp.port}?from=oncall@example.com&to=frank@example.com", push = "json://127.0.0.1:{receiver.port}/frank-s3cret", phone = "ntfy://127.0.0.1:{receiver.port}/frank-topic" }}
 notify = {{ {frank_notify} }}
 
 [[people]]
 user = "U0GRACE"
-contacts = {{ push = "json://127.0.0.1:{web.port}/grace" }}
+contacts = {{ push = "json://127.0.0.1:{receiver.port}/grace" }}
 notify = {{ push = 0 }}
 
 [[people]]
 user = "U0HEIDI"
-contacts = {{ push = "json://127.0.0.1:{web.port}/heidi" }}
+contacts = {{ push = "json://127.0.0.1:{receiver.port}/heidi" }}
 notify = {{ push = 0 }}
 """
 
@@ -116,21 +102,21 @@ def post_form(bot, path: str, fields: dict[str, str]):
     return bot.post(path, body, {"Content-Type": "application/x-www-form-urlencoded"})
 
 
-def test_a_page_reaches_each_contact_at_its_delay_and_the_link_acknowledges_it(start, smtp, web, standin):
-    bot = start(people_file(smtp, web))
+def test_a_page_reaches_each_contact_at_its_delay_and_the_link_acknowledges_it(start, smtp, receiver, standin):
+    bot = start(people_file(smtp, receiver))
     channel = declare(bot)
     [mail] = smtp.to("frank@example.com")  # notify email = 0: with the Slack DM
     assert any("paged you for incident #1" in m["text"] for m in standin.dms("U0FRANK"))
     text = text_of(mail)
     assert "Incident #1 (SEV1): Checkout down" in text and "alice paged you" in text
-    assert not web.received
+    assert not receiver.received
     bot.advance(timedelta(seconds=59))
-    assert not web.at("/frank-s3cret")
+    assert not receiver.at("/frank-s3cret")
     bot.advance(timedelta(seconds=1))
-    [push] = web.at("/frank-s3cret")  # push = 1 minute
+    [push] = receiver.at("/frank-s3cret")  # push = 1 minute
     assert "Incident #1 (SEV1): Checkout down" in push.text and link_path(push.text) == link_path(text)
     bot.advance(timedelta(minutes=1))
-    [phone] = web.at("/")  # ntfy posts the topic in its body; no notify entry: 2 minutes
+    [phone] = receiver.at("/")  # ntfy posts the topic in its body; no notify entry: 2 minutes
     assert phone.body["topic"] == "frank-topic" and link_path(phone.text) == link_path(text)
 
     path = link_path(text)
@@ -156,21 +142,21 @@ def test_a_page_reaches_each_contact_at_its_delay_and_the_link_acknowledges_it(s
     assert post_form(bot, path, {"csrf": csrf_of(shown.body)}).status == 410
 
 
-def test_acknowledging_in_slack_stops_the_contacts_not_yet_reached(start, smtp, web, standin):
-    bot = start(people_file(smtp, web))
+def test_acknowledging_in_slack_stops_the_contacts_not_yet_reached(start, smtp, receiver, standin):
+    bot = start(people_file(smtp, receiver))
     declare(bot)
     bot.advance(timedelta(seconds=30))
     bot.press("U0FRANK", "page_ack", str(pages(bot)[0].id))
     bot.advance(timedelta(minutes=10))
-    assert len(smtp.to("frank@example.com")) == 1 and not web.received
+    assert len(smtp.to("frank@example.com")) == 1 and not receiver.received
     sent = notifications(bot)
     assert {name: n.status for (_, name), n in sent.items()} == {
         "email": "delivered", "push": "cancelled", "phone": "cancelled"}
     assert pages(bot)[0].acknowledged_via == "slack"
 
 
-def test_forged_unknown_used_and_csrf_less_links_change_nothing(start, smtp, web, standin):
-    bot = start(people_file(smtp, web))
+def test_forged_unknown_used_and_csrf_less_links_change_nothing(start, smtp, receiver, standin):
+    bot = start(people_file(smtp, receiver))
     channel = declare(bot)
     path = link_path(text_of(smtp.to("frank@example.com")[0]))
     page_id, nonce, signature = path.rsplit("/", 1)[1].split(".")
@@ -191,10 +177,10 @@ def test_forged_unknown_used_and_csrf_less_links_change_nothing(start, smtp, web
     assert pages(bot)[0].acknowledged_at is None
 
 
-def test_the_link_pages_send_security_headers(start, smtp, web):
+def test_the_link_pages_send_security_headers(start, smtp, receiver):
     import urllib.request
 
-    bot = start(people_file(smtp, web))
+    bot = start(people_file(smtp, receiver))
     declare(bot)
     path = link_path(text_of(smtp.to("frank@example.com")[0]))
     for target in (path, "/ack/nothing"):
@@ -209,12 +195,12 @@ def test_the_link_pages_send_security_headers(start, smtp, web):
         assert headers["Cache-Control"] == "no-store"
 
 
-def test_a_failing_contact_is_retried_then_said_in_the_channel_and_counted(start, smtp, web, standin, caplog):
+def test_a_failing_contact_is_retried_then_said_in_the_channel_and_counted(start, smtp, receiver, standin, caplog):
     caplog.set_level(logging.DEBUG)
-    web.status_for["/frank-s3cret"] = 500
-    bot = start(people_file(smtp, web, frank_notify="email = 0, push = 0"))
+    receiver.status_for["/frank-s3cret"] = 500
+    bot = start(people_file(smtp, receiver, frank_notify="email = 0, push = 0"))
     channel = declare(bot)
-    assert len(web.at("/frank-s3cret")) == MAX_ATTEMPTS
+    assert len(receiver.at("/frank-s3cret")) == MAX_ATTEMPTS
     [said] = [m["text"] for m in standin.messages(channel) if "could not reach" in m["text"]]
     assert said.startswith(f":warning: I could not reach <@U0FRANK> on their contact `push` (json://…) after "
                            f"{MAX_ATTEMPTS} tries")
@@ -227,8 +213,8 @@ def test_a_failing_contact_is_retried_then_said_in_the_channel_and_counted(start
     assert "s3cret" not in caplog.text and "s3cret" not in said  # contact URLs are never logged nor shown
 
 
-def test_escalation_repeat_walks_the_chain_again_one_message_a_step_and_ends_once(start, smtp, web, standin):
-    bot = start(people_file(smtp, web), repeat=1)
+def test_escalation_repeat_walks_the_chain_again_one_message_a_step_and_ends_once(start, smtp, receiver, standin):
+    bot = start(people_file(smtp, receiver), repeat=1)
     channel = declare(bot)
     for _ in range(4):
         bot.advance(timedelta(minutes=10))
@@ -250,16 +236,16 @@ def test_escalation_repeat_walks_the_chain_again_one_message_a_step_and_ends_onc
     assert len([t for t in said if "has no further step" in t]) == 1
     assert len([m for m in standin.dms("U0ALICE") if "has no further step" in m["text"]]) == 1  # the commander
     assert len(smtp.to("frank@example.com")) == 2  # paged again: notified again
-    assert len(web.at(f"/{secondary.removeprefix('U0').lower()}")) == 2
+    assert len(receiver.at(f"/{secondary.removeprefix('U0').lower()}")) == 2
     bot.advance(timedelta(hours=1))
     assert len(pages(bot)) == 4
 
 
-def test_contacts_set_in_slack_win_over_the_file_and_bad_input_saves_nothing(start, smtp, web, standin):
+def test_contacts_set_in_slack_win_over_the_file_and_bad_input_saves_nothing(start, smtp, receiver, standin):
     from tests.test_oncall import reply
 
-    bot = start(people_file(smtp, web))
-    secret_url = f"json://127.0.0.1:{web.port}/alice-s3cret"
+    bot = start(people_file(smtp, receiver))
+    secret_url = f"json://127.0.0.1:{receiver.port}/alice-s3cret"
     saved = reply(bot, standin, "U0ALICE", f"contact pager <{secret_url}>")
     assert saved.startswith("Contact saved: `pager` · json://… · 2 min after a page.") and "s3cret" not in saved
     for bad, said in (
@@ -277,7 +263,7 @@ def test_contacts_set_in_slack_win_over_the_file_and_bad_input_saves_nothing(sta
     assert reply(bot, standin, "U0ALICE", "notify pager 0") == "Saved: `pager` · json://… · 0 min after a page."
     tested = reply(bot, standin, "U0ALICE", "contact test")
     assert tested == "Test sent: `pager` (json://…) worked."
-    assert "Test from the on-call bot" in web.at("/alice-s3cret")[0].text
+    assert "Test from the on-call bot" in receiver.at("/alice-s3cret")[0].text
 
     # Slack links the addresses it sees inside a URL and escapes &: the URL is read as typed.
     typed = (f"contact mail mailto://127.0.0.1:{smtp.port}?from=<mailto:oncall@example.com|oncall@example.com>"
@@ -295,7 +281,7 @@ def test_contacts_set_in_slack_win_over_the_file_and_bad_input_saves_nothing(sta
     assert not smtp.to("frank@example.com")
     bot.advance(timedelta(minutes=5))
     assert len(smtp.to("frank@example.com")) == 1
-    assert not web.at("/")  # the removed ntfy contact
+    assert not receiver.at("/")  # the removed ntfy contact
 
     bot.event({"type": "app_home_opened", "user": "U0FRANK", "channel": "D0FRANK", "tab": "home"})
     home = str(standin.calls_to("views.publish")[-1].args["view"])
@@ -303,16 +289,16 @@ def test_contacts_set_in_slack_win_over_the_file_and_bad_input_saves_nothing(sta
     assert "s3cret" not in home and "frank@example.com" not in home
 
 
-def test_someone_else_pressing_acknowledge_is_refused(start, smtp, web, standin):
-    bot = start(people_file(smtp, web))
+def test_someone_else_pressing_acknowledge_is_refused(start, smtp, receiver, standin):
+    bot = start(people_file(smtp, receiver))
     declare(bot)
     bot.press("U0MALLORY", "page_ack", str(pages(bot)[0].id))
     assert pages(bot)[0].acknowledged_at is None
     assert any("only they can acknowledge it" in m.get("text", "") for m in standin.ephemerals("U0MALLORY"))
 
 
-def test_time_to_acknowledge_and_the_postmortem_use_the_acknowledged_page(start, smtp, web, standin):
-    bot = start(people_file(smtp, web))
+def test_time_to_acknowledge_and_the_postmortem_use_the_acknowledged_page(start, smtp, receiver, standin):
+    bot = start(people_file(smtp, receiver))
     channel = declare(bot)
     bot.press("U0MALLORY", "incident_respond", "1", channel=channel)  # responding is not acknowledging
     bot.advance(timedelta(minutes=1, seconds=30))
@@ -377,8 +363,8 @@ def test_stored_incidents_keep_working_after_the_migration(database_url, setting
 
 
 def test_a_notification_due_while_the_bot_is_down_is_sent_once_after_a_restart(settings_env, standin, tmp_path,
-                                                                               smtp, web):
-    env = {**settings_env, "ROTATIONS_DIR": str(rotations_with(tmp_path, people_file(smtp, web))),
+                                                                               smtp, receiver):
+    env = {**settings_env, "ROTATIONS_DIR": str(rotations_with(tmp_path, people_file(smtp, receiver))),
            "PUBLIC_URL": PUBLIC}
     clock = ManualClock(START)
     first, stop_first = start_bot(env, standin, clock)
@@ -389,31 +375,31 @@ def test_a_notification_due_while_the_bot_is_down_is_sent_once_after_a_restart(s
     try:
         second.advance(timedelta(seconds=1))
         second.advance(timedelta(minutes=1))
-        assert len(web.at("/frank-s3cret")) == 1 and len(web.at("/")) == 1
+        assert len(receiver.at("/frank-s3cret")) == 1 and len(receiver.at("/")) == 1
         assert len(smtp.to("frank@example.com")) == 1
     finally:
         stop_second()
 
 
-def test_command_not_taken_reaches_the_incoming_persons_contacts_too_until_they_take_it(start, smtp, web, standin):
+def test_command_not_taken_reaches_the_incoming_persons_contacts_too_until_they_take_it(start, smtp, receiver, standin):
     """Nobody takes command 15 minutes after the commander's shift ends: the incoming on-call
     person gets the DM and, at each contact's delay, a notification that names the incident and
     carries no acknowledgement link (it is not a page). Taking command stops the rest."""
     dave = f"""
 [[people]]
 user = "U0DAVE"
-contacts = {{ push = "json://127.0.0.1:{web.port}/dave", phone = "json://127.0.0.1:{web.port}/dave-phone" }}
+contacts = {{ push = "json://127.0.0.1:{receiver.port}/dave", phone = "json://127.0.0.1:{receiver.port}/dave-phone" }}
 notify = {{ push = 0, phone = 10 }}
 """
-    bot = start(people_file(smtp, web) + dave)
+    bot = start(people_file(smtp, receiver) + dave)
     declare(bot, "declare sev2 Checkout down")
     bot.command("U0ALICE", "/incident", "commander <@U0FRANK>", channel=bot.channel_of(1))
     # Singapore takes payments at 08:00 SGT (00:00 UTC on the 11th); Dave is on call then.
     bot.advance(START.replace(day=11, hour=0, minute=14) - bot.clock.now())
-    assert not web.at("/dave")
+    assert not receiver.at("/dave")
     bot.advance(timedelta(minutes=2))
     (asked,) = [m for m in standin.dms("U0DAVE") if "Nobody has taken command" in m["text"]]
-    [push] = web.at("/dave")
+    [push] = receiver.at("/dave")
     assert "Take command: incident #1 (SEV2): Checkout down" in push.text and "/ack/" not in push.text
     with bot.rt.storage.read() as session:
         assert "U0DAVE" not in [p.user for p in session.exec(select(Page)).all()]  # not a page
@@ -422,7 +408,7 @@ notify = {{ push = 0, phone = 10 }}
     with bot.rt.storage.read() as session:
         assert session.get(Incident, 1).commander == "U0DAVE"
     bot.advance(timedelta(minutes=15))
-    assert not web.at("/dave-phone")  # taken before its delay: never sent
+    assert not receiver.at("/dave-phone")  # taken before its delay: never sent
     with bot.rt.storage.read() as session:
         statuses = {n.contact: n.status for n in session.exec(select(Notification).where(Notification.user == "U0DAVE"))}
     assert statuses == {"push": "delivered", "phone": "cancelled"}

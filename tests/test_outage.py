@@ -19,7 +19,7 @@ from bot.models import OutboxTask
 from bot.outbox import Outbox, enqueue
 from bot.slack.effects import SLACK, slack_unavailable
 from bot.storage import Storage
-from bot.testing.receivers import HttpReceiver, SmtpReceiver, text_of
+from bot.testing.receivers import text_of
 from tests.conftest import ALERT_AUTH, BOT_TOKEN, ROTATIONS, START, start_bot
 from tests.test_alerts import am_payload
 from tests.test_metrics import scrape, value
@@ -30,21 +30,7 @@ ALERT_JSON = {"Content-Type": "application/json", **ALERT_AUTH}
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def push():
-    server = HttpReceiver().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def bot(settings_env, standin, tmp_path, smtp, push):
+def bot(settings_env, standin, tmp_path, smtp, receiver):
     """The bot with production backoff (1 s doubling), one client try, a 1 s client timeout,
     and a people file: frank is mailed at once when paged, grace gets a push at once."""
     folder = tmp_path / "rotations"
@@ -57,7 +43,7 @@ notify = {{ email = 0 }}
 
 [[people]]
 user = "U0GRACE"
-contacts = {{ push = "json://127.0.0.1:{push.port}/grace" }}
+contacts = {{ push = "json://127.0.0.1:{receiver.port}/grace" }}
 notify = {{ push = 0 }}
 """)
     env = {**settings_env, "ROTATIONS_DIR": str(folder), "PUBLIC_URL": "https://oncall.example.com"}
@@ -88,7 +74,7 @@ def health(bot) -> dict:
     return response.json()
 
 
-def test_a_ten_minute_slack_outage_loses_nothing_and_delivers_in_order(bot, standin, smtp, push):
+def test_a_ten_minute_slack_outage_loses_nothing_and_delivers_in_order(bot, standin, smtp, receiver):
     bot.command("U0ALICE", "/incident", "declare sev1 Checkout down")
     channel = bot.channel_of(1)
     assert len(smtp.to("frank@example.com")) == 1  # paged before the outage, mail and DM
@@ -102,8 +88,8 @@ def test_a_ten_minute_slack_outage_loses_nothing_and_delivers_in_order(bot, stan
     answered_in_time(lambda: bot.command("U0ALICE", "/incident", "page <@U0GRACE|grace>", channel=channel,
                                          settle=False))
     bot.settle()
-    assert push.wait_for(1)  # grace is reached outside Slack while Slack is down
-    assert "Checkout down" in push.at("/grace")[0].text
+    assert receiver.wait_for(1)  # grace is reached outside Slack while Slack is down
+    assert "Checkout down" in receiver.at("/grace")[0].text
     answered_in_time(lambda: bot.command("U0ALICE", "/incident", "note Error rate falling", channel=channel,
                                          settle=False))
     bot.settle()
