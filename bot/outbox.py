@@ -184,13 +184,13 @@ class Outbox:
         if service is not None:
             self.services[kind] = service
 
-    def held(self) -> dict[str, datetime]:
+    def held(self, now: datetime | None = None) -> dict[str, datetime]:
         """The services this worker holds back as down, and until when."""
-        now = self.clock.now()
+        now = now or self.clock.now()
         return {service: until for service, until in dict(self._held).items() if until > now}
 
     def _runnable_kinds(self, now: datetime) -> list[str]:
-        held = {service for service, until in dict(self._held).items() if until > now}
+        held = self.held(now)
         return [kind for kind in self.handlers if self.services.get(kind) not in held]
 
     def notify(self) -> None:
