@@ -140,7 +140,7 @@ class Effects:
                 if link not in present:
                     self.client.bookmarks_add(channel_id=incident.channel_id, title=title, type="link", link=link)
         except SlackApiError as exc:
-            if rate_limit_wait(exc) is not None or error_code(exc) not in BOOKMARKS_REFUSED:
+            if retry_after(exc) is not None or error_code(exc) not in BOOKMARKS_REFUSED:
                 raise
             log.warning("bookmarks for incident #%s refused: %s", incident.id, error_code(exc))
 
@@ -381,11 +381,6 @@ def without_rate_limit_sleeps(client: WebClient, pacer: Pacer | None = None) -> 
     return copy
 
 
-def rate_limit_wait(exc: Exception) -> float | None:
-    """Seconds to wait before the task runs again: a paced call's, or Slack's 429 Retry-After."""
-    return retry_after(exc)
-
-
 def slack_unavailable(exc: Exception) -> bool:
     """True when Slack is down or out of reach (a 5xx, a timeout, a refused or dropped
     connection), not refusing this call: the outbox holds every Slack task until it is back."""
@@ -418,5 +413,5 @@ def install(runtime: "Runtime") -> None:
     }.items():
         outbox.register(kind, handler, service=SLACK)
     outbox.on_failure = effects.report_failure
-    outbox.retry_after = rate_limit_wait
+    outbox.retry_after = retry_after  # a paced call's wait, or Slack's 429 Retry-After
     outbox.unavailable = slack_unavailable
