@@ -58,6 +58,7 @@ class Incident(SQLModel, table=True):
     last_update_at: Optional[datetime] = _when()
     summary: Optional[str] = Field(default=None, sa_column=Column(Text))
     dedup_key: Optional[str] = Field(default=None, index=True)
+    title_key: Optional[str] = Field(default=None, sa_column=Column(Text))  # the duplicate guard's form of the title
     private: bool = False  # a private channel; nothing is posted outside it
     broadcast_ts: Optional[str] = None  # the declaration's message in INCIDENTS_CHANNEL (updates reply to it)
     nudges: int = 0  # status nudges since the last update

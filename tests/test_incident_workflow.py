@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
+from bot.incidents.service import declare_incident
 from bot.models import ActionItem, Incident, OutboxTask, Page, PostmortemDraft, TimelineEntry
 from tests.conftest import START
 
@@ -133,6 +134,18 @@ def test_the_guard_lets_unrelated_titles_and_old_or_resolved_incidents_through(b
     assert "Declared incident #3" in bot.command(ALICE, "/incident", "declare Checkout down").text
     bot.advance(timedelta(minutes=31))
     assert "Declared incident #4" in bot.command(ALICE, "/incident", "declare Checkout down").text
+
+
+def test_the_guard_compares_whole_words_with_every_open_incident_of_the_last_half_hour(bot, standin):
+    bot.command(ALICE, "/incident", "declare sev2 Disk full on db-3")
+    with bot.rt.storage.session() as session:  # many newer open incidents, as in a storm
+        for number in range(2, 302):
+            declare_incident(db_session=session, number=number, title=f"Queue {number} lagging",
+                             severity=3, declarer=BOB, now=bot.rt.clock.now())
+    assert bot.command(BOB, "/incident", "declare DISK FULL on DB 3").text.startswith(":eyes: Is this #1")
+    assert bot.command(BOB, "/incident", "declare Queue 17").text.startswith(":eyes: Is this #17")
+    # a part of a word is no match: "Disk ful" is not in "Disk full on db 3"
+    assert bot.command(BOB, "/incident", "declare Disk ful").text.startswith("Declared incident #")
 
 
 def test_a_duplicate_from_the_form_gets_the_question_where_the_form_was_opened(bot, standin):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -92,6 +94,18 @@ def add_entry(
     return entry
 
 
+_SEVERITY_WORDS = re.compile(r"\b(?:sev\s*-?\s*[0-9]+|p-?[0-9]+|critical|major|minor|low)\b")
+
+
+def comparable(title: str) -> str:
+    """A title as the duplicate guard compares it (stored as the incident's title_key): folded
+    to lower-case ASCII words, without punctuation, severity words or extra spaces."""
+    text = unicodedata.normalize("NFKD", plain(title)).encode("ascii", "ignore").decode().lower()
+    text = _SEVERITY_WORDS.sub(" ", text)
+    text = re.sub(r"[^a-z0-9]+", " ", text)
+    return " ".join(_SEVERITY_WORDS.sub(" ", text).split())
+
+
 def check_declaration(*, title: str, severity: int, description: str | None = None) -> str:
     """The title as it will be saved (invisible and direction-changing characters removed,
     whitespace folded, secrets masked), or IncidentError for a bad declaration."""
@@ -119,7 +133,7 @@ def declare_incident(
         id=number, title=title, description=mask_secrets(description) if description else description,
         severity=severity,
         status="investigating", commander=declarer, declarer=declarer, rotation=rotation,
-        declared_at=now, last_update_at=now, dedup_key=dedup_key,
+        declared_at=now, last_update_at=now, dedup_key=dedup_key, title_key=comparable(title),
     )
     db_session.add(incident)  # inserted before its entry at the flush (the entry's foreign key)
     add_entry(

@@ -3,24 +3,18 @@ an explicit db_session and plain values, like bot.incidents.service."""
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from datetime import datetime, timedelta
-from functools import lru_cache
 
-from sqlalchemy import Connection, bindparam
+from sqlalchemy import Connection, String, bindparam, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from bot.incidents.commands import OPEN
-from bot.incidents.service import IncidentError, add_entry, check_length
+from bot.incidents.service import IncidentError, add_entry, check_length, comparable
 from bot.models import ChannelMember, Incident, IncidentRole, TimelineEntry
-from bot.text import plain
 
 REOPEN_WITHIN = timedelta(days=7)
 DUPLICATE_WITHIN = timedelta(minutes=30)
-DUPLICATE_CANDIDATES = 200  # the newest open ones compared: a storm of declarations stays cheap
-_SEVERITY_WORDS = re.compile(r"\b(?:sev\s*-?\s*[0-9]+|p-?[0-9]+|critical|major|minor|low)\b")
 
 
 def roles_of(*, db_session: Session, incident: Incident) -> dict[str, str]:
@@ -81,24 +75,18 @@ def reopen(*, db_session: Session, incident: Incident, actor: str, now: datetime
                      text="Reopened: status resolved → investigating", old="resolved", new="investigating")
 
 
-@lru_cache(maxsize=4096)  # the recent titles are compared again on every declaration
-def comparable(title: str) -> str:
-    """A title as the duplicate guard compares it: folded to lower-case ASCII, without
-    punctuation, severity words or extra spaces."""
-    text = unicodedata.normalize("NFKD", plain(title)).encode("ascii", "ignore").decode().lower()
-    text = _SEVERITY_WORDS.sub(" ", text)
-    text = re.sub(r"[^a-z0-9]+", " ", text)
-    return " ".join(_SEVERITY_WORDS.sub(" ", text).split())
-
-
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-# Built once, two columns on a plain connection: this read is on every declaration's acknowledgement.
-_RECENT_TITLES = (
+_PADDED_KEY = " " + _INCIDENTS.c.title_key + " "  # whole words: " disk full " is in " eu disk full "
+_NEW_KEY = bindparam("padded", type_=String)
+# One row at most, compared by the database on the stored keys: this runs on every declaration's
+# acknowledgement, however many incidents are open.
+_DUPLICATE = (
     core_select(_INCIDENTS.c.id, _INCIDENTS.c.title)
     .where(_INCIDENTS.c.status.in_(OPEN), _INCIDENTS.c.declared_at >= bindparam("since"))
-    .where(_INCIDENTS.c.private.is_(False))
+    .where(_INCIDENTS.c.private.is_(False), _INCIDENTS.c.title_key != "")
+    .where(or_(_NEW_KEY.contains(_PADDED_KEY), _PADDED_KEY.contains(_NEW_KEY)))
     .order_by(_INCIDENTS.c.id.desc())
-    .limit(DUPLICATE_CANDIDATES)
+    .limit(1)
 )
 
 
@@ -108,11 +96,8 @@ def find_duplicate(*, connection: Connection, title: str, now: datetime) -> tupl
     key = comparable(title)
     if not key:
         return None
-    for number, title_of in connection.execute(_RECENT_TITLES, {"since": now - DUPLICATE_WITHIN}):
-        other = comparable(title_of)
-        if other and (f" {other} " in f" {key} " or f" {key} " in f" {other} "):  # whole words
-            return number, title_of
-    return None
+    row = connection.execute(_DUPLICATE, {"since": now - DUPLICATE_WITHIN, "padded": f" {key} "}).first()
+    return (row[0], row[1]) if row is not None else None
 
 
 def visible_to(*, db_session: Session, incident: Incident, user_id: str | None) -> bool:
