@@ -71,8 +71,9 @@ _DUE = (
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
     # Pages and first setups first (FIRST); then longest due: a dead process's tasks, and what
-    # they queue (dated from the declaration), go before work that came due since.
-    .order_by(TASKS.c.priority, TASKS.c.next_attempt_at, TASKS.c.id)
+    # they queue (dated from the declaration), go before work that came due since; on a tie the
+    # rest of a setup goes first, so a channel's summary comes before the posts queued with it.
+    .order_by(TASKS.c.priority, TASKS.c.next_attempt_at, TASKS.c.kind != SETUP, TASKS.c.id)
     .limit(bindparam("limit"))
 )
 _ANY_DUE = (

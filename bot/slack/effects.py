@@ -84,6 +84,7 @@ class Effects:
             if not (repeats.repeated() and self._setup_queued(session, incident.id)):
                 # dated from the declaration: it runs in incident order, behind earlier pages
                 enqueue(session, SETUP, rest, now=incident.declared_at)
+        self.rt.outbox.notify()  # the pass looks again: the summary goes before the posts it had fetched
 
     def _setup_queued(self, session: Session, incident_id: int) -> bool:
         """Whether an earlier attempt of this incident.open task queued the rest of the setup."""
