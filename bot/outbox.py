@@ -41,6 +41,9 @@ FIRST = frozenset({"incident.declare", "incident.open", "page.send"})
 PAGE, SETUP = "page.send", "incident.setup"  # a channel's topic, summary and pin wait for earlier pages
 # A page still pending this long after it was made (stuck in retries) holds no setup back.
 PAGE_HOLD = timedelta(minutes=10)
+# Starts the last error of a task put back by a rate limit, which Slack refused: the retry is
+# no repeat (bot/slack/repeats.py) and looks for no earlier post, which would cost a history call.
+WAITED = "waited for a slot: "
 # Edits of one message that each show the latest state: one run covers the others pending.
 COALESCED = frozenset({"incident.refresh", "page.refresh"})
 
@@ -364,12 +367,13 @@ class Outbox:
              last_error: str | None = None) -> _Outcome:
         handler = self.handlers.get(kind)
         error: str | None = None
-        permanent = down = False
+        permanent = down = run_before = False
         wait: float | None = None
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
-            token = _CURRENT.set((task_id, attempts > 1 or last_error is not None))
+            run_before = attempts > 1 or (last_error is not None and not last_error.startswith(WAITED))
+            token = _CURRENT.set((task_id, run_before))
             before = json.dumps(payload)
             try:
                 handler(payload)
@@ -398,6 +402,8 @@ class Outbox:
                 self._held.pop(service, None)
         elif wait is not None:  # a rate limit: not counted as an attempt
             values.update(attempts=attempts - 1, next_attempt_at=now + timedelta(seconds=wait))
+            # the refused call was not made: the next attempt need not look for what it did
+            values["last_error"] = last_error if run_before and attempts == 1 else WAITED + (error or "")
         elif down and now - created_at < OUTAGE_GIVE_UP:  # an outage: not counted either
             until = now + timedelta(seconds=self._outage_delay(service or kind))
             values.update(attempts=attempts - 1, next_attempt_at=until)

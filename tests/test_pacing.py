@@ -120,6 +120,7 @@ def test_every_page_dm_goes_before_a_later_incident_s_topic_and_pin(paced, stand
               if c.method in ("conversations.setTopic", "pins.add") and c.args.get("channel") in channels]
     assert [(n, later) for n, dm in page_dms.items() for i, later in setups if later > n and i < dm] == []
     assert refused(standin) == ["chat.postMessage"]
+    assert standin.calls_to("conversations.history") == []  # a refused DM was not sent: nothing to look for
 
 
 def test_pacing_off_lets_every_call_go(bot, standin):
