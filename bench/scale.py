@@ -214,7 +214,7 @@ def seed(url: str, count: int, rng: random.Random) -> float:
                         "dm_ts": f"{n}.000200",
                     }
                 )
-                for kind in ("incident.open", "page.send", "incident.broadcast"):
+                for kind in ("incident.open", "incident.setup", "page.send", "incident.broadcast"):
                     rows[OutboxTask].append(
                         {
                             "kind": kind,

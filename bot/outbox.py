@@ -17,7 +17,7 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NamedTuple
 
-from sqlalchemy import Connection, bindparam, insert, or_, update
+from sqlalchemy import Connection, bindparam, exists, insert, or_, update
 from sqlmodel import Session, select
 
 from bot.clock import Clock
@@ -38,6 +38,12 @@ OUTAGE_GIVE_UP = timedelta(hours=24)
 # Run before any other due task, when Slack's rate limits make tasks wait: a declaration, its
 # page and its channel's first setup go before topics, pins, summary edits and broadcasts.
 FIRST = frozenset({"incident.declare", "incident.open", "page.send"})
+PAGE, SETUP = "page.send", "incident.setup"  # a channel's topic, summary and pin wait for earlier pages
+# A page still pending this long after it was made (stuck in retries) holds no setup back.
+PAGE_HOLD = timedelta(minutes=10)
+# Starts the last error of a task put back by a rate limit, which Slack refused: the retry is
+# no repeat (bot/slack/repeats.py) and looks for no earlier post, which would cost a history call.
+WAITED = "waited for a slot: "
 # Edits of one message that each show the latest state: one run covers the others pending.
 COALESCED = frozenset({"incident.refresh", "page.refresh"})
 
@@ -55,16 +61,28 @@ def current_task() -> tuple[int, bool] | None:
 
 # The outbox table, for Core statements here and wherever a task is recorded with other rows.
 TASKS = OutboxTask.__table__
+_EARLIER = TASKS.alias("earlier")
+# The rest of a channel's setup waits while a page made before it is pending, so every page DM
+# goes before a later incident's topic and pin. (ix_outbox_due's status leads: pending rows only.)
+_NOT_BEHIND_A_PAGE = or_(TASKS.c.kind != SETUP, ~exists().where(
+    _EARLIER.c.status == "pending", _EARLIER.c.kind == PAGE, _EARLIER.c.created_at < TASKS.c.created_at,
+    _EARLIER.c.created_at > bindparam("pages_since")))
 # Built once: the clock runs them for every task.
 _DUE = (
     select(TASKS.c.id)
-    .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"))
+    .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"), _NOT_BEHIND_A_PAGE)
     .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
     .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
     # Pages and first setups first (FIRST); then longest due: a dead process's tasks, and what
-    # they queue (dated from the declaration), go before work that came due since.
-    .order_by(TASKS.c.priority, TASKS.c.next_attempt_at, TASKS.c.id)
+    # they queue (dated from the declaration), go before work that came due since; on a tie the
+    # rest of a setup goes first, so a channel's summary comes before the posts queued with it.
+    .order_by(TASKS.c.priority, TASKS.c.next_attempt_at, TASKS.c.kind != SETUP, TASKS.c.id)
     .limit(bindparam("limit"))
+)
+_ANY_DUE = (
+    select(TASKS.c.id)
+    .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"), _NOT_BEHIND_A_PAGE)
+    .limit(1)
 )
 _INSERT_TASK = insert(TASKS)  # every declaration runs it
 _CLAIM = (
@@ -267,7 +285,8 @@ class Outbox:
             now = self.clock.now()
             holds = self._holds
             with self.storage.connect() as connection:
-                ids = connection.execute(_DUE, {"now": now, "kinds": self._runnable_kinds(now), "limit": limit}).scalars().all()
+                ids = connection.execute(_DUE, {"now": now, "pages_since": now - PAGE_HOLD, "kinds": self._runnable_kinds(now),
+                                                "limit": limit}).scalars().all()
             ran = 0
             outcome: _Outcome | None = None  # the last task's, not yet written
             try:
@@ -322,12 +341,8 @@ class Outbox:
         waited = 0.0
         while waited < timeout:
             now = self.clock.now()
-            with self.storage.read() as session:
-                due = session.exec(
-                    select(OutboxTask.id).where(
-                        OutboxTask.status == "pending", OutboxTask.next_attempt_at <= now
-                    )
-                ).first()
+            with self.storage.connect() as connection:
+                due = connection.execute(_ANY_DUE, {"now": now, "pages_since": now - PAGE_HOLD}).first()
             if due is None and self._running == 0:
                 return True
             deadline.wait(0.02)
@@ -352,12 +367,13 @@ class Outbox:
              last_error: str | None = None) -> _Outcome:
         handler = self.handlers.get(kind)
         error: str | None = None
-        permanent = down = False
+        permanent = down = run_before = False
         wait: float | None = None
         if handler is None:
             error, permanent = f"no handler for outbox task kind {kind!r}", True
         else:
-            token = _CURRENT.set((task_id, attempts > 1 or last_error is not None))
+            run_before = attempts > 1 or (last_error is not None and not last_error.startswith(WAITED))
+            token = _CURRENT.set((task_id, run_before))
             before = json.dumps(payload)
             try:
                 handler(payload)
@@ -386,6 +402,8 @@ class Outbox:
                 self._held.pop(service, None)
         elif wait is not None:  # a rate limit: not counted as an attempt
             values.update(attempts=attempts - 1, next_attempt_at=now + timedelta(seconds=wait))
+            # the refused call was not made: the next attempt need not look for what it did
+            values["last_error"] = last_error if run_before and attempts == 1 else WAITED + (error or "")
         elif down and now - created_at < OUTAGE_GIVE_UP:  # an outage: not counted either
             until = now + timedelta(seconds=self._outage_delay(service or kind))
             values.update(attempts=attempts - 1, next_attempt_at=until)

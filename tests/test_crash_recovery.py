@@ -248,8 +248,8 @@ def test_a_step_repeated_after_a_crash_finds_its_message_instead_of_posting_agai
     with storage.read() as session:
         page = session.exec(select(Page)).one()
         tasks = session.exec(select(OutboxTask).where(col(OutboxTask.kind).in_(
-            ["incident.open", "page.send", "incident.broadcast", "incident.post"]))).all()
-    assert {t.kind for t in tasks} == {"incident.open", "page.send", "incident.broadcast", "incident.post"}
+            ["incident.open", "incident.setup", "page.send", "incident.broadcast", "incident.post"]))).all()
+    assert {t.kind for t in tasks} == {"incident.open", "incident.setup", "page.send", "incident.broadcast", "incident.post"}
     with storage.transaction() as connection:
         connection.execute(update(TASKS).where(TASKS.c.id.in_([t.id for t in tasks]))
                            .values(status="pending", attempts=1))
@@ -265,3 +265,26 @@ def test_a_step_repeated_after_a_crash_finds_its_message_instead_of_posting_agai
         assert all(t.status == "done" for t in session.exec(select(OutboxTask)).all())
     assert incident.summary_ts and incident.broadcast_ts and page.dm_ts
     assert len(standin.pins(bot.channel_of(1))) == 1
+
+
+def test_a_channel_setup_repeated_after_a_crash_pins_its_summary_instead_of_posting_another(bot, standin):
+    """incident.open put back as a crash after it queued the rest of the setup, and that rest as
+    a crash right after its summary was posted: run again, one setup task runs and it pins the
+    summary it finds in the channel."""
+    bot.command("U0ALICE", "/incident", "declare sev2 Checkout down")
+    channel, storage = bot.channel_of(1), bot.rt.storage
+    with storage.read() as session:
+        summary = session.get(Incident, 1).summary_ts
+    with storage.transaction() as connection:
+        for kind, payload in (("incident.open", {"incident_id": 1}), ("incident.setup", {"incident_id": 1, "fresh": True})):
+            connection.execute(update(TASKS).where(TASKS.c.kind == kind)
+                               .values(status="pending", attempts=1, payload=json.dumps(payload)))
+        connection.execute(update(Incident.__table__).values(summary_ts=None))
+    posted = len(standin.messages(channel))
+    bot.settle()
+    assert len(standin.messages(channel)) == posted
+    with storage.read() as session:
+        assert session.get(Incident, 1).summary_ts == summary
+        setups = session.exec(select(OutboxTask).where(OutboxTask.kind == "incident.setup")).all()
+    assert [t.status for t in setups] == ["done"]
+    assert [m["ts"] for m in standin.pins(channel)] == [summary]

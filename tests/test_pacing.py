@@ -1,6 +1,7 @@
 """The bot keeps to Slack's rate limits (the stand-in's tiers): its outbox waits for a free slot
 instead of earning 429s, shares every Retry-After with its other processes, runs pages and
-first channel setups first and sends several pending edits of one message as one."""
+first channel setups first, sends every page DM before a later incident's topic and pin, and
+sends several pending edits of one message as one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from bot.models import Incident, OutboxTask
 from bot.slack.pacing import Paced, Pacer
 
 ALICE = "U0ALICE"
+FRANK = "U0FRANK"  # on call for payments at the tests' start: every sev2 declared pages him
 
 
 @pytest.fixture
@@ -55,7 +57,8 @@ def test_a_retry_after_slack_gives_holds_back_every_process(paced, standin):
     paced.command(ALICE, "/incident", "declare Disk full on db-1")
     paced.command(ALICE, "/incident", "declare Queue backed up")
     assert refused(standin) == ["conversations.setTopic"]
-    assert len(standin.calls_to("conversations.create")) == 1  # the second waits before its first step
+    assert len(standin.calls_to("conversations.create")) == 2  # channels go on; the topics wait
+    assert len(standin.calls_to("conversations.setTopic")) == 1
     other_process = Pacer(paced.rt.storage, now=paced.rt.pacer.now)
     with pytest.raises(Paced) as waiting:
         other_process.check([("conversations.setTopic", {})])
@@ -87,6 +90,37 @@ def test_pages_and_first_setups_go_before_edits_of_earlier_incidents(paced, stan
     assert len(edits) == 1
     assert len([c for c in standin.calls_to("conversations.setTopic") if c.args.get("channel") == channel]) == 1
     assert "ops" in json.dumps(edits[0].args)  # the one edit shows the last change
+
+
+def incident_of(call) -> int | None:
+    return ((call.args.get("metadata") or {}).get("event_payload") or {}).get("incident_id")
+
+
+def test_every_page_dm_goes_before_a_later_incident_s_topic_and_pin(paced, standin):
+    standin.fail_next("chat.postMessage", 429, retry_after=30, channel=FRANK)  # his DMs wait 30 s
+    numbers = range(1, 5)
+    for n in numbers:
+        assert f"Declared incident #{n}" in paced.command(ALICE, "/incident", f"declare sev2 Storm part {n}").text
+        paced.advance(timedelta(seconds=2))
+    channels = {paced.channel_of(n): n for n in numbers}
+    assert standin.dms(FRANK) == [] and all(standin.topic(paced.channel_of(n)) == "" for n in (2, 3, 4))
+    paced.advance(timedelta(seconds=30))
+
+    def broadcast(n: int) -> bool:
+        return any(incident_of(c) == n for c in standin.calls_to("chat.postMessage")
+                   if c.ok and c.args.get("channel") == "C0INCIDENTS")
+
+    for channel, n in channels.items():  # each channel ends fully set up
+        assert standin.topic(channel) and len(standin.pins(channel)) == 1 and broadcast(n)
+    calls = standin.calls
+    page_dms = {incident_of(c): i for i, c in enumerate(calls)
+                if c.method == "chat.postMessage" and c.ok and c.args.get("channel") == FRANK}
+    assert sorted(page_dms) == list(numbers)
+    setups = [(i, channels[c.args["channel"]]) for i, c in enumerate(calls)
+              if c.method in ("conversations.setTopic", "pins.add") and c.args.get("channel") in channels]
+    assert [(n, later) for n, dm in page_dms.items() for i, later in setups if later > n and i < dm] == []
+    assert refused(standin) == ["chat.postMessage"]
+    assert standin.calls_to("conversations.history") == []  # a refused DM was not sent: nothing to look for
 
 
 def test_pacing_off_lets_every_call_go(bot, standin):

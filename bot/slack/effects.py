@@ -3,6 +3,7 @@ has done, so a retry after a failure or a crash continues instead of starting ov
 
 from __future__ import annotations
 
+import json
 import logging
 from http.client import HTTPException
 from typing import TYPE_CHECKING, Any
@@ -10,12 +11,12 @@ from typing import TYPE_CHECKING, Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
-from sqlmodel import select
+from sqlmodel import Session, col, select
 
 from bot.incidents import service as incidents
 from bot.incidents import workflow
-from bot.models import ChannelMember, Incident, Page
-from bot.outbox import PermanentError, current_task, enqueue
+from bot.models import ChannelMember, Incident, OutboxTask, Page
+from bot.outbox import SETUP, PermanentError, current_task, enqueue
 from bot.slack import blocks, repeats
 from bot.slack.pacing import PacedWebClient, Pacer, retry_after
 from bot.slack.text import channel_name
@@ -66,13 +67,11 @@ class Effects:
         return blocks.topic(incident, self.rt.people.profile(incident.commander).name, names)
 
     def open_incident(self, payload: dict[str, Any]) -> None:
-        """Create the channel, invite, set the topic, post and pin the summary, then broadcast.
-        Steps done are noted in the payload (the outbox saves it when a later step fails), so a
-        retry after a rate limit goes on from the step that failed."""
+        """Create the channel and invite, then queue the rest of its setup (incident.setup),
+        which waits for the pages made before it. A retry goes on from the step that failed."""
         incident = self._incident(payload["incident_id"])
         done: list[str] = payload.setdefault("done", [])
-        self._wait_for_slots(("conversations.create", {}) if incident.channel_id is None else None,
-                             None if "topic" in done else ("conversations.setTopic", {}), ("pins.add", {}))
+        self._wait_for_slots(("conversations.create", {}) if incident.channel_id is None else None)
         brand_new = False  # a channel created just now cannot hold a summary yet
         if incident.channel_id is None:
             incident, brand_new = self._create_channel(incident)
@@ -80,11 +79,36 @@ class Effects:
             self.invite({"channel": incident.channel_id,
                          "users": self._not_members(incident.channel_id, payload.get("invite", []))})
             done.append("invite")
+        rest = {"incident_id": incident.id, "source": payload.get("source"), "fresh": brand_new}
+        with self.rt.storage.session() as session:
+            if not (repeats.repeated() and self._setup_queued(session, incident.id)):
+                # dated from the declaration: it runs in incident order, behind earlier pages
+                enqueue(session, SETUP, rest, now=incident.declared_at)
+        self.rt.outbox.notify()  # the pass looks again: the summary goes before the posts it had fetched
+
+    def _setup_queued(self, session: Session, incident_id: int) -> bool:
+        """Whether an earlier attempt of this incident.open task queued the rest of the setup."""
+        task = current_task()
+        since = task[0] if task is not None else 0  # queued by this task: after it
+        payloads = session.exec(select(OutboxTask.payload).where(OutboxTask.kind == SETUP, col(OutboxTask.id) > since)).all()
+        return any(json.loads(p).get("incident_id") == incident_id for p in payloads)
+
+    def set_up_incident(self, payload: dict[str, Any]) -> None:
+        """Set the topic, post and pin the summary, add the bookmarks, then broadcast. Steps
+        done are noted in the payload (the outbox saves it when a later step fails), so a retry
+        after a rate limit goes on from the step that failed."""
+        incident = self._incident(payload["incident_id"])
+        if incident.channel_id is None:
+            raise RuntimeError(f"incident #{incident.id} has no channel yet")
+        done: list[str] = payload.setdefault("done", [])
+        self._wait_for_slots(None if "topic" in done else ("conversations.setTopic", {}), ("pins.add", {}))
         if "topic" not in done:
             self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
             done.append("topic")
         if incident.summary_ts is None:
-            ts = None if brand_new else self._posted_summary(incident)
+            # an earlier attempt, or an adopted channel, may hold a summary whose ts was not saved
+            look = repeats.repeated() or not payload.get("fresh", False)
+            ts = self._posted_summary(incident) if look else None
             if ts is None:
                 text, summary_blocks = blocks.summary(incident, self._roles(incident), blocks.web_link(self.rt.settings, f"/incidents/{incident.id}"))
                 ts = self.client.chat_postMessage(channel=incident.channel_id, text=text, blocks=summary_blocks,
@@ -398,6 +422,7 @@ def install(runtime: "Runtime") -> None:
     outbox = runtime.outbox
     for kind, handler in {
         "incident.open": effects.open_incident,
+        SETUP: effects.set_up_incident,
         "incident.refresh": effects.refresh_incident,
         "incident.post": effects.post_to_incident,
         "incident.invite": effects.invite_to_incident,

@@ -161,8 +161,10 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
         error: str | None = None,
         retry_after: int = 1,
         count: int = 1,
+        channel: str | None = None,
     ) -> None:
-        """Fail the next ``count`` calls to ``method`` (None or "*": any method).
+        """Fail the next ``count`` calls to ``method`` (None or "*": any method), only those
+        naming ``channel`` when given (a user ID: their DM, as the bot names it).
 
         ``status=None`` answers HTTP 200 with ``{"ok": false, "error": error}``.
         """
@@ -170,7 +172,7 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
         with self.lock:
             self._failures.append(
                 {"method": method, "status": status, "error": error}
-                | {"retry_after": retry_after, "count": count}
+                | {"retry_after": retry_after, "count": count, "channel": channel}
             )
 
     def set_failure_rate(
@@ -186,9 +188,9 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
             self._random = {"rate": rate, "statuses": tuple(statuses), "rng": random.Random(seed)}
             self._random |= {"retry_after": retry_after, "methods": methods}
 
-    def _take_failure(self, method: str) -> tuple[int, dict, dict] | None:
+    def _take_failure(self, method: str, args: dict) -> tuple[int, dict, dict] | None:
         for f in self._failures:
-            if f["method"] in (None, "*", method):
+            if f["method"] in (None, "*", method) and f["channel"] in (None, args.get("channel")):
                 f["count"] -= 1
                 if f["count"] <= 0:
                     self._failures.remove(f)
@@ -228,7 +230,7 @@ class SlackStandIn(Workspace, OpenIDProvider, Outage):
             elif retry_after := self.rate_limits.take(method, args):
                 status, headers = 429, {"Retry-After": str(retry_after)}
                 body = {"ok": False, "error": "ratelimited"}
-            elif failure := self._take_failure(method):
+            elif failure := self._take_failure(method, args):
                 status, headers, body = failure
             else:
                 try:

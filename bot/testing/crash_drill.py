@@ -127,7 +127,7 @@ def channel_started(standin: SlackStandIn, storage: Storage, drill: Drill) -> di
     for kind, payload in drill.held.values():
         if kind == "incident.declare":
             numbers.add(int(payload["number"]))
-        elif kind == "incident.open":
+        elif kind in ("incident.open", "incident.setup"):
             numbers.add(int(payload["incident_id"]))
     with storage.read() as session:
         channels = {n: (i.channel_id if i else None) for n in numbers for i in [session.get(Incident, n)]}
