@@ -42,7 +42,8 @@ def test_a_storm_waits_for_slack_s_window_instead_of_earning_429s(paced, standin
     assert refused(standin) == []
     with paced.rt.storage.read() as session:
         waiting = session.exec(select(OutboxTask).where(OutboxTask.status == "pending")).all()
-    assert {t.kind for t in waiting} == {"incident.open"} and all(t.attempts == 0 for t in waiting)
+    # the channels wait for a slot, and the page notes for the channels, none counting an attempt
+    assert {t.kind for t in waiting} == {"incident.open", "incident.post"} and all(t.attempts == 0 for t in waiting)
     paced.advance(timedelta(seconds=62))
     paced.settle()
     assert with_channel(paced) == list(range(1, 23))
@@ -50,6 +51,7 @@ def test_a_storm_waits_for_slack_s_window_instead_of_earning_429s(paced, standin
     for number in (21, 22):
         channel = paced.channel_of(number)
         assert standin.topic(channel) and standin.pins(channel)
+        assert any("Paged" in m["text"] for m in standin.messages(channel))
 
 
 def test_a_retry_after_slack_gives_holds_back_every_process(paced, standin):
@@ -121,6 +123,20 @@ def test_every_page_dm_goes_before_a_later_incident_s_topic_and_pin(paced, stand
     assert [(n, later) for n, dm in page_dms.items() for i, later in setups if later > n and i < dm] == []
     assert refused(standin) == ["chat.postMessage"]
     assert standin.calls_to("conversations.history") == []  # a refused DM was not sent: nothing to look for
+
+
+def test_posts_waiting_for_their_channel_count_no_attempts(paced, standin):
+    standin.fail_next("conversations.create", 429, retry_after=300)  # the channel waits 5 minutes
+    paced.command(ALICE, "/incident", "declare sev2 Payments down")
+    for _ in range(10):  # more than max_attempts retries' worth of waiting
+        paced.advance(timedelta(seconds=25))
+    with paced.rt.storage.read() as session:
+        posts = session.exec(select(OutboxTask).where(OutboxTask.kind == "incident.post")).all()
+    assert posts and all(t.status == "pending" and t.attempts == 0 for t in posts)
+    assert "has no channel yet" in (posts[0].last_error or "")
+    paced.advance(timedelta(seconds=60))
+    channel = paced.channel_of(1)
+    assert any("Paged" in m["text"] for m in standin.messages(channel))  # the page's note, once there
 
 
 def test_pacing_off_lets_every_call_go(bot, standin):

@@ -12,7 +12,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.clock import Clock
 from bot.models import Incident
-from bot.outbox import PermanentError, enqueue
+from bot.outbox import PermanentError, Waiting, enqueue
 from bot.postmortem import service as postmortems
 from bot.slack.effects import error_code
 from bot.slack.people import People
@@ -50,7 +50,7 @@ class PostmortemUpload:
         if incident is None or draft is None:
             raise PermanentError(f"incident {incident_id} has no postmortem version {version}")
         if incident.channel_id is None:
-            raise RuntimeError(f"incident #{incident_id} has no channel yet")
+            raise Waiting(f"incident #{incident_id} has no channel yet")
         name = postmortems.file_name(incident.id)
         comment = (
             f":memo: Postmortem draft for incident #{incident.id} *{safe(incident.title)}* "

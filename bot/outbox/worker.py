@@ -1,11 +1,6 @@
-"""The outbox: side effects owed to users, recorded in the same transaction as the change
-that owes them, then run by a worker with retries and backoff until they succeed.
-
-A service outage (its 5xx answers, timeouts, refused connections) is not the task's fault: it
-is not counted against max_attempts, and every task of that service waits, persisted on the
-rows and held in this worker, until a probe (the oldest due task, in id order) gets through, so
-nothing is given up during an outage shorter than OUTAGE_GIVE_UP and each incident's steps
-still run in the order they were made."""
+"""The outbox worker: claims due tasks under a lease, runs their handlers and writes how each
+went: done, put back (a rate limit, a task waiting for another's work, an outage) or retried
+with backoff until max_attempts."""
 
 from __future__ import annotations
 
@@ -17,12 +12,23 @@ from contextvars import ContextVar
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterator, NamedTuple
 
-from sqlalchemy import Connection, bindparam, exists, insert, or_, update
-from sqlmodel import Session, select
+from sqlalchemy import Connection, update
 
 from bot.clock import Clock
-from bot.models import OutboxTask
-from bot.storage import Storage, connection_of
+from bot.outbox.tasks import (
+    ANY_DUE,
+    CLAIM,
+    COALESCE,
+    COALESCED,
+    DUE,
+    PAGE_HOLD,
+    RENEW,
+    TASKS,
+    WAITED,
+    PermanentError,
+    Waiting,
+)
+from bot.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +41,9 @@ IDLE_POLL_SECONDS = 0.1
 OUTAGE_PROBE_SECONDS = 60.0
 # A task still owed after a day of outage is given up on and reported.
 OUTAGE_GIVE_UP = timedelta(hours=24)
-# Run before any other due task, when Slack's rate limits make tasks wait: a declaration, its
-# page and its channel's first setup go before topics, pins, summary edits and broadcasts.
-FIRST = frozenset({"incident.declare", "incident.open", "page.send"})
-PAGE, SETUP = "page.send", "incident.setup"  # a channel's topic, summary and pin wait for earlier pages
-# A page still pending this long after it was made (stuck in retries) holds no setup back.
-PAGE_HOLD = timedelta(minutes=10)
-# Starts the last error of a task put back by a rate limit, which Slack refused: the retry is
-# no repeat (bot/slack/repeats.py) and looks for no earlier post, which would cost a history call.
-WAITED = "waited for a slot: "
-# Edits of one message that each show the latest state: one run covers the others pending.
-COALESCED = frozenset({"incident.refresh", "page.refresh"})
-
-
+# A task still waiting this long after it was made counts its attempts again (its channel may
+# never come: the channel's task failed).
+WAIT_GIVE_UP = timedelta(hours=1)
 # The task a handler is running, as (task id, whether an earlier attempt may have done its
 # work): such a handler looks for what that attempt did first (bot/slack/repeats.py).
 _CURRENT: ContextVar[tuple[int, bool] | None] = ContextVar("outbox_task", default=None)
@@ -57,56 +53,6 @@ def current_task() -> tuple[int, bool] | None:
     """(task id, run before) of the outbox task running in this thread; None outside one. Run
     before: claimed before (a crash) or failed before (a timeout may have done the call)."""
     return _CURRENT.get()
-
-
-# The outbox table, for Core statements here and wherever a task is recorded with other rows.
-TASKS = OutboxTask.__table__
-_EARLIER = TASKS.alias("earlier")
-# The rest of a channel's setup waits while a page made before it is pending, so every page DM
-# goes before a later incident's topic and pin. (ix_outbox_due's status leads: pending rows only.)
-_NOT_BEHIND_A_PAGE = or_(TASKS.c.kind != SETUP, ~exists().where(
-    _EARLIER.c.status == "pending", _EARLIER.c.kind == PAGE, _EARLIER.c.created_at < TASKS.c.created_at,
-    _EARLIER.c.created_at > bindparam("pages_since")))
-# Built once: the clock runs them for every task.
-_DUE = (
-    select(TASKS.c.id)
-    .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"), _NOT_BEHIND_A_PAGE)
-    .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
-    .where(TASKS.c.kind.in_(bindparam("kinds", expanding=True)))  # others are for other processes
-    # Pages and first setups first (FIRST); then longest due: a dead process's tasks, and what
-    # they queue (dated from the declaration), go before work that came due since; on a tie the
-    # rest of a setup goes first, so a channel's summary comes before the posts queued with it.
-    .order_by(TASKS.c.priority, TASKS.c.next_attempt_at, TASKS.c.kind != SETUP, TASKS.c.id)
-    .limit(bindparam("limit"))
-)
-_ANY_DUE = (
-    select(TASKS.c.id)
-    .where(TASKS.c.status == "pending", TASKS.c.next_attempt_at <= bindparam("now"), _NOT_BEHIND_A_PAGE)
-    .limit(1)
-)
-_INSERT_TASK = insert(TASKS)  # every declaration runs it
-_CLAIM = (
-    update(TASKS)
-    .where(TASKS.c.id == bindparam("task_id"), TASKS.c.status == "pending")
-    .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
-    .values(lease_until=bindparam("until"), attempts=TASKS.c.attempts + 1)
-    .returning(TASKS.c.kind, TASKS.c.payload, TASKS.c.attempts, TASKS.c.created_at, TASKS.c.last_error)
-)
-# Extends the leases of the tasks this Outbox holds; one whose outcome is written has none left.
-_RENEW = (
-    update(TASKS)
-    .where(TASKS.c.id.in_(bindparam("ids", expanding=True)), TASKS.c.status == "pending")
-    .where(TASKS.c.lease_until.is_not(None))
-    .values(lease_until=bindparam("until"))
-)
-# The same edit pending again: the task just claimed reads the state after all of them.
-_COALESCE = (
-    update(TASKS)
-    .where(TASKS.c.kind == bindparam("same_kind"), TASKS.c.payload == bindparam("same_payload"))
-    .where(TASKS.c.status == "pending", TASKS.c.id != bindparam("task_id"))
-    .where(or_(TASKS.c.lease_until.is_(None), TASKS.c.lease_until < bindparam("now")))
-    .values(status="done", last_error="coalesced")
-)
 
 
 class _Outcome(NamedTuple):
@@ -128,28 +74,6 @@ class _Outcome(NamedTuple):
                 .values(next_attempt_at=until)
             )
 
-
-class PermanentError(Exception):
-    """A task that can never succeed; it is marked failed at once and reported."""
-
-
-def enqueue(session: Session | Connection, kind: str, payload: dict[str, Any], *, now: datetime) -> None:
-    """Record a side effect in the caller's transaction (a session or a plain connection); it
-    runs after the commit."""
-    # a plain INSERT at once: no ORM object for the flush to track
-    connection_of(session).execute(_INSERT_TASK, task_row(kind, payload, now))
-
-
-def enqueue_many(connection: Connection, kind: str, payloads: list[dict[str, Any]], *, now: datetime) -> None:
-    """enqueue for several payloads of one kind, in one statement."""
-    connection.execute(_INSERT_TASK, [task_row(kind, payload, now) for payload in payloads])
-
-
-def task_row(kind: str, payload: dict[str, Any], now: object) -> dict[str, Any]:
-    """A new task's column values: pending, due at once. `now` as the executor takes it: an
-    aware datetime through SQLAlchemy, its stored form straight to a driver."""
-    return {"kind": kind, "payload": json.dumps(payload), "status": "pending", "attempts": 0,
-            "next_attempt_at": now, "created_at": now, "priority": 0 if kind in FIRST else 1}
 
 
 class Outbox:
@@ -262,7 +186,7 @@ class Outbox:
     def renew(self, ids: list[int]) -> None:
         """Extend the leases of these tasks by one lease from now."""
         with self.storage.transaction() as connection:
-            connection.execute(_RENEW, {"ids": ids, "until": self.clock.now() + self.lease})
+            connection.execute(RENEW, {"ids": ids, "until": self.clock.now() + self.lease})
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -285,7 +209,7 @@ class Outbox:
             now = self.clock.now()
             holds = self._holds
             with self.storage.connect() as connection:
-                ids = connection.execute(_DUE, {"now": now, "pages_since": now - PAGE_HOLD, "kinds": self._runnable_kinds(now),
+                ids = connection.execute(DUE, {"now": now, "pages_since": now - PAGE_HOLD, "kinds": self._runnable_kinds(now),
                                                 "limit": limit}).scalars().all()
             ran = 0
             outcome: _Outcome | None = None  # the last task's, not yet written
@@ -342,7 +266,7 @@ class Outbox:
         while waited < timeout:
             now = self.clock.now()
             with self.storage.connect() as connection:
-                due = connection.execute(_ANY_DUE, {"now": now, "pages_since": now - PAGE_HOLD}).first()
+                due = connection.execute(ANY_DUE, {"now": now, "pages_since": now - PAGE_HOLD}).first()
             if due is None and self._running == 0:
                 return True
             deadline.wait(0.02)
@@ -355,11 +279,11 @@ class Outbox:
         (kind, payload, attempts, created_at, last_error), or None when someone else has it or it
         is done."""
         now = max(now, self.clock.now())  # a long pass must not hand out leases already run out
-        row = connection.execute(_CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
+        row = connection.execute(CLAIM, {"task_id": task_id, "now": now, "until": now + self.lease}).first()
         if row is None:
             return None
         if row.kind in COALESCED:
-            connection.execute(_COALESCE, {"same_kind": row.kind, "same_payload": row.payload, "task_id": task_id,
+            connection.execute(COALESCE, {"same_kind": row.kind, "same_payload": row.payload, "task_id": task_id,
                                           "now": now})
         return row.kind, json.loads(row.payload), row.attempts, row.created_at, row.last_error
 
@@ -381,6 +305,8 @@ class Outbox:
                 error, permanent = str(exc), True
             except Exception as exc:  # retried: Slack outages, rate limits, crashes mid-way
                 wait = self.retry_after(exc)  # a rate limit: come back when told, not counted
+                if isinstance(exc, Waiting) and self.clock.now() - created_at < WAIT_GIVE_UP:
+                    wait = exc.seconds
                 down = wait is None and self.unavailable(exc)
                 if wait is None:
                     log.warning("outbox task %s (%s) failed, attempt %d: %s", task_id, kind, attempts, exc)
@@ -400,7 +326,7 @@ class Outbox:
             self._outage_failures.pop(service or kind, None)
             if service is not None:
                 self._held.pop(service, None)
-        elif wait is not None:  # a rate limit: not counted as an attempt
+        elif wait is not None:  # a rate limit, or waiting for a channel: not counted as an attempt
             values.update(attempts=attempts - 1, next_attempt_at=now + timedelta(seconds=wait))
             # the refused call was not made: the next attempt need not look for what it did
             values["last_error"] = last_error if run_before and attempts == 1 else WAITED + (error or "")
