@@ -16,12 +16,12 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 from _common import (
+    ALERT_TOKEN,
     BOT_TOKEN,
     PEOPLE,
     Databases,
@@ -43,7 +43,6 @@ from bot.testing.receivers import HttpReceiver
 
 TARGET_P99 = 1.0  # seconds from the alert's arrival to its first notification out
 PER_MINUTE = 100
-TOKEN = "bench-alertmanager-token"
 
 
 def people_file(receiver: HttpReceiver, fans: list[str]) -> str:
@@ -72,7 +71,7 @@ def post_alert(port: int, body: bytes) -> int:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
     try:
         connection.request("POST", "/alerts/alertmanager", body=body,
-                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"})
+                           headers={"Content-Type": "application/json", "Authorization": f"Bearer {ALERT_TOKEN}"})
         reply = connection.getresponse()
         reply.read()
         return reply.status
@@ -193,7 +192,6 @@ def run(*, db: str = "sqlite", seconds: float = 60.0, people: int = 50) -> list[
             standin.add_user(user_id, user_id.lower(), tz="UTC", email=f"{user_id.lower()}@example.com")
         (workdir / "rotations").mkdir(exist_ok=True)
         (workdir / "rotations" / "people.toml").write_text(people_file(receiver, fans))
-        os.environ["ALERTMANAGER_TOKEN"] = TOKEN
         server = None
         try:
             server = start_bot(workdir, standin, databases.url(db))
@@ -205,7 +203,6 @@ def run(*, db: str = "sqlite", seconds: float = 60.0, people: int = 50) -> list[
             wait_quiet(standin)
             expected, once, twice, took = run_fanout(server, standin, receiver, fans)
         finally:
-            os.environ.pop("ALERTMANAGER_TOKEN", None)
             if server is not None:
                 server.stop()
             standin.stop()
