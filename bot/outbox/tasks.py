@@ -7,7 +7,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, exists, insert, or_, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, update
 from sqlmodel import Session, select
 
 from bot.models import OutboxTask
@@ -28,12 +28,16 @@ COALESCED = frozenset({"incident.refresh", "page.refresh"})
 
 # The outbox table, for Core statements here and wherever a task is recorded with other rows.
 TASKS = OutboxTask.__table__
-_EARLIER = TASKS.alias("earlier")
+_PAGES = TASKS.alias("pages")
 # The rest of a channel's setup waits while a page made before it is pending, so every page DM
-# goes before a later incident's topic and pin. (ix_outbox_due's status leads: pending rows only.)
-_NOT_BEHIND_A_PAGE = or_(TASKS.c.kind != SETUP, ~exists().where(
-    _EARLIER.c.status == "pending", _EARLIER.c.kind == PAGE, _EARLIER.c.created_at < TASKS.c.created_at,
-    _EARLIER.c.created_at > bindparam("pages_since")))
+# goes before a later incident's topic and pin. The oldest pending page is looked up once per
+# query (not per task): a backlog of thousands stays one index scan.
+_OLDEST_PAGE = (
+    select(func.min(_PAGES.c.created_at))
+    .where(_PAGES.c.status == "pending", _PAGES.c.kind == PAGE, _PAGES.c.created_at > bindparam("pages_since"))
+    .scalar_subquery()
+)
+_NOT_BEHIND_A_PAGE = or_(TASKS.c.kind != SETUP, _OLDEST_PAGE.is_(None), TASKS.c.created_at <= _OLDEST_PAGE)
 # Built once: the clock runs them for every task.
 DUE = (
     select(TASKS.c.id)
