@@ -75,7 +75,6 @@ class _Outcome(NamedTuple):
             )
 
 
-
 class Outbox:
     """Runs due tasks: in a background thread (serve, socket, clock) or on demand (console)."""
 

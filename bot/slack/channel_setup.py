@@ -49,6 +49,13 @@ class ChannelSetup:
             raise PermanentError(f"incident {incident_id} does not exist")
         return incident
 
+    def _incident_with_channel(self, incident_id: int) -> Incident:
+        """The incident, once its channel exists: until then the task waits (not an attempt)."""
+        incident = self._incident(incident_id)
+        if incident.channel_id is None:
+            raise Waiting(f"incident #{incident.id} has no channel yet")
+        return incident
+
     def _save(self, incident_id: int, **values: Any) -> None:
         with self.rt.storage.session() as session:
             incident = session.get(Incident, incident_id)
@@ -96,9 +103,7 @@ class ChannelSetup:
         """Set the topic, post and pin the summary, add the bookmarks, then broadcast. Steps
         done are noted in the payload (the outbox saves it when a later step fails), so a retry
         after a rate limit goes on from the step that failed."""
-        incident = self._incident(payload["incident_id"])
-        if incident.channel_id is None:
-            raise Waiting(f"incident #{incident.id} has no channel yet")
+        incident = self._incident_with_channel(payload["incident_id"])
         done: list[str] = payload.setdefault("done", [])
         self._wait_for_slots(None if "topic" in done else ("conversations.setTopic", {}), ("pins.add", {}))
         if "topic" not in done:
@@ -169,9 +174,7 @@ class ChannelSetup:
 
     def add_bookmark(self, payload: dict[str, Any]) -> None:
         """A bookmark in the incident's channel (the postmortem, on resolve)."""
-        incident = self._incident(payload["incident_id"])
-        if incident.channel_id is None:
-            raise Waiting(f"incident #{incident.id} has no channel yet")
+        incident = self._incident_with_channel(payload["incident_id"])
         self._bookmark(incident, [(payload["title"], payload["link"])])
 
     def _create_channel(self, incident: Incident) -> tuple[Incident, bool]:
@@ -244,9 +247,7 @@ class ChannelSetup:
 
     def invite_to_incident(self, payload: dict[str, Any]) -> None:
         """Invite people to an incident's channel (waits for the channel to exist)."""
-        incident = self._incident(payload["incident_id"])
-        if incident.channel_id is None:
-            raise Waiting(f"incident #{incident.id} has no channel yet")
+        incident = self._incident_with_channel(payload["incident_id"])
         self.invite({"channel": incident.channel_id, "users": payload["users"]})
 
 

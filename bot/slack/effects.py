@@ -62,9 +62,7 @@ class Effects(ChannelSetup):
 
     def refresh_incident(self, payload: dict[str, Any]) -> None:
         """Bring the topic and the pinned summary up to date."""
-        incident = self._incident(payload["incident_id"])
-        if incident.channel_id is None:
-            raise Waiting(f"incident #{incident.id} has no channel yet")
+        incident = self._incident_with_channel(payload["incident_id"])
         self._wait_for_slots(("conversations.setTopic", {}), ("chat.update", {}) if incident.summary_ts else None)
         self.client.conversations_setTopic(channel=incident.channel_id, topic=self._topic(incident))
         if incident.summary_ts:
@@ -95,9 +93,7 @@ class Effects(ChannelSetup):
 
     def post_to_incident(self, payload: dict[str, Any]) -> None:
         """A message in the incident's channel (waits for the channel to exist)."""
-        incident = self._incident(payload["incident_id"])
-        if incident.channel_id is None:
-            raise Waiting(f"incident #{incident.id} has no channel yet")
+        incident = self._incident_with_channel(payload["incident_id"])
         self.post_message(incident.channel_id, payload["text"], payload.get("blocks"), incident_id=incident.id)
 
     def thread_reply(self, payload: dict[str, Any]) -> None:
