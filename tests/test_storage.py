@@ -158,6 +158,49 @@ def test_declarations_committed_together_take_consecutive_numbers_each_in_its_ow
     storage.dispose()
 
 
+def test_a_declaration_refused_by_its_check_takes_no_number_and_leaves_the_others_theirs(database_url):
+    """GroupCommit's check runs in the shared transaction: a refused declaration raises its refusal and takes no
+    number or task; declarations committed with it keep consecutive numbers; a failing check fails its batch."""
+    import json
+
+    from bot.incidents.numbering import GroupCommit, NotSaved
+    from bot.models import OutboxTask
+
+    storage = Storage(database_url)
+    storage.migrate()
+    commits = GroupCommit(storage, "incident.declare")
+    taken: dict[int, int] = {}
+    refused: list[int] = []
+
+    def refuse_odd(i: int):  # type: ignore[no-untyped-def]
+        def check(connection):  # type: ignore[no-untyped-def]
+            assert connection.exec_driver_sql("SELECT 1").scalar() == 1  # inside the transaction
+            return ValueError(f"refused {i}") if i % 2 else None
+        return check
+
+    def acknowledge(i: int) -> None:
+        try:
+            taken[commits.take({"i": i}, NOW, check=refuse_odd(i))] = i
+        except ValueError as exc:
+            assert str(exc) == f"refused {i}"
+            refused.append(i)
+
+    assert at_once(acknowledge, 20) == []
+    assert sorted(refused) == list(range(1, 20, 2))
+    assert sorted(taken) == list(range(1, 11)) and sorted(taken.values()) == list(range(0, 20, 2))
+    with storage.read() as session:
+        payloads = [json.loads(task.payload) for task in session.exec(select(OutboxTask)).all()]
+    assert {p["number"]: p["i"] for p in payloads} == taken
+
+    def broken(connection):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the check's query failed")
+
+    with pytest.raises(NotSaved):
+        commits.take({"i": 99}, NOW, check=broken)
+    assert commits.take({"i": 100}, NOW) == 11  # the failed one left no gap
+    storage.dispose()
+
+
 def test_a_failed_declaration_leaves_no_gap(database_url):
     storage = Storage(database_url)
     storage.migrate()

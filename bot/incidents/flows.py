@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session
 
@@ -23,7 +24,6 @@ from bot.incidents.commands import severity_label
 from bot.incidents.followups import Followups
 from bot.incidents.nudges import REMINDER, Nudges
 from bot.incidents.numbering import GroupCommit, NotSaved
-from bot.redaction import mask_secrets
 from bot.incidents.paging import PagingFlows
 from bot.incidents.service import IncidentError
 from bot.jobs.scheduler import cancel_job
@@ -31,6 +31,7 @@ from bot.models import Incident
 from bot.oncall import service as oncall
 from bot.oncall.service import Directory, OncallError
 from bot.outbox import enqueue
+from bot.redaction import mask_secrets
 from bot.schedule import Rotation
 from bot.storage import Storage
 from bot.text import safe, user
@@ -119,15 +120,6 @@ class IncidentFlows:
         now = self.clock.now()
         title = incidents.check_declaration(title=title, severity=severity, description=description)
         description = mask_secrets(description) if description else description
-        if not anyway:
-            try:
-                with self.storage.connect() as connection:
-                    duplicate = workflow.find_duplicate(connection=connection, title=title, now=now)
-            except SQLAlchemyError as exc:  # nothing written yet: the person is told to try again
-                log.exception("a declaration could not look for a duplicate")
-                raise NotSaved(f"declaration not saved: {exc!r}") from exc
-            if duplicate is not None:
-                raise Duplicate(*duplicate)
         invite, responder, nobody_paged = [declarer], None, None
         try:
             rotation = oncall.find_rotation(self.rotations, rotation_name) if (rotation_name or self.rotations) else None
@@ -148,8 +140,13 @@ class IncidentFlows:
             "description": description, "invite": invite, "responder": responder if responder != declarer else None,
             "declared_at": now.isoformat(), "private": private,
         }
+
+        def duplicate_of(connection: Connection) -> Duplicate | None:
+            found = workflow.find_duplicate(connection=connection, title=title, now=now)
+            return Duplicate(*found) if found is not None else None
+
         try:
-            number = self.numbers.take(declaration, now)
+            number = self.numbers.take(declaration, now, check=None if anyway else duplicate_of)
         except NotSaved:
             log.exception("a declaration was not saved")
             raise
