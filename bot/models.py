@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 from typing import Any, Optional
 
-from sqlalchemy import Column, DateTime, Index, Text, TypeDecorator, UniqueConstraint
+from sqlalchemy import Column, DateTime, Index, Integer, Text, TypeDecorator, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -62,6 +62,21 @@ class Incident(SQLModel, table=True):
     private: bool = False  # a private channel; nothing is posted outside it
     broadcast_ts: Optional[str] = None  # the declaration's message in INCIDENTS_CHANNEL (updates reply to it)
     nudges: int = 0  # status nudges since the last update
+
+
+# Compared byte by byte on PostgreSQL too, so a range of suffixes is exactly those with a prefix.
+KEY_TEXT = Text().with_variant(Text(collation="C"), "postgresql")
+
+
+class IncidentKeySuffix(SQLModel, table=True):
+    """Each ending of an incident's title_key that starts at a word, with a space after it, and
+    the whole key once more after an "=" (bot.incidents.service.key_suffixes), so the duplicate
+    guard looks titles up by index instead of reading every open incident: those containing a
+    new key by a range (`"full on "` starts `"full on db 3 "`), those the new key contains by
+    their whole key among the runs of its words."""
+
+    suffix: str = Field(sa_column=Column(KEY_TEXT, primary_key=True))
+    incident_id: int = Field(sa_column=Column(Integer, primary_key=True))
 
 
 class IncidentRole(SQLModel, table=True):

@@ -16,7 +16,7 @@ from sqlmodel import select
 from bot.config import load_settings
 from bot.incidents.service import declare_incident, next_number
 from bot.incidents.workflow import find_duplicate
-from bot.models import Incident
+from bot.models import Incident, IncidentKeySuffix
 from bot.storage import Storage, alembic_config
 from tests.conftest import eventually
 
@@ -57,6 +57,46 @@ def test_upgrading_gives_open_incidents_their_duplicate_guard_key(database_url):
         assert find_duplicate(connection=connection, title="SEV1: disk full on DB 3 in eu", now=NOW) == (1, "Disk FULL on db-3!")
         assert find_duplicate(connection=connection, title="disk ful", now=NOW) is None
         assert find_duplicate(connection=connection, title="Old one", now=NOW) is None
+    storage.dispose()
+
+
+def test_the_duplicate_guard_finds_whole_word_runs_either_way_by_index(database_url):
+    """find_duplicate on declared incidents: the new title inside an open one or around it, by
+    whole words only; resolved, private and older than 30 minutes ones are not duplicates; the
+    newest match wins; a 100-word title is looked up like any other."""
+    from datetime import timedelta
+
+    storage = Storage(database_url)
+    storage.migrate()
+    titles = ["Disk FULL on db-3!", "checkout slow", "EU checkout slow for card payments", "Resolved: db down",
+              "Private: payroll", "Old: api errors"]
+    with storage.session() as session:
+        for title in titles:
+            declared = NOW - timedelta(minutes=45) if title.startswith("Old") else NOW
+            incident = declare_incident(db_session=session, title=title, severity=2, declarer="U1", now=declared)
+            incident.status = "resolved" if title.startswith("Resolved") else incident.status
+            incident.private = title.startswith("Private")
+        words = [chr(ord("a") + i % 26) for i in range(100)]  # 100 words in 199 characters
+        long_title = " ".join(words)
+        declare_incident(db_session=session, title=long_title, severity=3, declarer="U1", now=NOW)
+    with storage.connect() as connection:
+        def found(title: str):  # type: ignore[no-untyped-def]
+            return find_duplicate(connection=connection, title=title, now=NOW + timedelta(minutes=1))
+
+        assert found("disk full on db 3") == (1, "Disk FULL on db-3!")
+        assert found("SEV1: disk full on DB 3 in eu") == (1, "Disk FULL on db-3!")  # it contains the open one
+        assert found("full on db") == (1, "Disk FULL on db-3!")  # inside the open one
+        assert found("disk ful") is None and found("isk full") is None  # not whole words
+        assert found("checkout slow") == (3, "EU checkout slow for card payments")  # the newest of two
+        assert found("slow for card") == (3, "EU checkout slow for card payments")
+        assert found("db down") is None and found("payroll") is None and found("api errors") is None
+        assert found(" ".join(words[40:43])) == (7, long_title)
+        assert found(long_title) == (7, long_title)
+    with storage.session() as session:  # a declaration drops the suffixes of those out of the window
+        declare_incident(db_session=session, title="later one", severity=3, declarer="U1", now=NOW + timedelta(minutes=31))
+    with storage.read() as session:
+        kept = session.exec(select(IncidentKeySuffix)).all()
+    assert {row.incident_id for row in kept} == {8} and {row.suffix for row in kept} == {"later one ", "one ", "=later one "}
     storage.dispose()
 
 

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, update
+from sqlalchemy import Connection, bindparam, delete, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from bot.incidents.commands import OPEN, SEVERITIES, STATUSES, severity_label
-from bot.models import ActionItem, ChannelMember, Counter, Incident, TimelineEntry
+from bot.models import (
+    ActionItem,
+    ChannelMember,
+    Counter,
+    Incident,
+    IncidentKeySuffix,
+    TimelineEntry,
+)
 from bot.outbox import enqueue_many
 from bot.redaction import mask_secrets
 from bot.storage import connection_of
@@ -106,6 +113,25 @@ def comparable(title: str) -> str:
     return " ".join(_SEVERITY_WORDS.sub(" ", text).split())
 
 
+WHOLE = "="  # before a whole title key among its suffixes: never a character of a key
+DUPLICATE_WITHIN = timedelta(minutes=30)  # how recent an open incident must be to be a duplicate
+
+
+def key_suffixes(key: str) -> list[str]:
+    """The endings of a title key that start at a word, each with a space after it, and the
+    whole key after WHOLE (stored in IncidentKeySuffix): another key is inside this one when
+    one of them starts with it and a space; this one is inside another when WHOLE, it and a
+    space are one of the other's key_parts."""
+    words = key.split()
+    return [" ".join(words[i:]) + " " for i in range(len(words))] + ([f"{WHOLE}{key} "] if words else [])
+
+
+def key_parts(key: str) -> list[str]:
+    """Every run of whole words of a title key, as key_suffixes stores a whole key."""
+    words = key.split()
+    return sorted({f"{WHOLE}{' '.join(words[i:j])} " for i in range(len(words)) for j in range(i + 1, len(words) + 1)})
+
+
 def check_declaration(*, title: str, severity: int, description: str | None = None) -> str:
     """The title as it will be saved (invisible and direction-changing characters removed,
     whitespace folded, secrets masked), or IncidentError for a bad declaration."""
@@ -136,6 +162,11 @@ def declare_incident(
         declared_at=now, last_update_at=now, dedup_key=dedup_key, title_key=comparable(title),
     )
     db_session.add(incident)  # inserted before its entry at the flush (the entry's foreign key)
+    db_session.add_all(IncidentKeySuffix(suffix=each, incident_id=number) for each in key_suffixes(incident.title_key or ""))
+    # Only incidents declared in the guard's window are looked up: the others' suffixes go, so
+    # a short title is never compared with years of past incidents ending the same way.
+    recent = select(func.min(Incident.id)).where(Incident.declared_at >= now - DUPLICATE_WITHIN).scalar_subquery()
+    db_session.exec(delete(IncidentKeySuffix).where(IncidentKeySuffix.incident_id < recent))
     add_entry(
         db_session=db_session, incident=incident, at=now, actor=declarer, kind="declared",
         text=f"Declared {severity_label(severity)}: {incident.title}", new=severity_label(severity),

@@ -5,16 +5,22 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import Connection, String, bindparam, or_
+from sqlalchemy import Connection, and_, bindparam, or_
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from bot.incidents.commands import OPEN
-from bot.incidents.service import IncidentError, add_entry, check_length, comparable
-from bot.models import ChannelMember, Incident, IncidentRole, TimelineEntry
+from bot.incidents.service import (
+    DUPLICATE_WITHIN,
+    IncidentError,
+    add_entry,
+    check_length,
+    comparable,
+    key_parts,
+)
+from bot.models import ChannelMember, Incident, IncidentKeySuffix, IncidentRole, TimelineEntry
 
 REOPEN_WITHIN = timedelta(days=7)
-DUPLICATE_WITHIN = timedelta(minutes=30)
 
 
 def roles_of(*, db_session: Session, incident: Incident) -> dict[str, str]:
@@ -76,27 +82,33 @@ def reopen(*, db_session: Session, incident: Incident, actor: str, now: datetime
 
 
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
-_PADDED_KEY = " " + _INCIDENTS.c.title_key + " "  # whole words: " disk full " is in " eu disk full "
-_NEW_KEY = bindparam("padded", type_=String)
-# One row at most, compared by the database on the stored keys: this runs on every declaration's
-# acknowledgement, however many incidents are open.
+_SUFFIXES = IncidentKeySuffix.__table__  # type: ignore[attr-defined]
+# Looked up by index, so a declaration's acknowledgement costs the same however many incidents
+# are open: the newest open one whose whole key is a run of the new key's words, or that has a
+# suffix starting with the new key.
 _DUPLICATE = (
     core_select(_INCIDENTS.c.id, _INCIDENTS.c.title)
+    .select_from(_SUFFIXES.join(_INCIDENTS, _INCIDENTS.c.id == _SUFFIXES.c.incident_id))
+    .where(or_(_SUFFIXES.c.suffix.in_(bindparam("parts", expanding=True)),
+               and_(_SUFFIXES.c.suffix >= bindparam("low"), _SUFFIXES.c.suffix < bindparam("high"))))
     .where(_INCIDENTS.c.status.in_(OPEN), _INCIDENTS.c.declared_at >= bindparam("since"))
-    .where(_INCIDENTS.c.private.is_(False), _INCIDENTS.c.title_key != "")
-    .where(or_(_NEW_KEY.contains(_PADDED_KEY), _PADDED_KEY.contains(_NEW_KEY)))
+    .where(_INCIDENTS.c.private.is_(False))
     .order_by(_INCIDENTS.c.id.desc())
     .limit(1)
 )
 
 
 def find_duplicate(*, connection: Connection, title: str, now: datetime) -> tuple[int, str] | None:
-    """(number, title) of an open, not private incident declared in the last 30 minutes whose
-    title is the same as this one, or contains it, or is contained in it (as `comparable` sees them)."""
+    """(number, title) of the newest open, not private incident declared in the last 30 minutes
+    whose title is the same as this one, or contains it, or is contained in it (as `comparable`
+    sees them: whole words)."""
     key = comparable(title)
     if not key:
         return None
-    row = connection.execute(_DUPLICATE, {"since": now - DUPLICATE_WITHIN, "padded": f" {key} "}).first()
+    row = connection.execute(_DUPLICATE, {
+        "parts": key_parts(key), "since": now - DUPLICATE_WITHIN,
+        "low": f"{key} ", "high": f"{key}!",  # the suffixes starting with the key and a space ("!" follows " ")
+    }).first()
     return (row[0], row[1]) if row is not None else None
 
 
