@@ -137,8 +137,13 @@ def test_a_bot_killed_mid_storm_resumes_its_tasks_within_seconds_and_repeats_not
     def restart() -> None:
         bots.append(Served(env, tmp_path / "second.log", standin=standin, database_url=database))
 
+    def freeze(frozen: bool) -> None:  # no task can end between seeing it held and the kill
+        process = bots[-1].process
+        for pid in [process.pid, *_descendants(process.pid)]:
+            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     try:
-        drill = crash_drill.run(lambda title: _declare(bots[-1], title), kill, restart, storage)
+        drill = crash_drill.run(lambda title: _declare(bots[-1], title), kill, restart, storage, freeze=freeze)
         assert len(drill.acknowledged) >= 10 and drill.held, drill
         try:
             eventually(lambda: crash_drill.drained(storage) and all(

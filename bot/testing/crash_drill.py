@@ -37,9 +37,10 @@ class Drill:
 
 def run(declare: Callable[[str], int | None], kill: Callable[[], None], restart: Callable[[], None],
         storage: Storage, *, count: int = 20, kill_after: int = 10, senders: int = 4,
-        title: str = "Crash drill") -> Drill:
+        title: str = "Crash drill", freeze: Callable[[bool], None] = lambda frozen: None) -> Drill:
     """`count` declarations from `senders` threads; kill() once `kill_after` are acknowledged
-    and the outbox is running a task, then restart() at once. A declaration refused for want of a listener is sent again once the
+    and the outbox is running a task (freeze(True) stops the bot's processes while that is
+    checked, freeze(False) lets them go on), then restart() at once. A declaration refused for want of a listener is sent again once the
     bot is back, as a person would. Returns once every sender is done."""
     drill = Drill()
     told = threading.Condition()
@@ -70,10 +71,14 @@ def run(declare: Callable[[str], int | None], kill: Callable[[], None], restart:
         if not told.wait_for(lambda: len(drill.acknowledged) >= kill_after, timeout=120):
             raise AssertionError(f"only {len(drill.acknowledged)} declarations acknowledged")
     deadline = time.monotonic() + 30
-    while not held_tasks(storage) and time.monotonic() < deadline:  # the kill lands mid-task
+    while True:  # the kill lands mid-task: the bot is frozen (when it can be) while its leases are read
+        freeze(True)
+        drill.held = held_tasks(storage)
+        if drill.held or time.monotonic() > deadline:
+            break
+        freeze(False)
         time.sleep(0.01)
     kill()
-    drill.held = held_tasks(storage)
     drill.restarted = time.time()
     watch = threading.Thread(target=_watch, args=(storage, drill), daemon=True)
     watch.start()
