@@ -88,6 +88,12 @@ def excerpt(text: str, limit: int = QUOTED) -> str:
     return truncate(" ".join(text.split()), limit)
 
 
+def number(token: str) -> int | None:
+    """A plain ASCII number of at most 9 digits (`str.isdigit` also accepts `²`, which `int`
+    refuses, and `int` refuses over 4300 digits), else None."""
+    return int(token) if re.fullmatch(r"[0-9]{1,9}", token) else None
+
+
 def truncate(text: str, limit: int) -> str:
     """At most `limit` characters, with an ellipsis when cut."""
     return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Union
 
 from bot.incidents.commands import (
@@ -25,7 +24,7 @@ from bot.incidents.commands import (
     ShowTimeline,
     severity_from_word,
 )
-from bot.schedule.zones import UnknownZone, canonical_zone, local_to_utc, suggest_zone
+from bot.slack.away_parsing import AWAY_FORM, AddAway, ListAway, RemoveAway, parse_away
 from bot.slack.incident_parsing import (
     MENTION,
     PARSERS,
@@ -34,7 +33,7 @@ from bot.slack.incident_parsing import (
     UsageError,
     parse_declare,
 )
-from bot.text import QUOTED, excerpt
+from bot.text import QUOTED, excerpt, number
 
 ROTATION_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")  # at most 80, as _rotation
 
@@ -87,11 +86,7 @@ ONCALL_FORMS = {
     "override": "`/oncall override ROTATION @user START END` or `/oncall override remove ID`",
     "swap": "`/oncall swap ROTATION @user` (an admin of the rotation: `/oncall swap ROTATION @user @user`)",
     "take": "`/oncall take ROTATION @user`",
-    "away": (
-        "`/oncall away START END [ZONE]` (ISO dates or times such as 2026-12-24 or "
-        "2026-12-24T09:00, in your time zone unless an offset or ZONE is given; an END date is "
-        "included), `/oncall away` or `/oncall away remove ID`"
-    ),
+    "away": AWAY_FORM,
     "ical": "`/oncall ical` or `/oncall ical reset`",
     "followups": "`/oncall followups`",
     "help": "`/oncall help`",
@@ -173,32 +168,6 @@ class Take:
 
 
 @dataclass(frozen=True)
-class AddAway:
-    """`/oncall away START END [ZONE]`: each edge a date (a whole local day) or a datetime,
-    naive ones in zone, else in the asker's zone."""
-
-    start: date | datetime
-    end: date | datetime
-    zone: str | None = None
-
-    def span(self, asker_zone: str) -> tuple[datetime, datetime]:
-        """The period as UTC [start, end): a START date from that day's local midnight, an END
-        date to the next day's (the END day is included); an edge with an offset as given."""
-        zone = self.zone or asker_zone
-        return _utc(self.start, zone), _utc(self.end, zone, day_end=True)
-
-
-@dataclass(frozen=True)
-class RemoveAway:
-    away_id: int
-
-
-@dataclass(frozen=True)
-class ListAway:
-    pass
-
-
-@dataclass(frozen=True)
 class ListFollowups:
     pass
 
@@ -217,12 +186,6 @@ def _split(text: str) -> tuple[str, str]:
 
 def _fail(problem: str, form: str) -> UsageError:
     return UsageError(f"{problem}. Use {FORMS[form]}.")
-
-
-def _number(token: str) -> int | None:
-    """A plain ASCII number of at most 9 digits (`str.isdigit` also accepts `²`, which `int`
-    refuses, and `int` refuses over 4300 digits), else None."""
-    return int(token) if re.fullmatch(r"[0-9]{1,9}", token) else None
 
 
 def _rotation(word: str, form: str) -> str:
@@ -246,84 +209,6 @@ def parse_severity(token: str, form: str = "sev") -> int:
     if severity is None:
         raise _fail(f"`{excerpt(token) or '(nothing)'}` is not a severity", form)
     return severity
-
-
-def _quoted(text: str, limit: int = 80) -> str:
-    """User input as a refusal quotes it: at most limit characters."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _utc(when: date | datetime, zone: str, *, day_end: bool = False) -> datetime:
-    """A date or datetime of an away period in UTC (see AddAway.span)."""
-    if isinstance(when, datetime):
-        if when.tzinfo is not None:
-            return when.astimezone(UTC)
-        return local_to_utc(zone, when)
-    day = when + timedelta(days=1) if day_end else when
-    return local_to_utc(zone, datetime.combine(day, time()))
-
-
-def parse_away_time(token: str) -> date | datetime:
-    """An ISO date (2026-12-24) or datetime (2026-12-24T09:00, with or without an offset)."""
-    when: date | None = None
-    try:
-        if "T" not in token.upper() and ":" not in token:
-            when = date.fromisoformat(token)
-        else:
-            when = datetime.fromisoformat(token.upper() if token[-1:] in "zZ" else token)
-    except ValueError:
-        pass
-    # Years far out would overflow converting to UTC; none is meant.
-    if when is None or not 1970 <= when.year <= 9000:
-        raise _fail(
-            f"`{_quoted(token)}` is not a date or time; write e.g. 2026-12-24 (a whole day), "
-            "2026-12-24T09:00 or 2026-12-24T09:00+08:00",
-            "away",
-        )
-    return when
-
-
-def parse_away(words: list[str]) -> AddAway | RemoveAway | ListAway:
-    """The words after `/oncall away`."""
-    if not words:
-        return ListAway()
-    if words[0].lower() == "remove":
-        away_id = _number(words[1]) if len(words) == 2 else None
-        if away_id is None:
-            raise _fail("Say which away period to remove by its number", "away")
-        return RemoveAway(away_id)
-    zone = None
-    if len(words) > 1 and _looks_like_zone(words[-1]):
-        zone = _zone_word(words.pop())
-    if len(words) == 1:
-        day = parse_away_time(words[0])
-        if isinstance(day, datetime):
-            raise _fail("Say when it ends too", "away")
-        return AddAway(day, day, zone)
-    if len(words) != 2:
-        raise _fail("Time away needs a start and an end", "away")
-    return AddAway(parse_away_time(words[0]), parse_away_time(words[1]), zone)
-
-
-def _looks_like_zone(word: str) -> bool:
-    """True for a word meant as a zone name ("Asia/Singapore", "UTC"), not as a time."""
-    if "/" in word:
-        return True
-    try:
-        canonical_zone(word)
-    except UnknownZone:
-        return False
-    return True
-
-
-def _zone_word(word: str) -> str:
-    """A time-zone name typed after END, in its IANA spelling."""
-    try:
-        return canonical_zone(word)
-    except UnknownZone:
-        close = suggest_zone(word)
-        hint = f" (did you mean {close}?)" if close else ""
-        raise _fail(f"`{_quoted(word)}` is not a time zone{hint}", "away") from None
 
 
 def parse_incident(text: str) -> IncidentCommand:
@@ -390,13 +275,13 @@ def parse_oncall(text: str) -> OncallCommand:
             raise _fail("Name one rotation", "schedule")
         days = 7
         if len(words) == 2:
-            days = _number(words[1]) or 0
+            days = number(words[1]) or 0
             if not 1 <= days <= 90:
                 raise _fail(f"`{excerpt(words[1])}` is not a number of days", "schedule")
         return ShowSchedule(_rotation(words[0], "schedule"), days)
     if verb == "override":
         if len(words) == 2 and words[0].lower() == "remove":
-            override_id = _number(words[1])
+            override_id = number(words[1])
             if override_id is None:
                 raise _fail(f"`{excerpt(words[1])}` is not an override number", "override")
             return RemoveOverride(override_id)
