@@ -76,7 +76,8 @@ class IncidentKeySuffix(SQLModel, table=True):
     their whole key among the runs of its words."""
 
     suffix: str = Field(sa_column=Column(KEY_TEXT, primary_key=True))
-    incident_id: int = Field(sa_column=Column(Integer, primary_key=True))
+    # indexed too: each declaration drops the suffixes of incidents older than the guard's window
+    incident_id: int = Field(sa_column=Column(Integer, primary_key=True, index=True))
 
 
 class IncidentRole(SQLModel, table=True):

@@ -84,13 +84,21 @@ def reopen(*, db_session: Session, incident: Incident, actor: str, now: datetime
 _INCIDENTS = Incident.__table__  # type: ignore[attr-defined]
 _SUFFIXES = IncidentKeySuffix.__table__  # type: ignore[attr-defined]
 # Looked up by index, so a declaration's acknowledgement costs the same however many incidents
-# are open: the newest open one whose whole key is a run of the new key's words, or that has a
-# suffix starting with the new key.
-_DUPLICATE = (
-    core_select(_INCIDENTS.c.id, _INCIDENTS.c.title)
-    .select_from(_SUFFIXES.join(_INCIDENTS, _INCIDENTS.c.id == _SUFFIXES.c.incident_id))
+# are open. Two statements: the suffix index alone finds the candidates (those whose whole key
+# is a run of the new key's words, or that have a suffix starting with the new key); a join
+# let PostgreSQL walk every open incident and probe the suffixes of each, 0.5 s at 2,000 open;
+# so did an ORDER BY of the candidates. The newest CANDIDATES are read: a short title may be
+# inside hundreds of the window's titles.
+CANDIDATES = 200
+_CANDIDATES = (
+    core_select(_SUFFIXES.c.incident_id)
     .where(or_(_SUFFIXES.c.suffix.in_(bindparam("parts", expanding=True)),
                and_(_SUFFIXES.c.suffix >= bindparam("low"), _SUFFIXES.c.suffix < bindparam("high"))))
+    .distinct()
+)
+_NEWEST_OPEN = (
+    core_select(_INCIDENTS.c.id, _INCIDENTS.c.title)
+    .where(_INCIDENTS.c.id.in_(bindparam("ids", expanding=True)))
     .where(_INCIDENTS.c.status.in_(OPEN), _INCIDENTS.c.declared_at >= bindparam("since"))
     .where(_INCIDENTS.c.private.is_(False))
     .order_by(_INCIDENTS.c.id.desc())
@@ -105,10 +113,14 @@ def find_duplicate(*, connection: Connection, title: str, now: datetime) -> tupl
     key = comparable(title)
     if not key:
         return None
-    row = connection.execute(_DUPLICATE, {
-        "parts": key_parts(key), "since": now - DUPLICATE_WITHIN,
+    ids = connection.execute(_CANDIDATES, {
+        "parts": key_parts(key),
         "low": f"{key} ", "high": f"{key}!",  # the suffixes starting with the key and a space ("!" follows " ")
-    }).first()
+    }).scalars().all()
+    if not ids:
+        return None
+    newest = sorted(ids, reverse=True)[:CANDIDATES]
+    row = connection.execute(_NEWEST_OPEN, {"ids": newest, "since": now - DUPLICATE_WITHIN}).first()
     return (row[0], row[1]) if row is not None else None
 
 

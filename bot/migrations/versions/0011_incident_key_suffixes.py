@@ -23,6 +23,7 @@ def upgrade() -> None:
         sa.Column("incident_id", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("suffix", "incident_id"),
     )
+    op.create_index("ix_incidentkeysuffix_incident_id", "incidentkeysuffix", ["incident_id"])
     incident = sa.table("incident", sa.column("id", sa.Integer), sa.column("title_key", sa.Text))
     suffix = sa.table("incidentkeysuffix", sa.column("suffix", sa.Text), sa.column("incident_id", sa.Integer))
     connection = op.get_bind()
