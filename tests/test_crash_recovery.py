@@ -128,19 +128,20 @@ def test_a_bot_killed_mid_storm_resumes_its_tasks_within_seconds_and_repeats_not
     storage = Storage(database)
     bots = [Served(env, tmp_path / "first.log", standin=standin, database_url=database)]
 
-    def kill() -> None:  # the whole process: gunicorn's master and its worker running the outbox
+    def send(sig: signal.Signals) -> None:  # the whole process: gunicorn's master and its worker running the outbox
         process = bots[-1].process
         for pid in [process.pid, *_descendants(process.pid)]:
-            os.kill(pid, signal.SIGKILL)
-        process.wait(10)
+            os.kill(pid, sig)
+
+    def kill() -> None:
+        send(signal.SIGKILL)
+        bots[-1].process.wait(10)
 
     def restart() -> None:
         bots.append(Served(env, tmp_path / "second.log", standin=standin, database_url=database))
 
     def freeze(frozen: bool) -> None:  # no task can end between seeing it held and the kill
-        process = bots[-1].process
-        for pid in [process.pid, *_descendants(process.pid)]:
-            os.kill(pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+        send(signal.SIGSTOP if frozen else signal.SIGCONT)
 
     try:
         drill = crash_drill.run(lambda title: _declare(bots[-1], title), kill, restart, storage, freeze=freeze)

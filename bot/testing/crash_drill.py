@@ -40,8 +40,9 @@ def run(declare: Callable[[str], int | None], kill: Callable[[], None], restart:
         title: str = "Crash drill", freeze: Callable[[bool], None] = lambda frozen: None) -> Drill:
     """`count` declarations from `senders` threads; kill() once `kill_after` are acknowledged
     and the outbox is running a task (freeze(True) stops the bot's processes while that is
-    checked, freeze(False) lets them go on), then restart() at once. A declaration refused for want of a listener is sent again once the
-    bot is back, as a person would. Returns once every sender is done."""
+    checked, freeze(False) lets them go on), then restart() at once. A declaration refused for
+    want of a listener is sent again once the bot is back, as a person would. Returns once
+    every sender is done."""
     drill = Drill()
     told = threading.Condition()
     back = threading.Event()
