@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
-from bot import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from bot import models  # also registers the tables on SQLModel.metadata
 from bot.storage_postgres import Notifications, note_checkin, ping_if_idle
 from bot.storage_sqlite import (
     SQLITE_BUSY_TIMEOUT_MS,
@@ -185,6 +188,52 @@ def announce(session: Session, channel: str) -> None:
 def connection_of(db: Session | Connection) -> Connection:
     """The connection behind a session (or the connection itself), for Core statements."""
     return db.connection() if isinstance(db, Session) else db
+
+
+class DriverStatement:
+    """A statement of the declaration's acknowledgement, sent straight to the database driver in
+    the caller's transaction: SQLAlchemy's execution machinery costs more than the statement
+    (see "Driver statements" in docs/design.md). Written with sqlite3's `?` placeholders;
+    psycopg gets `%s`. Times go through `driver_time`, as the column type would store them."""
+
+    def __init__(self, sql: str) -> None:
+        self.sql = sql
+        self._sql = {"sqlite": sql, "postgresql": sql.replace("?", "%s")}
+
+    def rows(self, connection: Connection, values: Sequence[Any]) -> list[Any]:
+        """Run it once; the rows it returns (none for a statement without RETURNING)."""
+        with self._cursor(connection) as cursor:
+            cursor.execute(self._sql[connection.dialect.name], values)
+            return cursor.fetchall() if cursor.description else []
+
+    def run_many(self, connection: Connection, rows: Sequence[Sequence[Any]]) -> None:
+        """Run it once for each row of values."""
+        with self._cursor(connection) as cursor:
+            cursor.executemany(self._sql[connection.dialect.name], rows)
+
+    @contextmanager
+    def _cursor(self, connection: Connection) -> Iterator[Any]:
+        """A driver cursor whose errors are raised as SQLAlchemy's, as callers expect them
+        (IntegrityError, OperationalError); a lost connection is not given back to the pool."""
+        driver = connection.connection.driver_connection
+        with closing(driver.cursor()) as cursor:
+            try:
+                yield cursor
+            except connection.dialect.loaded_dbapi.Error as exc:
+                lost = connection.dialect.is_disconnect(exc, driver, cursor)
+                if lost:
+                    connection.invalidate(exc)
+                raise DBAPIError.instance(self.sql, None, exc, connection.dialect.loaded_dbapi.Error,
+                                          connection_invalidated=lost, dialect=connection.dialect) from exc
+
+
+_TIME = models.UTCDateTime()
+
+
+def driver_time(connection: Connection, when: datetime) -> Any:
+    """An aware datetime as a DriverStatement takes it: what the column type would store."""
+    store = _TIME.bind_processor(connection.dialect)
+    return store(when) if store is not None else when
 
 
 def alembic_config():  # type: ignore[no-untyped-def]

@@ -7,7 +7,7 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, delete, func, insert, update
+from sqlalchemy import Connection, delete, func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -22,7 +22,7 @@ from bot.models import (
 )
 from bot.outbox import enqueue_many
 from bot.redaction import mask_secrets
-from bot.storage import connection_of
+from bot.storage import DriverStatement, connection_of
 from bot.text import plain, shows_anything, visible
 
 
@@ -42,13 +42,9 @@ def check_length(text: str, *, what: str, limit: int = TEXT_LIMIT) -> None:
 
 
 _COUNTER = Counter.metadata.tables["counter"]
-# Built once (a plain UPDATE: no ORM session state to synchronize); it runs on every declaration.
-_TAKE_NUMBER = (
-    update(_COUNTER)
-    .where(_COUNTER.c.name == bindparam("counter"))
-    .values(value=_COUNTER.c.value + bindparam("count"))
-    .returning(_COUNTER.c.value)
-)
+# Every declaration runs them: straight to the driver (a plain UPDATE, no ORM state to synchronize).
+_TAKE_NUMBER = DriverStatement(f"UPDATE {_COUNTER.name} SET value = value + ? WHERE name = ? RETURNING value")
+_NEW_COUNTER = DriverStatement(f"INSERT INTO {_COUNTER.name} (name, value) VALUES (?, ?)")
 
 
 def next_number(*, db_session: Session | Connection, name: str = "incident") -> int:
@@ -58,11 +54,11 @@ def next_number(*, db_session: Session | Connection, name: str = "incident") -> 
 
 def _take_numbers(connection: Connection, name: str, count: int) -> list[int]:
     """The counter's next `count` numbers, in the caller's transaction (the row made at the first)."""
-    last = connection.execute(_TAKE_NUMBER, {"counter": name, "count": count}).scalar()
-    if last is None:
-        connection.execute(insert(_COUNTER), {"name": name, "value": count})
-        last = count
-    return _ending_at(int(last), count)
+    taken = _TAKE_NUMBER.rows(connection, (count, name))
+    if not taken:
+        _NEW_COUNTER.rows(connection, (name, count))
+    last = int(taken[0][0]) if taken else count
+    return _ending_at(last, count)
 
 
 def _ending_at(last: int, count: int) -> list[int]:

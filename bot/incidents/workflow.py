@@ -4,8 +4,9 @@ an explicit db_session and plain values, like bot.incidents.service."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import lru_cache
 
-from sqlalchemy import Connection, and_, bindparam, or_
+from sqlalchemy import Connection, bindparam
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
@@ -19,6 +20,7 @@ from bot.incidents.service import (
     key_parts,
 )
 from bot.models import ChannelMember, Incident, IncidentKeySuffix, IncidentRole, TimelineEntry
+from bot.storage import DriverStatement
 
 REOPEN_WITHIN = timedelta(days=7)
 
@@ -90,12 +92,16 @@ _SUFFIXES = IncidentKeySuffix.__table__  # type: ignore[attr-defined]
 # so did an ORDER BY of the candidates. The newest CANDIDATES are read: a short title may be
 # inside hundreds of the window's titles.
 CANDIDATES = 200
-_CANDIDATES = (
-    core_select(_SUFFIXES.c.incident_id)
-    .where(or_(_SUFFIXES.c.suffix.in_(bindparam("parts", expanding=True)),
-               and_(_SUFFIXES.c.suffix >= bindparam("low"), _SUFFIXES.c.suffix < bindparam("high"))))
-    .distinct()
-)
+
+
+@lru_cache(maxsize=128)
+def _candidates(parts: int) -> DriverStatement:
+    """The first statement, for a key of that many runs of words; every declaration runs it."""
+    return DriverStatement(
+        f"SELECT DISTINCT incident_id FROM {_SUFFIXES.name} "
+        f"WHERE suffix IN ({', '.join('?' * parts)}) OR (suffix >= ? AND suffix < ?)"
+    )
+
 _NEWEST_OPEN = (
     core_select(_INCIDENTS.c.id, _INCIDENTS.c.title)
     .where(_INCIDENTS.c.id.in_(bindparam("ids", expanding=True)))
@@ -113,13 +119,12 @@ def find_duplicate(*, connection: Connection, title: str, now: datetime) -> tupl
     key = comparable(title)
     if not key:
         return None
-    ids = connection.execute(_CANDIDATES, {
-        "parts": key_parts(key),
-        "low": f"{key} ", "high": f"{key}!",  # the suffixes starting with the key and a space ("!" follows " ")
-    }).scalars().all()
-    if not ids:
+    parts = key_parts(key)
+    # the suffixes starting with the key and a space ("!" follows " ")
+    found = _candidates(len(parts)).rows(connection, (*parts, f"{key} ", f"{key}!"))
+    if not found:
         return None
-    newest = sorted(ids, reverse=True)[:CANDIDATES]
+    newest = sorted((row[0] for row in found), reverse=True)[:CANDIDATES]
     row = connection.execute(_NEWEST_OPEN, {"ids": newest, "since": now - DUPLICATE_WITHIN}).first()
     return (row[0], row[1]) if row is not None else None
 
