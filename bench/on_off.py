@@ -39,11 +39,33 @@ PIECES = [
         (
             (
                 "incidents/numbering.py",
-                "        ticket = _Ticket(payload, now)\n",
-                ("        ticket = _Ticket(payload, now)\n        self._commit([ticket])\n"
+                "        ticket = _Ticket(payload, now, check)\n",
+                ("        ticket = _Ticket(payload, now, check)\n        self._commit([ticket])\n"
+                "        if ticket.refusal is not None:\n"
+                "            raise ticket.refusal\n"
                 "        if ticket.error is not None:\n"
                 "            raise NotSaved(repr(ticket.error)) from ticket.error\n"
                 "        return ticket.number  # type: ignore[return-value]\n"),
+            ),
+        ),
+    ),
+    Piece(
+        "driver statements",
+        BOTH,
+        (
+            (
+                "storage.py",
+                ("        with self._cursor(connection) as cursor:\n"
+                 "            cursor.execute(self._sql[connection.dialect.name], values)\n"
+                 "            return cursor.fetchall() if cursor.description else []\n"),
+                ("        found = connection.exec_driver_sql(self._sql[connection.dialect.name], tuple(values))\n"
+                 "        return found.fetchall() if found.returns_rows else []\n"),
+            ),
+            (
+                "storage.py",
+                ("        with self._cursor(connection) as cursor:\n"
+                 "            cursor.executemany(self._sql[connection.dialect.name], rows)\n"),
+                "        connection.exec_driver_sql(self._sql[connection.dialect.name], [tuple(row) for row in rows])\n",
             ),
         ),
     ),
@@ -70,12 +92,13 @@ PIECES = [
         (
             (
                 "web/app.py",
-                "    web.wsgi_app = SlackEndpoint(runtime, bolt_app, web.wsgi_app)  # type: ignore[method-assign]\n",
+                "    web.wsgi_app = SecurityHeaders(SlackEndpoint(runtime, bolt_app, web.wsgi_app))  # type: ignore[method-assign]\n",
                 ("    from slack_bolt.adapter.flask import SlackRequestHandler\n"
                 "    handler = SlackRequestHandler(bolt_app)\n\n"
                 '    @web.post("/slack/events")\n'
                 "    def slack_events():  # type: ignore[no-untyped-def]\n"
-                "        return handler.handle(request)\n"),
+                "        return handler.handle(request)\n\n"
+                "    web.wsgi_app = SecurityHeaders(web.wsgi_app)  # type: ignore[method-assign]\n"),
             ),
         ),
         ("declare", "oncall"),
