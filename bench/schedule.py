@@ -8,7 +8,7 @@ turn) and members' time off (covered by the next member of the region who is not
 both sides alike). Checks that both routes give identical answers, then prints both timings
 and their ratio.
 
-    .venv/bin/python bench/schedule.py [--rotations 50] [--queries 100000] [--repeat 3]
+    .venv/bin/python bench/schedule.py [--rotations 50] [--queries 100000] [--repeat 5]
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rotations", type=int, default=50)
     parser.add_argument("--queries", type=int, default=100_000)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each route; best reported")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each route; best reported")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args(argv)
     rng = random.Random(args.seed)

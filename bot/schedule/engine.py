@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from itertools import pairwise
+from itertools import islice, pairwise
 
 from bot.schedule.model import Away, Override, Rotation, Shift
 from bot.schedule.windows import LOOKBACK, Window, last_window_before, rotation_windows
@@ -328,11 +328,18 @@ def _apply_overrides(
     if not pieces:
         return [(s, e, o, u, False) for s, e, o, u in segments]
     result: list[tuple[datetime, datetime, int, str, bool]] = []
+    first, count = 0, len(pieces)  # both lists are in time order: skip the pieces already past
     for seg_start, seg_end, order, user in segments:
+        while first < count and pieces[first][1] <= seg_start:
+            first += 1
+        if first == count or pieces[first][0] >= seg_end:
+            # untouched; it cannot merge with what precedes: _resolve merged its own neighbours
+            result.append((seg_start, seg_end, order, user, False))
+            continue
         now = seg_start
-        for low, high, who in pieces:
-            if high <= now or low >= seg_end:
-                continue
+        for low, high, who in islice(pieces, first, None):
+            if low >= seg_end:
+                break
             if low > now:
                 _append_merged(result, (now, low, order, user, False))
             _append_merged(result, (max(low, now), min(high, seg_end), order, who, True))
