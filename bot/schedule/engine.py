@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from itertools import islice, pairwise
@@ -32,21 +32,20 @@ class Timeline:
 
     def __init__(self, shifts: Sequence[Shift]) -> None:
         self.shifts = list(shifts)
-        # POSIX seconds: bisecting floats is several times faster than comparing aware
-        # datetimes, and a double still tells instants a microsecond apart (spacing ~0.24 us).
-        self._starts = [shift.start.timestamp() for shift in self.shifts]
-        self._end = self.shifts[-1].end.timestamp() if self.shifts else None
+        # Every start is in UTC, so bisecting compares datetimes field by field, in C.
+        self._starts = [shift.start for shift in self.shifts]
+        self._end = self.shifts[-1].end if self.shifts else None
 
     def at(self, when: datetime) -> Shift:
         """The shift covering when (an aware datetime; TypeError when naive); ValueError when
         when lies outside the timeline."""
-        zone = when.tzinfo
-        if zone is not UTC and (zone is None or when.utcoffset() is None):
-            raise TypeError(f"{when.isoformat()} has no time zone")
-        instant = when.timestamp()
+        if when.tzinfo is not UTC:
+            if when.tzinfo is None or when.utcoffset() is None:
+                raise TypeError(f"{when.isoformat()} has no time zone")
+            when = when.astimezone(UTC)
         # Shifts are back to back, so only the two ends of the timeline need checking.
-        index = bisect_right(self._starts, instant) - 1
-        if index < 0 or self._end is None or instant >= self._end:
+        index = bisect_right(self._starts, when) - 1
+        if index < 0 or self._end is None or when >= self._end:
             raise ValueError(f"{when.isoformat()} is outside this timeline")
         return self.shifts[index]
 
@@ -113,25 +112,22 @@ def windows_from(rotation: Rotation, start: datetime, end: datetime) -> list[Win
 def cover_time_off(
     rotation: Rotation, shifts: Sequence[Shift], away: AwayByMember | None
 ) -> tuple[list[Shift], list[Shift]]:
-    """The shifts with each scheduled member's time away held by the next member of the same
-    region in turn order who is not away then (`covering_for` names whom they cover), and the
-    pieces nobody could cover, which stay with the member away. Overrides are not touched."""
+    """The shifts (back to back, as shifts_between gives them) with each scheduled member's
+    time away held by the next member of the same region in turn order who is not away then
+    (`covering_for` names whom they cover), and the pieces nobody could cover, which stay with
+    the member away. Overrides are not touched."""
     if not away:
         return list(shifts), []
     members = {region.name: region.members for region in rotation.regions}
     covered: list[Shift] = []
     uncovered: list[Shift] = []
-    split = False  # whether the last shift was cut up: only then can the next merge with it
-    for shift in shifts:
-        mine = away.get(shift.user)
-        if shift.is_override or not mine or not any(p.start < shift.end and p.end > shift.start for p in mine):
-            if split:
-                _append_shift(covered, shift)
-            else:
-                covered.append(shift)
-            split = False
-            continue
-        split = True
+    done = 0  # shifts before this index are in covered
+    for index in _shifts_away(shifts, away):
+        if index > done:  # untouched ones; the first may continue the last piece of a split one
+            _append_shift(covered, shifts[done])
+            covered.extend(shifts[done + 1 : index])
+        done = index + 1
+        shift = shifts[index]
         team = members.get(shift.region, ())
         periods = [(p.start, p.end, who) for who in team for p in away.get(who, ())
                    if p.start < shift.end and p.end > shift.start]
@@ -149,7 +145,25 @@ def cover_time_off(
                 uncovered.append(piece)
             else:
                 _append_shift(covered, piece._replace(user=cover, covering_for=shift.user))
+    if done < len(shifts):
+        _append_shift(covered, shifts[done])
+        covered.extend(shifts[done + 1 :])
     return covered, uncovered
+
+
+def _shifts_away(shifts: Sequence[Shift], away: AwayByMember) -> list[int]:
+    """The indexes, in order, of the shifts (not overrides) whose member is away for part of
+    them; found by bisection, since the shifts are back to back and few overlap time off."""
+    starts = [shift.start for shift in shifts]
+    found = set()
+    for member, periods in away.items():
+        for period in periods:
+            first = max(0, bisect_right(starts, period.start) - 1)
+            for index in range(first, bisect_left(starts, period.end)):
+                shift = shifts[index]
+                if shift.user == member and not shift.is_override and shift.end > period.start:
+                    found.add(index)
+    return sorted(found)
 
 
 def _next_present(team: Sequence[str], member: str, absent: set[str]) -> str | None:
