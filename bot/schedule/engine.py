@@ -123,9 +123,7 @@ def cover_time_off(
     uncovered: list[Shift] = []
     done = 0  # shifts before this index are in covered
     for index in _shifts_away(shifts, away):
-        if index > done:  # untouched ones; the first may continue the last piece of a split one
-            _append_shift(covered, shifts[done])
-            covered.extend(shifts[done + 1 : index])
+        _copy_untouched(covered, shifts, done, index)
         done = index + 1
         shift = shifts[index]
         team = members.get(shift.region, ())
@@ -145,10 +143,16 @@ def cover_time_off(
                 uncovered.append(piece)
             else:
                 _append_shift(covered, piece._replace(user=cover, covering_for=shift.user))
-    if done < len(shifts):
-        _append_shift(covered, shifts[done])
-        covered.extend(shifts[done + 1 :])
+    _copy_untouched(covered, shifts, done, len(shifts))
     return covered, uncovered
+
+
+def _copy_untouched(covered: list[Shift], shifts: Sequence[Shift], low: int, high: int) -> None:
+    """Append shifts[low:high], which nobody's time off touches; the first may continue the
+    last piece of the split shift before it."""
+    if low < high:
+        _append_shift(covered, shifts[low])
+        covered.extend(shifts[low + 1 : high])
 
 
 def _shifts_away(shifts: Sequence[Shift], away: AwayByMember) -> list[int]:
@@ -161,7 +165,7 @@ def _shifts_away(shifts: Sequence[Shift], away: AwayByMember) -> list[int]:
             first = max(0, bisect_right(starts, period.start) - 1)
             for index in range(first, bisect_left(starts, period.end)):
                 shift = shifts[index]
-                if shift.user == member and not shift.is_override and shift.end > period.start:
+                if shift.user == member and not shift.is_override and period.overlaps(shift.start, shift.end):
                     found.add(index)
     return sorted(found)
 
